@@ -1,0 +1,4 @@
+//! Calls, routing and policy: pure, no IO.
+
+pub mod policy;
+pub mod route;

@@ -1,0 +1,587 @@
+//! Configuration: flags and environment variables (clap), validated into a [`Config`].
+//!
+//! Names and defaults are the replaced container's, so a deployment moves over unchanged. Every
+//! failure is one [`ConfigError`] that names the setting, printed as one line before anything is
+//! served.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::b2bua::policy::AcceptList;
+use crate::b2bua::route::{parse_hostport, resolve_host, StaticRoute};
+use crate::sdp::pts::PtFilter;
+
+/// Command line and environment, as given.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "webrtc-phone",
+    version,
+    about = "A gateway that turns any web browser into a SIP phone"
+)]
+pub struct Args {
+    /// Registrar/proxy `host[:port]` (SIP/UDP) that REGISTER goes to. None: the demo PBX.
+    #[arg(long, env = "OUTBOUND_PROXY", value_name = "OUTBOUND_PROXY")]
+    pub outbound_proxy: Option<String>,
+    /// Static route for browser calls (Sippy grammar). Default: the outbound proxy.
+    #[arg(long, env = "OUTBOUND_ROUTE", value_name = "OUTBOUND_ROUTE")]
+    pub outbound_route: Option<String>,
+    /// HTTPS port: phone pages, /ws, /metrics, /healthz.
+    #[arg(
+        long,
+        env = "HTTPS_PORT",
+        value_name = "HTTPS_PORT",
+        default_value_t = 443
+    )]
+    pub https_port: u16,
+    /// Secure WebSocket port (SIP over WSS, as the replaced container).
+    #[arg(
+        long,
+        env = "WSS_PORT",
+        value_name = "WSS_PORT",
+        default_value_t = 9876
+    )]
+    pub wss_port: u16,
+    /// SIP/UDP port.
+    #[arg(
+        long,
+        env = "SIP_PORT",
+        value_name = "SIP_PORT",
+        default_value_t = 5060
+    )]
+    pub sip_port: u16,
+    /// Lowest RTP port.
+    #[arg(
+        long,
+        env = "MIN_RTP_PORT",
+        value_name = "MIN_RTP_PORT",
+        default_value_t = 32000
+    )]
+    pub min_rtp_port: u16,
+    /// Highest RTP port.
+    #[arg(
+        long,
+        env = "MAX_RTP_PORT",
+        value_name = "MAX_RTP_PORT",
+        default_value_t = 34000
+    )]
+    pub max_rtp_port: u16,
+    /// DBUG, INFO, WARN, ERR, CRIT or debug, info, warn, error (any case).
+    #[arg(
+        long,
+        env = "RTPP_LOG_LEVEL",
+        value_name = "RTPP_LOG_LEVEL",
+        default_value = "INFO"
+    )]
+    pub log_level: String,
+    /// 1 = performance mode: no debug-level or per-packet logging whatever the level.
+    #[arg(
+        long,
+        env = "RTPP_NODEBUG",
+        value_name = "RTPP_NODEBUG",
+        default_value = "0"
+    )]
+    pub nodebug: String,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "BIND_ADDRESS",
+        value_name = "BIND_ADDRESS",
+        default_value = "0.0.0.0"
+    )]
+    pub bind: String,
+    /// Address put in SDP and Via. Default: the bind address if specific, else the first
+    /// non-loopback IPv4 address.
+    #[arg(long, env = "ADVERTISE_ADDRESS", value_name = "ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
+    /// PEM certificate chain. Default: a self-signed certificate kept in the state dir.
+    #[arg(long, env = "TLS_CERT", value_name = "TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS_CERT.
+    #[arg(long, env = "TLS_KEY", value_name = "TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Where the generated certificate is kept.
+    #[arg(long, env = "STATE_DIR", value_name = "STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Media reactor threads. Default: cores - 1, at least 1.
+    #[arg(long, env = "MEDIA_THREADS", value_name = "MEDIA_THREADS")]
+    pub media_threads: Option<usize>,
+    /// Who may start calls: [[WSS]], [[PROXY]], addresses and CIDRs.
+    #[arg(
+        long,
+        env = "ACCEPT_IPS",
+        value_name = "ACCEPT_IPS",
+        default_value = "[[WSS]],[[PROXY]]"
+    )]
+    pub accept_ips: String,
+    /// Allowed codecs: payload types and [name/rate] entries.
+    #[arg(
+        long,
+        env = "ALLOWED_PTS",
+        value_name = "ALLOWED_PTS",
+        default_value = "[G722/8000],[PCMU/8000],[PCMA/8000],[telephone-event/8000],[VP8/90000]"
+    )]
+    pub allowed_pts: String,
+    /// Seconds calls in progress may take to finish after SIGTERM.
+    #[arg(
+        long,
+        env = "DRAIN_TIMEOUT",
+        value_name = "DRAIN_TIMEOUT",
+        default_value_t = 30
+    )]
+    pub drain_timeout: u64,
+    /// Seconds without media in either direction before a call is hung up.
+    #[arg(
+        long,
+        env = "MEDIA_TIMEOUT",
+        value_name = "MEDIA_TIMEOUT",
+        default_value_t = 60
+    )]
+    pub media_timeout: u64,
+    /// Seconds between WebSocket pings; a connection silent for two intervals is dead.
+    #[arg(
+        long,
+        env = "WS_PING_INTERVAL",
+        value_name = "WS_PING_INTERVAL",
+        default_value_t = 20
+    )]
+    pub ws_ping_interval: u64,
+    /// Directory of the phone pages. Default: `webroot/dist` beside the working directory, else
+    /// `/usr/share/webrtc-phone/webroot`.
+    #[arg(long, env = "WEBROOT", value_name = "WEBROOT")]
+    pub webroot: Option<PathBuf>,
+}
+
+/// A bad setting: which one and why. Displayed as one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: &'static str, reason: impl ToString) -> Self {
+        ConfigError {
+            setting,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Log verbosity as RTPP_LOG_LEVEL names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "dbug" | "debug" | "trace" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "warn" | "warning" => LogLevel::Warn,
+            "err" | "error" | "crit" | "critical" => LogLevel::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// The registrar/proxy REGISTER goes to, resolved once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub host: String,
+    pub port: u16,
+    /// Every address of `host`; a request or response from any of them is the proxy's.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Where TLS material comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    Files { cert: PathBuf, key: PathBuf },
+    Generated,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub proxy: Option<Proxy>,
+    pub route: Option<StaticRoute>,
+    pub https_port: u16,
+    pub wss_port: u16,
+    pub sip_port: u16,
+    pub rtp_ports: std::ops::RangeInclusive<u16>,
+    pub log_level: LogLevel,
+    pub nodebug: bool,
+    pub bind: IpAddr,
+    pub advertise: IpAddr,
+    pub tls: TlsSource,
+    pub state_dir: PathBuf,
+    pub media_threads: usize,
+    pub port_shards: Vec<engine::ports::Shard>,
+    pub accept_ips: AcceptList,
+    pub allowed_pts: PtFilter,
+    pub drain_timeout: Duration,
+    pub media_timeout: Duration,
+    pub ws_ping_interval: Duration,
+    pub webroot: Option<PathBuf>,
+}
+
+impl Config {
+    /// True when no upstream is configured and the built-in demo PBX serves.
+    pub fn is_demo_pbx(&self) -> bool {
+        self.proxy.is_none() && self.route.is_none()
+    }
+
+    /// The effective log level: RTPP_NODEBUG=1 caps it at INFO.
+    pub fn effective_log_level(&self) -> LogLevel {
+        if self.nodebug {
+            self.log_level.min(LogLevel::Info)
+        } else {
+            self.log_level
+        }
+    }
+
+    /// Validates `args`. Resolves host names (the only IO besides reading the environment).
+    pub fn from_args(args: Args) -> Result<Self, ConfigError> {
+        let log_level = LogLevel::parse(&args.log_level).ok_or_else(|| {
+            ConfigError::new(
+                "RTPP_LOG_LEVEL",
+                format!(
+                    "'{}' is not one of DBUG, INFO, WARN, ERR, CRIT",
+                    args.log_level
+                ),
+            )
+        })?;
+        let nodebug = match args.nodebug.trim() {
+            "0" | "" => false,
+            "1" => true,
+            other => {
+                return Err(ConfigError::new(
+                    "RTPP_NODEBUG",
+                    format!("'{other}' is not 0 or 1"),
+                ))
+            }
+        };
+
+        let proxy = match args
+            .outbound_proxy
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(s) => {
+                let s = s.strip_prefix("sip:").unwrap_or(s);
+                let (host, port) =
+                    parse_hostport(s).map_err(|e| ConfigError::new("OUTBOUND_PROXY", e))?;
+                let port = port.unwrap_or(5060);
+                let addrs =
+                    resolve_host(&host, port).map_err(|e| ConfigError::new("OUTBOUND_PROXY", e))?;
+                Some(Proxy { host, port, addrs })
+            }
+        };
+        let route_text = args
+            .outbound_route
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .or_else(|| proxy.as_ref().map(|p| format_hostport(&p.host, p.port)));
+        let route = match route_text {
+            None => None,
+            Some(text) => {
+                let mut r =
+                    StaticRoute::parse(&text).map_err(|e| ConfigError::new("OUTBOUND_ROUTE", e))?;
+                r.resolve()
+                    .map_err(|e| ConfigError::new("OUTBOUND_ROUTE", e))?;
+                Some(r)
+            }
+        };
+
+        let bind: IpAddr = args.bind.trim().parse().map_err(|_| {
+            ConfigError::new(
+                "BIND_ADDRESS",
+                format!("'{}' is not an IP address", args.bind),
+            )
+        })?;
+        let advertise = match args
+            .advertise_address
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(s) => {
+                let ip: IpAddr = s.parse().map_err(|_| {
+                    ConfigError::new("ADVERTISE_ADDRESS", format!("'{s}' is not an IP address"))
+                })?;
+                if ip.is_unspecified() || ip.is_multicast() {
+                    return Err(ConfigError::new(
+                        "ADVERTISE_ADDRESS",
+                        format!("{ip} cannot be reached"),
+                    ));
+                }
+                ip
+            }
+            None if !bind.is_unspecified() => bind,
+            None => first_non_loopback_ipv4().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        };
+
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+            (None, None) => TlsSource::Generated,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "TLS_KEY",
+                    "TLS_CERT is set but TLS_KEY is not",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "TLS_CERT",
+                    "TLS_KEY is set but TLS_CERT is not",
+                ))
+            }
+        };
+
+        let media_threads = match args.media_threads {
+            Some(0) => return Err(ConfigError::new("MEDIA_THREADS", "must be at least 1")),
+            Some(n) if n > 1024 => {
+                return Err(ConfigError::new(
+                    "MEDIA_THREADS",
+                    format!("{n} is more than 1024"),
+                ))
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .saturating_sub(1)
+                .max(1),
+        };
+        let rtp_ports = args.min_rtp_port..=args.max_rtp_port;
+        let port_shards =
+            engine::ports::plan_shards(rtp_ports.clone(), media_threads).map_err(|e| {
+                let setting = match e {
+                    engine::ports::PortPlanError::NoReactors => "MEDIA_THREADS",
+                    engine::ports::PortPlanError::ZeroPort => "MIN_RTP_PORT",
+                    _ => "MIN_RTP_PORT/MAX_RTP_PORT",
+                };
+                ConfigError::new(setting, e)
+            })?;
+        for (setting, port) in [
+            ("HTTPS_PORT", args.https_port),
+            ("WSS_PORT", args.wss_port),
+            ("SIP_PORT", args.sip_port),
+        ] {
+            if port != 0 && rtp_ports.contains(&port) {
+                return Err(ConfigError::new(
+                    setting,
+                    format!("{port} lies inside the RTP port range"),
+                ));
+            }
+        }
+        if args.https_port != 0 && args.https_port == args.wss_port {
+            return Err(ConfigError::new(
+                "WSS_PORT",
+                format!("{} is also HTTPS_PORT", args.wss_port),
+            ));
+        }
+
+        let accept_ips =
+            AcceptList::parse(&args.accept_ips).map_err(|e| ConfigError::new("ACCEPT_IPS", e))?;
+        let allowed_pts =
+            PtFilter::parse(&args.allowed_pts).map_err(|e| ConfigError::new("ALLOWED_PTS", e))?;
+        if args.ws_ping_interval == 0 {
+            return Err(ConfigError::new(
+                "WS_PING_INTERVAL",
+                "must be at least 1 second",
+            ));
+        }
+        if args.media_timeout == 0 {
+            return Err(ConfigError::new(
+                "MEDIA_TIMEOUT",
+                "must be at least 1 second",
+            ));
+        }
+
+        Ok(Config {
+            proxy,
+            route,
+            https_port: args.https_port,
+            wss_port: args.wss_port,
+            sip_port: args.sip_port,
+            rtp_ports,
+            log_level,
+            nodebug,
+            bind,
+            advertise,
+            tls,
+            state_dir: args.state_dir.unwrap_or_else(default_state_dir),
+            media_threads,
+            port_shards,
+            accept_ips,
+            allowed_pts,
+            drain_timeout: Duration::from_secs(args.drain_timeout),
+            media_timeout: Duration::from_secs(args.media_timeout),
+            ws_ping_interval: Duration::from_secs(args.ws_ping_interval),
+            webroot: args.webroot,
+        })
+    }
+}
+
+fn format_hostport(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `/var/lib/webrtc-phone` for root, else `$XDG_STATE_HOME/webrtc-phone` or
+/// `~/.local/state/webrtc-phone`.
+fn default_state_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/webrtc-phone");
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("webrtc-phone");
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/state/webrtc-phone"),
+        None => PathBuf::from("/tmp/webrtc-phone"),
+    }
+}
+
+/// The first IPv4 address of an interface that is up and not loopback.
+fn first_non_loopback_ipv4() -> Option<IpAddr> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head into `head` on success; freed below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        let up = ifa.ifa_flags & (libc::IFF_UP as u32) != 0;
+        let lo = ifa.ifa_flags & (libc::IFF_LOOPBACK as u32) != 0;
+        // SAFETY: ifa_addr is null or points to a sockaddr owned by the list.
+        if up
+            && !lo
+            && !ifa.ifa_addr.is_null()
+            && i32::from(unsafe { (*ifa.ifa_addr).sa_family }) == libc::AF_INET
+        {
+            // SAFETY: the family is AF_INET, so the sockaddr is a sockaddr_in.
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            found = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))));
+            break;
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["webrtc-phone"];
+        argv.extend_from_slice(extra);
+        Config::from_args(Args::try_parse_from(argv).unwrap())
+    }
+
+    #[test]
+    fn log_levels() {
+        for (s, l) in [
+            ("DBUG", LogLevel::Debug),
+            ("info", LogLevel::Info),
+            ("Warn", LogLevel::Warn),
+            ("ERR", LogLevel::Error),
+            ("CRIT", LogLevel::Error),
+            ("error", LogLevel::Error),
+            ("debug", LogLevel::Debug),
+        ] {
+            assert_eq!(LogLevel::parse(s), Some(l), "{s}");
+        }
+        assert_eq!(LogLevel::parse("loud"), None);
+    }
+
+    #[test]
+    fn defaults_run_the_demo_pbx() {
+        let c = parse(&["--media-threads", "1"]).unwrap();
+        assert!(c.is_demo_pbx());
+        assert_eq!((c.https_port, c.wss_port, c.sip_port), (443, 9876, 5060));
+        assert_eq!(c.rtp_ports, 32000..=34000);
+        assert_eq!(c.tls, TlsSource::Generated);
+        assert_eq!(c.drain_timeout, Duration::from_secs(30));
+        assert!(!c.advertise.is_unspecified());
+    }
+
+    #[test]
+    fn proxy_defaults_the_route() {
+        let c = parse(&["--outbound-proxy", "localhost:5090"]).unwrap();
+        let p = c.proxy.as_ref().unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("localhost", 5090));
+        assert!(p.addrs.iter().all(|a| a.ip().is_loopback()));
+        assert!(c.route.is_some());
+        assert!(!c.is_demo_pbx());
+    }
+
+    #[test]
+    fn nodebug_caps_the_level() {
+        let c = parse(&["--log-level", "DBUG", "--nodebug", "1"]).unwrap();
+        assert_eq!(c.effective_log_level(), LogLevel::Info);
+        let c = parse(&["--log-level", "DBUG"]).unwrap();
+        assert_eq!(c.effective_log_level(), LogLevel::Debug);
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--min-rtp-port", "34000", "--max-rtp-port", "32000"],
+                "MIN_RTP_PORT/MAX_RTP_PORT",
+            ),
+            (
+                &["--min-rtp-port", "40000", "--max-rtp-port", "40001"],
+                "MIN_RTP_PORT/MAX_RTP_PORT",
+            ),
+            (
+                &["--outbound-proxy", "no-such-host.invalid"],
+                "OUTBOUND_PROXY",
+            ),
+            (
+                &["--outbound-route", "pbx;forward_on_fail"],
+                "OUTBOUND_ROUTE",
+            ),
+            (&["--allowed-pts", "[PCMU]"], "ALLOWED_PTS"),
+            (&["--accept-ips", "everyone"], "ACCEPT_IPS"),
+            (&["--log-level", "loud"], "RTPP_LOG_LEVEL"),
+            (&["--nodebug", "yes"], "RTPP_NODEBUG"),
+            (&["--bind", "localhost"], "BIND_ADDRESS"),
+            (&["--advertise-address", "0.0.0.0"], "ADVERTISE_ADDRESS"),
+            (&["--tls-cert", "/x"], "TLS_KEY"),
+            (&["--media-threads", "0"], "MEDIA_THREADS"),
+            (&["--https-port", "33000"], "HTTPS_PORT"),
+            (&["--https-port", "8443", "--wss-port", "8443"], "WSS_PORT"),
+        ];
+        for (argv, setting) in cases {
+            let e = parse(argv).unwrap_err();
+            assert_eq!(e.setting, *setting, "{argv:?}: {e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The `/metrics` endpoint's registry (Prometheus text format, prometheus-client).
+//!
+//! Process figures are read from `/proc` at scrape time; the signaling and media planes update
+//! their own gauges and counters.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Which listener a connection came in on, and what it became.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnLabels {
+    /// `https` or `wss`.
+    pub listener: &'static str,
+    /// `tls` (any accepted TLS connection) or `websocket` (an upgraded SIP WebSocket).
+    pub kind: &'static str,
+}
+
+/// Every metric the process exports.
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Family<ConnLabels, Gauge>,
+    pub connections_total: Family<ConnLabels, Counter>,
+    /// Connections closed for breaking a limit (header size, message size, idle, missed pongs).
+    pub connections_rejected: Family<RejectLabels, Counter>,
+    pub registrations: Gauge,
+    pub calls_active: Gauge,
+    pub calls_total: Counter,
+    pub sip_messages_received: Family<TransportLabels, Counter>,
+}
+
+/// Why a connection was closed by us.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub reason: &'static str,
+}
+
+/// Which transport carried a SIP message.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    pub transport: &'static str,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let reg = root.sub_registry_with_prefix("webrtc_phone");
+        let connections = Family::<ConnLabels, Gauge>::default();
+        let connections_total = Family::<ConnLabels, Counter>::default();
+        let connections_rejected = Family::<RejectLabels, Counter>::default();
+        let registrations = Gauge::default();
+        let calls_active = Gauge::default();
+        let calls_total = Counter::default();
+        let sip_messages_received = Family::<TransportLabels, Counter>::default();
+        reg.register(
+            "connections",
+            "Open connections by listener and kind",
+            connections.clone(),
+        );
+        reg.register(
+            "connections_accepted",
+            "Accepted connections by listener and kind",
+            connections_total.clone(),
+        );
+        reg.register(
+            "connections_rejected",
+            "Connections closed for breaking a limit, by reason",
+            connections_rejected.clone(),
+        );
+        reg.register(
+            "registrations",
+            "Registrations currently known through this gateway",
+            registrations.clone(),
+        );
+        reg.register("calls_active", "Calls in progress", calls_active.clone());
+        reg.register("calls_started", "Calls started", calls_total.clone());
+        reg.register(
+            "sip_messages_received",
+            "SIP messages received by transport",
+            sip_messages_received.clone(),
+        );
+        reg.sub_registry_with_prefix("build")
+            .register_collector(Box::new(BuildInfo));
+        Arc::new(Metrics {
+            registry: root,
+            connections,
+            connections_total,
+            connections_rejected,
+            registrations,
+            calls_active,
+            calls_total,
+            sip_messages_received,
+        })
+    }
+
+    /// Counts a connection as accepted and open until the guard drops.
+    pub fn track_connection(self: &Arc<Self>, labels: ConnLabels) -> ConnGuard {
+        self.connections_total.get_or_create(&labels).inc();
+        self.connections.get_or_create(&labels).inc();
+        ConnGuard {
+            metrics: self.clone(),
+            labels,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Decrements the open-connections gauge when the connection ends.
+pub struct ConnGuard {
+    metrics: Arc<Metrics>,
+    labels: ConnLabels,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.metrics.connections.get_or_create(&self.labels).dec();
+    }
+}
+
+#[derive(Debug)]
+struct BuildInfo;
+
+impl Collector for BuildInfo {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let g = ConstGauge::new(1i64);
+        let labels = [("version", env!("CARGO_PKG_VERSION"))];
+        let mut metric =
+            encoder.encode_descriptor("info", "Build information", None, g.metric_type())?;
+        g.encode(metric.encode_family(&labels)?)?;
+        Ok(())
+    }
+}
+
+/// The standard `process_*` metrics, read from `/proc/self` at scrape time.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(p) = ProcStat::read() else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(p.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu",
+            "Total user and system CPU time spent",
+            Some(&Unit::Seconds),
+            cpu.metric_type(),
+        )?)?;
+        for (name, help, unit, value) in [
+            (
+                "process_resident_memory",
+                "Resident memory size",
+                Some(Unit::Bytes),
+                p.rss_bytes as f64,
+            ),
+            (
+                "process_virtual_memory",
+                "Virtual memory size",
+                Some(Unit::Bytes),
+                p.vsize_bytes as f64,
+            ),
+            (
+                "process_open_fds",
+                "Open file descriptors",
+                None,
+                p.open_fds as f64,
+            ),
+            ("process_threads", "OS threads", None, p.threads as f64),
+            (
+                "process_start_time",
+                "Start time since the Unix epoch",
+                Some(Unit::Seconds),
+                p.start_time,
+            ),
+        ] {
+            let g = ConstGauge::new(value);
+            g.encode(encoder.encode_descriptor(name, help, unit.as_ref(), g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+struct ProcStat {
+    cpu_seconds: f64,
+    rss_bytes: u64,
+    vsize_bytes: u64,
+    threads: u64,
+    open_fds: u64,
+    start_time: f64,
+}
+
+impl ProcStat {
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may contain spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        // SAFETY: sysconf has no preconditions.
+        let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        // SAFETY: as above.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        // Indices are field numbers from proc(5) minus 3: utime 14, stime 15, threads 20,
+        // starttime 22, vsize 23, rss 24.
+        let cpu_seconds = (num(11)? + num(12)?) as f64 / tck;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("btime ")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })?;
+        Some(ProcStat {
+            cpu_seconds,
+            threads: num(17)?,
+            start_time: boot as f64 + num(19)? as f64 / tck,
+            vsize_bytes: num(20)?,
+            rss_bytes: num(21)? * page,
+            open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format_has_process_and_gateway_metrics() {
+        let m = Metrics::new();
+        m.calls_total.inc();
+        m.connections
+            .get_or_create(&ConnLabels {
+                listener: "https",
+                kind: "tls",
+            })
+            .inc();
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE process_cpu_seconds counter"),
+            "{text}"
+        );
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+        assert!(
+            text.contains("webrtc_phone_calls_started_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("webrtc_phone_connections{listener=\"https\",kind=\"tls\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("webrtc_phone_build_info{version="), "{text}");
+        assert!(text.trim_end().ends_with("# EOF"));
+    }
+}

@@ -1,0 +1,3 @@
+//! SDP handling: pure, no IO.
+
+pub mod pts;

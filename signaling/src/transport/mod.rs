@@ -1,0 +1,4 @@
+//! IO at the edge: HTTPS (web root, /ws, /metrics, /healthz), SIP over WebSocket, SIP/UDP.
+
+pub mod http;
+pub mod ws;

@@ -1,0 +1,229 @@
+//! SIP over WebSocket (RFC 7118): the upgrade (the `sip` subprotocol is required and echoed),
+//! and one task per connection that passes SIP text to the signaling core and writes what the
+//! core sends back. Each connection is named `<uuid>.invalid`, the name SIP uses for it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::app::{Shared, WsEvent};
+use crate::metrics::{ConnLabels, RejectLabels};
+use crate::transport::http::ListenerName;
+
+/// Largest SIP message or frame accepted over a WebSocket.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Outbound messages queued for one connection before it counts as stuck and is closed.
+pub const OUTBOUND_QUEUE: usize = 256;
+
+/// The name SIP uses for a WebSocket connection: `<uuid v4>.invalid`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnName(pub String);
+
+impl ConnName {
+    pub fn random() -> Self {
+        let mut b = [0u8; 16];
+        // The OpenSSL CSPRNG only fails when it cannot seed, which start-up already exercised.
+        openssl::rand::rand_bytes(&mut b).expect("OpenSSL RNG seeded at start-up");
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        ConnName(format!(
+            "{}-{}-{}-{}-{}.invalid",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        ))
+    }
+}
+
+impl std::fmt::Display for ConnName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether the client offered the `sip` subprotocol.
+pub fn offers_sip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == "sip")
+}
+
+/// The upgrade handler of `/ws` (and of every path on the WSS port).
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    Extension(ListenerName(listener)): Extension<ListenerName>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !offers_sip(&headers) {
+        shared
+            .metrics
+            .connections_rejected
+            .get_or_create(&RejectLabels {
+                reason: "no_sip_subprotocol",
+            })
+            .inc();
+        return (
+            StatusCode::BAD_REQUEST,
+            "SIP over WebSocket needs the 'sip' subprotocol (RFC 7118)\n",
+        )
+            .into_response();
+    }
+    ws.protocols(["sip"])
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| run(socket, peer, listener, shared))
+}
+
+async fn run(socket: WebSocket, peer: SocketAddr, listener: &'static str, shared: Arc<Shared>) {
+    let name = ConnName::random();
+    let _guard = shared.metrics.track_connection(ConnLabels {
+        listener,
+        kind: "websocket",
+    });
+    let (tx, mut rx) = mpsc::channel::<String>(OUTBOUND_QUEUE);
+    shared.send_event(WsEvent::Opened {
+        conn: name.clone(),
+        peer,
+        tx,
+    });
+    debug!(conn = %name, %peer, listener, "WebSocket open");
+    let (mut sink, mut stream) = socket.split();
+    let interval = shared.ws_ping_interval;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let mut last_heard = tokio::time::Instant::now();
+    let reason = loop {
+        tokio::select! {
+            msg = stream.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
+                    Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
+                        Ok(t) => t,
+                        Err(_) => break close(&mut sink, &shared, 1007, "SIP must be UTF-8", "bad_utf8").await,
+                    },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        last_heard = tokio::time::Instant::now();
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break "closed by peer",
+                    Some(Err(e)) => {
+                        if is_too_big(&e) {
+                            break close(&mut sink, &shared, 1009, "message too big", "message_size").await;
+                        }
+                        debug!(conn = %name, error = %e, "WebSocket error");
+                        break "error";
+                    }
+                };
+                last_heard = tokio::time::Instant::now();
+                // RFC 5626 §4.4.1 double-CRLF keep-alive: answer with one CRLF.
+                if text == "\r\n\r\n" {
+                    if sink.send(Message::Text("\r\n".into())).await.is_err() {
+                        break "write failed";
+                    }
+                    continue;
+                }
+                if text.trim().is_empty() {
+                    continue;
+                }
+                shared.send_event(WsEvent::Message { conn: name.clone(), text });
+            }
+            out = rx.recv() => match out {
+                Some(text) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break "write failed";
+                    }
+                }
+                None => break close(&mut sink, &shared, 1000, "closed by gateway", "closed_by_core").await,
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= interval * 2 {
+                    break close(&mut sink, &shared, 1001, "keepalive timeout", "keepalive").await;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break "write failed";
+                }
+            }
+        }
+    };
+    info!(conn = %name, %peer, listener, reason, "WebSocket closed");
+    shared.send_event(WsEvent::Closed { conn: name });
+}
+
+async fn close(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    shared: &Shared,
+    code: u16,
+    why: &'static str,
+    metric_reason: &'static str,
+) -> &'static str {
+    shared
+        .metrics
+        .connections_rejected
+        .get_or_create(&RejectLabels {
+            reason: metric_reason,
+        })
+        .inc();
+    let frame = CloseFrame {
+        code,
+        reason: why.into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
+    why
+}
+
+fn is_too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(s) = src {
+        if let Some(t) = s.downcast_ref::<tungstenite::Error>() {
+            return matches!(t, tungstenite::Error::Capacity(_));
+        }
+        src = s.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_uuid_v4_invalid() {
+        let a = ConnName::random();
+        let b = ConnName::random();
+        assert_ne!(a, b);
+        assert_eq!(a.0.len(), 36 + ".invalid".len());
+        assert!(a.0.ends_with(".invalid"));
+        assert_eq!(&a.0[14..15], "4");
+    }
+
+    #[test]
+    fn subprotocol_offer() {
+        let mut h = HeaderMap::new();
+        assert!(!offers_sip(&h));
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, "chat, sip".parse().unwrap());
+        assert!(offers_sip(&h));
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, "sips".parse().unwrap());
+        assert!(!offers_sip(&h));
+    }
+}
