@@ -1,7 +1,11 @@
 //! Test harness: starts the real `webrtc-phone` binary on loopback with OS-chosen ports, reads
 //! its log, talks HTTPS and WebSocket to it, and stops it by PID.
 
-#![allow(dead_code, unreachable_pub, reason = "each test binary uses part of the harness")]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses part of the harness"
+)]
 #![allow(
     clippy::disallowed_methods,
     reason = "the harness drives a real process in real time: it reads the clock and runs log reader threads"
