@@ -11,8 +11,9 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::b2bua::core::{Core, CoreEvent, Peer};
 use crate::config::{Config, ConfigError};
-use crate::metrics::{Metrics, TransportLabels};
+use crate::metrics::{CodeLabels, MalformedLabels, Metrics, TransportLabels};
 use crate::tls::{self, TlsMaterial};
 use crate::transport::{http, ws::ConnName};
 
@@ -31,6 +32,8 @@ pub enum WsEvent {
     Closed {
         conn: ConnName,
     },
+    /// SIGTERM/SIGINT: new calls get 503 from now on.
+    Drain,
 }
 
 /// State shared by the transport tasks of the signaling thread.
@@ -176,12 +179,12 @@ impl Gateway {
                 wss_router,
                 shared.clone(),
             )),
-            tokio::spawn(udp_loop(sip_udp, metrics.clone())),
-            tokio::spawn(core_loop(events_rx, metrics.clone())),
+            tokio::spawn(core_task(events_rx, sip_udp, metrics.clone(), random_u64())),
         ];
 
         let signal = wait_for_signal().await?;
         shared.draining.store(true, Ordering::Relaxed);
+        shared.send_event(WsEvent::Drain);
         let active = metrics.calls_active.get();
         info!(
             signal,
@@ -211,6 +214,13 @@ impl Gateway {
     }
 }
 
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // The OpenSSL CSPRNG seeds itself at start-up; failing here means the process cannot work.
+    openssl::rand::rand_bytes(&mut b).expect("OpenSSL RNG seeded");
+    u64::from_le_bytes(b)
+}
+
 fn bind_tcp(addr: SocketAddr, setting: &'static str) -> Result<TcpListener, ConfigError> {
     let l = TcpListener::bind(addr)
         .map_err(|e| ConfigError::new(setting, format!("cannot listen on TCP {addr}: {e}")))?;
@@ -237,40 +247,147 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
     })
 }
 
-/// SIP/UDP intake. Counts what arrives; the SIP stack consumes it.
-async fn udp_loop(sock: tokio::net::UdpSocket, metrics: Arc<Metrics>) {
+/// The signaling core task: owns the WebSocket connection table, the SIP/UDP socket and the
+/// [`Core`]; everything SIP passes through here, one message at a time.
+async fn core_task(
+    mut rx: mpsc::UnboundedReceiver<WsEvent>,
+    sock: tokio::net::UdpSocket,
+    metrics: Arc<Metrics>,
+    salt: u64,
+) {
+    let mut core = Core::new(salt);
+    let mut conns: HashMap<ConnName, (SocketAddr, mpsc::Sender<String>)> = HashMap::new();
     let mut buf = vec![0u8; 65536];
-    let udp = TransportLabels { transport: "udp" };
     loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                metrics.sip_messages_received.get_or_create(&udp).inc();
-                debug!(%from, bytes = n, "SIP/UDP datagram");
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(WsEvent::Opened { conn, peer, tx }) => {
+                    conns.insert(conn, (peer, tx));
+                }
+                Some(WsEvent::Message { conn, text }) => {
+                    log_sip("received", &conn.0, &text);
+                    metrics.sip_messages_received.get_or_create(&TransportLabels { transport: "ws" }).inc();
+                    core.handle_message(Peer::Ws(conn), text.as_bytes());
+                }
+                Some(WsEvent::Closed { conn }) => {
+                    conns.remove(&conn);
+                }
+                Some(WsEvent::Drain) => core.handle_drain(),
+                None => return,
+            },
+            r = sock.recv_from(&mut buf) => match r {
+                Ok((n, from)) => {
+                    let data = &buf[..n];
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        log_sip("received", &from.to_string(), &String::from_utf8_lossy(data));
+                    }
+                    metrics.sip_messages_received.get_or_create(&TransportLabels { transport: "udp" }).inc();
+                    core.handle_message(Peer::Udp(from), data);
+                }
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on Linux; nothing to do.
+                    debug!(error = %e, "SIP/UDP receive error");
+                }
+            },
+        }
+        while let Some(t) = core.poll_transmit() {
+            match t.to {
+                Peer::Ws(conn) => {
+                    let text = String::from_utf8_lossy(&t.bytes).into_owned();
+                    log_sip("sent", &conn.0, &text);
+                    match conns.get(&conn) {
+                        // A full queue means a stuck client: dropping its message is what a
+                        // lost datagram would be; the connection's own keepalive ends it.
+                        Some((_, tx)) => {
+                            let _ = tx.try_send(text);
+                        }
+                        None => debug!(%conn, "message for a closed WebSocket dropped"),
+                    }
+                }
+                Peer::Udp(to) => {
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        log_sip("sent", &to.to_string(), &String::from_utf8_lossy(&t.bytes));
+                    }
+                    if let Err(e) = sock.send_to(&t.bytes, to).await {
+                        debug!(%to, error = %e, "SIP/UDP send failed");
+                    }
+                }
             }
-            Err(e) => {
-                debug!(error = %e, "SIP/UDP receive error");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        while let Some(ev) = core.poll_event() {
+            match ev {
+                CoreEvent::Rejected {
+                    transport,
+                    status,
+                    reason,
+                } => {
+                    metrics
+                        .sip_malformed
+                        .get_or_create(&MalformedLabels {
+                            transport,
+                            action: "rejected",
+                        })
+                        .inc();
+                    debug!(transport, status, reason, "malformed SIP request rejected");
+                }
+                CoreEvent::Dropped { transport, reason } => {
+                    metrics
+                        .sip_malformed
+                        .get_or_create(&MalformedLabels {
+                            transport,
+                            action: "dropped",
+                        })
+                        .inc();
+                    debug!(transport, reason, "SIP message dropped");
+                }
+                CoreEvent::Responded { status } => {
+                    metrics
+                        .sip_responses_sent
+                        .get_or_create(&CodeLabels { code: status })
+                        .inc();
+                }
             }
         }
     }
 }
 
-/// The signaling core: owns the WebSocket connection table.
-async fn core_loop(mut rx: mpsc::UnboundedReceiver<WsEvent>, metrics: Arc<Metrics>) {
-    let mut conns: HashMap<ConnName, (SocketAddr, mpsc::Sender<String>)> = HashMap::new();
-    let ws = TransportLabels { transport: "ws" };
-    while let Some(ev) = rx.recv().await {
-        match ev {
-            WsEvent::Opened { conn, peer, tx } => {
-                conns.insert(conn, (peer, tx));
+/// Full SIP at debug level, with credentials redacted.
+fn log_sip(direction: &str, peer: &str, text: &str) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        debug!(peer, "SIP {direction}:\n{}", redact_credentials(text));
+    }
+}
+
+/// Replaces the values of Authorization and Proxy-Authorization headers.
+pub fn redact_credentials(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let name = line.split(':').next().unwrap_or_default().trim();
+            if name.eq_ignore_ascii_case("Authorization")
+                || name.eq_ignore_ascii_case("Proxy-Authorization")
+            {
+                format!("{name}: <redacted>\r\n")
+            } else {
+                line.to_string()
             }
-            WsEvent::Message { conn, text } => {
-                metrics.sip_messages_received.get_or_create(&ws).inc();
-                debug!(%conn, bytes = text.len(), "SIP over WebSocket");
-            }
-            WsEvent::Closed { conn } => {
-                conns.remove(&conn);
-            }
-        }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted() {
+        let text = String::from_utf8_lossy(include_bytes!(
+            "../tests/fixtures/sipjs/invite-with-proxy-authorization.txt"
+        ))
+        .into_owned();
+        assert!(text.contains("response="));
+        let r = redact_credentials(&text);
+        assert!(!r.contains("response="), "{r}");
+        assert!(r.contains("Proxy-Authorization: <redacted>"));
+        assert!(r.contains("Call-ID:"));
     }
 }

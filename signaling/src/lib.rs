@@ -7,5 +7,6 @@ pub mod config;
 pub mod logging;
 pub mod metrics;
 pub mod sdp;
+pub mod sip;
 pub mod tls;
 pub mod transport;

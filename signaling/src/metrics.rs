@@ -32,6 +32,22 @@ pub struct Metrics {
     pub calls_active: Gauge,
     pub calls_total: Counter,
     pub sip_messages_received: Family<TransportLabels, Counter>,
+    /// Malformed SIP: requests answered with an error (`rejected`) or messages dropped.
+    pub sip_malformed: Family<MalformedLabels, Counter>,
+    pub sip_responses_sent: Family<CodeLabels, Counter>,
+}
+
+/// How a malformed SIP message was handled.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MalformedLabels {
+    pub transport: &'static str,
+    pub action: &'static str,
+}
+
+/// A SIP status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: u16,
 }
 
 /// Why a connection was closed by us.
@@ -85,6 +101,18 @@ impl Metrics {
             "SIP messages received by transport",
             sip_messages_received.clone(),
         );
+        let sip_malformed = Family::<MalformedLabels, Counter>::default();
+        let sip_responses_sent = Family::<CodeLabels, Counter>::default();
+        reg.register(
+            "sip_malformed",
+            "Malformed SIP messages, rejected with a response or dropped",
+            sip_malformed.clone(),
+        );
+        reg.register(
+            "sip_responses_sent",
+            "SIP responses sent by status code",
+            sip_responses_sent.clone(),
+        );
         reg.sub_registry_with_prefix("build")
             .register_collector(Box::new(BuildInfo));
         Arc::new(Metrics {
@@ -96,6 +124,8 @@ impl Metrics {
             calls_active,
             calls_total,
             sip_messages_received,
+            sip_malformed,
+            sip_responses_sent,
         })
     }
 

@@ -1,4 +1,5 @@
 //! Calls, routing and policy: pure, no IO.
 
+pub mod core;
 pub mod policy;
 pub mod route;

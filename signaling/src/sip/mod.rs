@@ -1,0 +1,4 @@
+//! SIP: message parse and print, header views, transactions and dialogs. Pure, no IO.
+
+pub mod hdr;
+pub mod msg;
