@@ -2,3 +2,4 @@
 
 pub mod hdr;
 pub mod msg;
+pub mod txn;
