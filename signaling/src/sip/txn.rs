@@ -173,18 +173,14 @@ impl ClientTxn {
                 }
                 self.events.push_back(ClientEvent::Response(resp));
             }
-            (Kind::Invite, Completed) => {
-                // A retransmitted final response: ACK again (§17.1.1.2).
-                if code >= 300 {
-                    if let Some(ack) = &self.ack {
-                        self.out.push_back(ack.clone());
-                    }
+            // A retransmitted final response: ACK again (§17.1.1.2).
+            (Kind::Invite, Completed) if code >= 300 => {
+                if let Some(ack) = &self.ack {
+                    self.out.push_back(ack.clone());
                 }
             }
-            (Kind::Invite, Accepted) => {
-                if (200..300).contains(&code) {
-                    self.events.push_back(ClientEvent::Response(resp));
-                }
+            (Kind::Invite, Accepted) if (200..300).contains(&code) => {
+                self.events.push_back(ClientEvent::Response(resp));
             }
             (Kind::NonInvite, Trying | Proceeding) => {
                 if code < 200 {
