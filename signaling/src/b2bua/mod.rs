@@ -2,4 +2,5 @@
 
 pub mod core;
 pub mod policy;
+pub mod register;
 pub mod route;

@@ -195,6 +195,13 @@ pub fn is_uri(s: &str) -> bool {
             .any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>' || b == b'"')
 }
 
+/// Whether a SIP URI has a `?headers` part. A `?` in the user part (before the last `@`) is
+/// legal user text, not a headers separator (RFC 4475 intmeth).
+pub fn has_uri_headers(uri: &str) -> bool {
+    let host_part = uri.rfind('@').map_or(uri, |i| &uri[i + 1..]);
+    host_part.contains('?')
+}
+
 /// A SIP URI split into the parts the gateway rewrites: `sip:[user@]host[:port][;params][?headers]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipUri {
@@ -216,13 +223,13 @@ impl SipUri {
         if scheme != "sip" && scheme != "sips" {
             return None;
         }
-        let (rest, headers) = match rest.split_once('?') {
-            Some((r, h)) => (r, Some(h.to_string())),
-            None => (rest, None),
-        };
         let (user, hostpart) = match rest.rfind('@') {
             Some(i) => (Some(rest[..i].to_string()), &rest[i + 1..]),
             None => (None, rest),
+        };
+        let (hostpart, headers) = match hostpart.split_once('?') {
+            Some((r, h)) => (r, Some(h.to_string())),
+            None => (hostpart, None),
         };
         let (hostport, params) = match hostpart.find(';') {
             Some(i) => (&hostpart[..i], Params::parse(&hostpart[i..], "URI").ok()?),
@@ -346,7 +353,7 @@ impl NameAddr {
             None => (rest, ""),
         };
         let uri = uri.trim();
-        if !is_uri(uri) || uri.contains('?') {
+        if !is_uri(uri) || has_uri_headers(uri) {
             return Err(err(header, "bad addr-spec"));
         }
         Ok(NameAddr {

@@ -266,7 +266,11 @@ impl SipMsg {
             }
             let (name, is_list) = canonical_name(name);
             let value = value.trim_matches([' ', '\t']);
-            if value.bytes().any(|b| b < 0x20 && b != b'\t') {
+            // Control characters only as quoted-pairs (RFC 3261 §25.1; RFC 4475 intmeth).
+            let vb = value.as_bytes();
+            if (0..vb.len())
+                .any(|i| vb[i] < 0x20 && vb[i] != b'\t' && (i == 0 || vb[i - 1] != b'\\'))
+            {
                 return Err(bad(format!("control character in {name}")));
             }
             if is_list && !(name == "Contact" && value == "*") {
@@ -722,7 +726,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     }
     let scheme = uri.split(':').next().unwrap_or_default();
     if (scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips"))
-        && uri.contains('?')
+        && hdr::has_uri_headers(uri)
     {
         return Err(bad("headers in the Request-URI"));
     }
