@@ -5,3 +5,4 @@
 //! signaling thread build on it.
 
 pub mod ports;
+pub mod proto;
