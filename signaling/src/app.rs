@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::b2bua::core::{Core, CoreEvent, Peer};
+use crate::b2bua::core::{Core, CoreConfig, CoreEvent, Peer};
 use crate::config::{Config, ConfigError};
 use crate::metrics::{CodeLabels, MalformedLabels, Metrics, TransportLabels};
+use crate::sip::txn::TimerValues;
 use crate::tls::{self, TlsMaterial};
 use crate::transport::{http, ws::ConnName};
 
@@ -159,6 +160,16 @@ impl Gateway {
             "webrtc-phone listening"
         );
 
+        let core_cfg = CoreConfig {
+            own_host: match config.advertise {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            },
+            sip_port: sip_udp.local_addr()?.port(),
+            proxy: config.proxy.as_ref().map(|p| p.addrs.clone()),
+            timers: TimerValues::default(),
+            salt: random_u64(),
+        };
         let https_router = http::https_router(
             shared.clone(),
             config.webroot.clone().or_else(default_webroot),
@@ -179,7 +190,7 @@ impl Gateway {
                 wss_router,
                 shared.clone(),
             )),
-            tokio::spawn(core_task(events_rx, sip_udp, metrics.clone(), random_u64())),
+            tokio::spawn(core_task(events_rx, sip_udp, metrics.clone(), core_cfg)),
         ];
 
         let signal = wait_for_signal().await?;
@@ -253,13 +264,23 @@ async fn core_task(
     mut rx: mpsc::UnboundedReceiver<WsEvent>,
     sock: tokio::net::UdpSocket,
     metrics: Arc<Metrics>,
-    salt: u64,
+    cfg: CoreConfig,
 ) {
-    let mut core = Core::new(salt);
+    let mut core = Core::new(cfg);
     let mut conns: HashMap<ConnName, (SocketAddr, mpsc::Sender<String>)> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     loop {
+        let deadline = core.poll_timeout();
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            _ = timer => {
+                core.handle_timeout(clock());
+            }
             ev = rx.recv() => match ev {
                 Some(WsEvent::Opened { conn, peer, tx }) => {
                     conns.insert(conn, (peer, tx));
@@ -267,9 +288,10 @@ async fn core_task(
                 Some(WsEvent::Message { conn, text }) => {
                     log_sip("received", &conn.0, &text);
                     metrics.sip_messages_received.get_or_create(&TransportLabels { transport: "ws" }).inc();
-                    core.handle_message(Peer::Ws(conn), text.as_bytes());
+                    core.handle_message(clock(), Peer::Ws(conn), text.as_bytes());
                 }
                 Some(WsEvent::Closed { conn }) => {
+                    core.handle_ws_closed(&conn);
                     conns.remove(&conn);
                 }
                 Some(WsEvent::Drain) => core.handle_drain(),
@@ -282,7 +304,7 @@ async fn core_task(
                         log_sip("received", &from.to_string(), &String::from_utf8_lossy(data));
                     }
                     metrics.sip_messages_received.get_or_create(&TransportLabels { transport: "udp" }).inc();
-                    core.handle_message(Peer::Udp(from), data);
+                    core.handle_message(clock(), Peer::Udp(from), data);
                 }
                 Err(e) => {
                     // ICMP errors from earlier sends surface here on Linux; nothing to do.
@@ -346,9 +368,32 @@ async fn core_task(
                         .get_or_create(&CodeLabels { code: status })
                         .inc();
                 }
+                CoreEvent::Registration {
+                    aor,
+                    conn,
+                    status,
+                    expires,
+                } => {
+                    if (200..300).contains(&status) && expires > 0 {
+                        info!(%aor, %conn, status, expires, "registered");
+                    } else if (200..300).contains(&status) {
+                        info!(%aor, %conn, status, "unregistered");
+                    } else {
+                        info!(%aor, %conn, status, "registration failed");
+                    }
+                }
             }
         }
+        metrics
+            .registrations
+            .set(core.registration_count(clock()) as i64);
     }
+}
+
+/// The signaling thread's clock: read here, passed into the pure core as `now`.
+fn clock() -> std::time::Instant {
+    #[allow(clippy::disallowed_methods, reason = "the IO loop's one clock")]
+    std::time::Instant::now()
 }
 
 /// Full SIP at debug level, with credentials redacted.
