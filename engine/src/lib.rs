@@ -4,5 +4,6 @@
 //! the pure protocol machines (STUN, ICE-lite, DTLS, SRTP, sessions) and the command API to the
 //! signaling thread build on it.
 
+pub mod api;
 pub mod ports;
 pub mod proto;

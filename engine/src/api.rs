@@ -1,0 +1,195 @@
+//! The engine's face to the signaling thread: [`Command`]s in, [`Output`]s (replies and
+//! events) out, over lock-free queues. The engine never imports signaling.
+//!
+//! A session bridges two legs (`LegIndex::A` and `LegIndex::B`) of any kind. Signaling picks
+//! the [`SessionId`]; the engine picks the reactor, which owns the session for its whole life.
+//!
+//! The usual call, browser to SIP:
+//! 1. `Allocate { legs: [WebRtc { remote: Some(offer) }, Plain { remote: None }] }` →
+//!    `Reply::Allocated` with the WebRTC leg's ICE credentials, fingerprint and port, and the
+//!    plain leg's RTP/RTCP ports (for the SIP offer).
+//! 2. The SIP answer arrives: `Update { leg: B, remote: Plain(..) }` → `Reply::Updated`.
+//! 3. Events as media comes up (`IceConnected`, `DtlsConnected`) or fails.
+//! 4. `Release` → `Event::Released` with the final stats.
+
+use std::net::SocketAddr;
+
+/// Signaling's name for a session; unique for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// One of a session's two legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LegIndex {
+    A,
+    B,
+}
+
+impl LegIndex {
+    pub fn other(self) -> LegIndex {
+        match self {
+            LegIndex::A => LegIndex::B,
+            LegIndex::B => LegIndex::A,
+        }
+    }
+}
+
+/// SDP `a=setup` (RFC 4145/5763) as the remote side wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    Active,
+    Passive,
+    ActPass,
+}
+
+/// Media direction (RFC 4566 §6), from the remote SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// Held calls (anything but sendrecv) are exempt from the media timeout.
+    pub fn is_held(self) -> bool {
+        self != Direction::SendRecv
+    }
+}
+
+/// What the remote SDP says about a WebRTC leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRtcRemote {
+    pub ice_ufrag: String,
+    pub ice_pwd: String,
+    /// `a=fingerprint` value, e.g. `sha-256 AB:CD:...` (algorithm, space, hex).
+    pub fingerprint: String,
+    pub setup: Setup,
+    pub direction: Direction,
+    /// Payload types negotiated for this leg (RTP with others is dropped and counted).
+    pub payload_types: Vec<u8>,
+}
+
+/// What the remote SDP says about a plain RTP leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainRemote {
+    /// Where to send RTP (`c=` + `m=` port). `None` for `c=0.0.0.0` (old-style hold).
+    pub rtp: Option<SocketAddr>,
+    /// Where to send RTCP (`a=rtcp`, else RTP port + 1); the RTP address when `rtcp_mux`.
+    pub rtcp: Option<SocketAddr>,
+    pub rtcp_mux: bool,
+    pub direction: Direction,
+    pub payload_types: Vec<u8>,
+}
+
+/// One leg as allocated or updated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegSpec {
+    /// ICE-lite + DTLS-SRTP towards a browser. `None` until the browser's SDP is known (an
+    /// offer the gateway makes to the browser).
+    WebRtc(Option<WebRtcRemote>),
+    /// Plain RTP/RTCP. `None` until the far end's SDP is known.
+    Plain(Option<PlainRemote>),
+    /// Reflects every packet it receives (the demo PBX's `echo` extension).
+    Echo,
+}
+
+/// What signaling puts in its SDP for one leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalLeg {
+    WebRtc {
+        /// The reactor's WebRTC port on the advertise address.
+        addr: SocketAddr,
+        ice_ufrag: String,
+        ice_pwd: String,
+        /// `sha-256 AB:CD:...`, the process-wide DTLS certificate's.
+        fingerprint: String,
+        /// What to write in `a=setup`: `passive`/`active` in answers, `actpass` in offers.
+        setup: Setup,
+    },
+    Plain {
+        /// RTP on the even port; RTCP on `rtp.port() + 1`.
+        rtp: SocketAddr,
+    },
+    Echo,
+}
+
+/// Commands from signaling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Allocate {
+        id: SessionId,
+        legs: [LegSpec; 2],
+    },
+    /// The remote SDP of one leg changed (answer arrived, new address, ICE restart, hold).
+    Update {
+        id: SessionId,
+        leg: LegIndex,
+        remote: LegSpec,
+    },
+    Release {
+        id: SessionId,
+    },
+}
+
+/// Why an allocation or update failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No free port pair in any shard.
+    PortsExhausted,
+    /// The session is not known (released, or never allocated).
+    UnknownSession,
+    /// The request makes no sense (e.g. updating a plain leg with WebRTC parameters).
+    BadRequest(String),
+}
+
+/// Answers to commands, one per command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Allocated { id: SessionId, legs: [LocalLeg; 2] },
+    /// After an `Update`: the leg's local parameters (new ICE credentials after an ICE restart).
+    Updated { id: SessionId, leg: LegIndex, local: LocalLeg },
+    Failed { id: SessionId, failure: Failure },
+}
+
+/// Counters of one direction of one leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LegStats {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    /// RTP packets missing by sequence number.
+    pub lost: u64,
+    /// Interarrival jitter (RFC 3550 §6.4.1) in RTP timestamp units.
+    pub jitter: u32,
+    pub dropped: u64,
+}
+
+/// Final figures of a released session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionStats {
+    pub legs: [LegStats; 2],
+}
+
+/// Things that happen to sessions, unasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    IceConnected { id: SessionId, leg: LegIndex, remote: SocketAddr },
+    DtlsConnected { id: SessionId, leg: LegIndex, profile: String },
+    DtlsFailed { id: SessionId, leg: LegIndex, reason: String },
+    /// ICE consent lost for 30 s (RFC 7675): the leg is gone.
+    ConsentLost { id: SessionId, leg: LegIndex },
+    /// No media in either direction for the media timeout (held calls excepted).
+    MediaTimeout { id: SessionId },
+    Released { id: SessionId, stats: SessionStats },
+}
+
+/// Everything the engine sends back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Reply(Reply),
+    Event(Event),
+}
