@@ -1,3 +1,5 @@
 //! SDP handling: pure, no IO.
 
+pub mod model;
 pub mod pts;
+pub mod translate;

@@ -1,0 +1,654 @@
+//! SDP between the two legs (seed-system.md §2.7, with its §3.1 defects fixed).
+//!
+//! Towards SIP: plain `RTP/AVP` on the engine's plain-leg address, codecs filtered by
+//! ALLOWED_PTS (opus and its telephone-event always pass: no transcoding happens, so the far end
+//! decides), every WebRTC-only attribute removed. Towards the browser: the offered proto
+//! (`UDP/TLS/RTP/SAVPF`), the browser's `a=mid` values and BUNDLE group, session-level
+//! `a=ice-lite`, ICE credentials, `a=fingerprint`, `a=setup`, rtcp-mux, one host candidate
+//! and `a=end-of-candidates`; sections the gateway does not relay get port 0.
+//!
+//! Remote candidates are never read: an ICE-lite agent answers checks from wherever they come,
+//! so `.local`, TCP and IPv6 candidates cannot fail a call.
+
+use std::net::{IpAddr, SocketAddr};
+
+use engine::api::{Direction, PlainRemote, Setup, WebRtcRemote};
+
+use super::model::{Media, Sdp};
+use super::pts::{static_encoding, PtFilter};
+
+/// Why an SDP cannot be translated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TranslateError {
+    #[error("no audio or video RTP section")]
+    NoRtpSection,
+    #[error("no codec left after ALLOWED_PTS")]
+    NoCodec,
+    #[error("WebRTC SDP without {0}")]
+    Missing(&'static str),
+    #[error("bad {0} in SDP")]
+    Bad(&'static str),
+}
+
+impl TranslateError {
+    /// The SIP status for a request whose SDP fails this way.
+    pub fn status(&self) -> u16 {
+        match self {
+            TranslateError::NoCodec | TranslateError::NoRtpSection => 488,
+            _ => 400,
+        }
+    }
+}
+
+/// The gateway's local WebRTC parameters for one leg (from the engine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalWebRtc {
+    pub addr: SocketAddr,
+    pub ice_ufrag: String,
+    pub ice_pwd: String,
+    /// `sha-256 AB:CD:...`
+    pub fingerprint: String,
+    pub setup: Setup,
+}
+
+/// The `o=` line of one side: a session id, and a version bumped whenever what the gateway
+/// sends changes (RFC 3264 §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub session_id: u64,
+    pub version: u64,
+    pub addr: IpAddr,
+    last: Option<Vec<u8>>,
+}
+
+impl Origin {
+    pub fn new(session_id: u64, addr: IpAddr) -> Self {
+        Origin {
+            session_id,
+            version: 1,
+            addr,
+            last: None,
+        }
+    }
+
+    /// Stamps `sdp` with this origin, bumping the version when the content differs from the
+    /// last one stamped.
+    pub fn stamp(&mut self, sdp: &mut Sdp) {
+        let o_at = sdp.session.iter().position(|(t, _)| *t == 'o');
+        let mut probe = sdp.clone();
+        probe.session.retain(|(t, _)| *t != 'o');
+        let bytes = probe.to_bytes();
+        if self.last.as_ref().is_some_and(|l| *l != bytes) {
+            self.version += 1;
+        }
+        self.last = Some(bytes);
+        let line = format!(
+            "webrtc-phone {} {} IN {} {}",
+            self.session_id,
+            self.version,
+            ip_family(self.addr),
+            self.addr
+        );
+        match o_at {
+            Some(i) => sdp.session[i].1 = line,
+            None => sdp.session.insert(1, ('o', line)),
+        }
+    }
+}
+
+fn ip_family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IP4"
+    } else {
+        "IP6"
+    }
+}
+
+/// The index of the section the gateway relays: the first audio RTP section with a port, else
+/// the first RTP section with a port.
+pub fn relayed_section(sdp: &Sdp) -> Option<usize> {
+    let ok = |m: &Media| m.is_rtp() && m.port != 0;
+    sdp.media
+        .iter()
+        .position(|m| ok(m) && m.kind == "audio")
+        .or_else(|| sdp.media.iter().position(ok))
+}
+
+fn direction_of(sdp: &Sdp, m: &Media) -> Direction {
+    for (name, d) in [
+        ("sendonly", Direction::SendOnly),
+        ("recvonly", Direction::RecvOnly),
+        ("inactive", Direction::Inactive),
+        ("sendrecv", Direction::SendRecv),
+    ] {
+        if m.has_attr(name) || sdp.attrs(name).next().is_some() {
+            return d;
+        }
+    }
+    Direction::SendRecv
+}
+
+fn direction_attr(d: Direction) -> &'static str {
+    match d {
+        Direction::SendRecv => "sendrecv",
+        Direction::SendOnly => "sendonly",
+        Direction::RecvOnly => "recvonly",
+        Direction::Inactive => "inactive",
+    }
+}
+
+/// What the browser's SDP says about its WebRTC leg.
+pub fn webrtc_remote(sdp: &Sdp) -> Result<WebRtcRemote, TranslateError> {
+    let i = relayed_section(sdp).ok_or(TranslateError::NoRtpSection)?;
+    let m = &sdp.media[i];
+    let get = |name: &'static str| {
+        m.attr(name)
+            .or_else(|| sdp.attr(name))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or(TranslateError::Missing(name))
+    };
+    let setup = match get("setup").unwrap_or("actpass") {
+        s if s.eq_ignore_ascii_case("active") => Setup::Active,
+        s if s.eq_ignore_ascii_case("passive") => Setup::Passive,
+        s if s.eq_ignore_ascii_case("actpass") => Setup::ActPass,
+        _ => return Err(TranslateError::Bad("a=setup")),
+    };
+    Ok(WebRtcRemote {
+        ice_ufrag: get("ice-ufrag")?.to_string(),
+        ice_pwd: get("ice-pwd")?.to_string(),
+        fingerprint: get("fingerprint")?.to_string(),
+        setup,
+        direction: direction_of(sdp, m),
+        payload_types: m.payload_types(),
+    })
+}
+
+/// What a SIP peer's SDP says about its plain RTP leg.
+pub fn plain_remote(sdp: &Sdp) -> Result<PlainRemote, TranslateError> {
+    let i = relayed_section(sdp).ok_or(TranslateError::NoRtpSection)?;
+    let m = &sdp.media[i];
+    let ip = m
+        .connection()
+        .or_else(|| sdp.connection())
+        .ok_or(TranslateError::Missing("c="))?;
+    let mut direction = direction_of(sdp, m);
+    let rtp = if ip.is_unspecified() {
+        // RFC 2543 hold: c=0.0.0.0.
+        if direction == Direction::SendRecv {
+            direction = Direction::SendOnly;
+        }
+        None
+    } else {
+        Some(SocketAddr::new(ip, m.port))
+    };
+    let rtcp_mux = m.has_attr("rtcp-mux");
+    let rtcp = match (rtp, rtcp_mux) {
+        (None, _) => None,
+        (Some(a), true) => Some(a),
+        (Some(a), false) => Some(match m.attr("rtcp") {
+            Some(v) => {
+                let mut it = v.split_whitespace();
+                let port: u16 = it
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or(TranslateError::Bad("a=rtcp"))?;
+                let addr = it.nth(2).and_then(|a| a.parse().ok()).unwrap_or(a.ip());
+                SocketAddr::new(addr, port)
+            }
+            None => SocketAddr::new(a.ip(), a.port().wrapping_add(1)),
+        }),
+    };
+    Ok(PlainRemote {
+        rtp,
+        rtcp,
+        rtcp_mux,
+        direction,
+        payload_types: m.payload_types(),
+    })
+}
+
+/// Whether a format passes: ALLOWED_PTS, or opus and its 48 kHz telephone-event.
+fn allowed(filter: &PtFilter, m: &Media, fmt: &str) -> bool {
+    let Ok(pt) = fmt.parse::<u8>() else {
+        return false;
+    };
+    let map = m.rtpmap(fmt);
+    filter.is_allowed(pt, map)
+        || map.is_some_and(|e| {
+            let e = e.to_ascii_lowercase();
+            e.starts_with("opus/48000") || e == "telephone-event/48000"
+        })
+}
+
+/// Attributes that carry per-format parameters, kept only for the formats that stay.
+fn format_attrs(src: &Media, fmts: &[String], with_rtcp_fb: bool) -> Vec<(char, String)> {
+    let mut out = Vec::new();
+    for f in fmts {
+        match src.rtpmap(f) {
+            Some(enc) => out.push(('a', format!("rtpmap:{f} {enc}"))),
+            None => {
+                if let Some(enc) = f.parse().ok().and_then(static_encoding) {
+                    out.push(('a', format!("rtpmap:{f} {enc}")));
+                }
+            }
+        }
+        let mut names = vec!["fmtp"];
+        if with_rtcp_fb {
+            names.push("rtcp-fb");
+        }
+        for name in names {
+            for v in src.attrs(name) {
+                if v.split_whitespace().next() == Some(f.as_str()) {
+                    out.push(('a', format!("{name}:{v}")));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn session_head(origin: &Origin) -> Vec<(char, String)> {
+    vec![
+        ('v', "0".into()),
+        ('o', String::new()),
+        ('s', "-".into()),
+        (
+            'c',
+            format!("IN {} {}", ip_family(origin.addr), origin.addr),
+        ),
+        ('t', "0 0".into()),
+    ]
+}
+
+fn disabled(m: &Media) -> Media {
+    Media {
+        kind: m.kind.clone(),
+        port: 0,
+        proto: m.proto.clone(),
+        fmts: m.fmts.first().cloned().into_iter().collect(),
+        lines: m.attrs("mid").map(|v| ('a', format!("mid:{v}"))).collect(),
+    }
+}
+
+/// The SIP-side SDP for a browser's SDP: an offer when `sip_offer` is `None`, else the answer
+/// to `sip_offer` (one section per offered section, the unrelayed ones at port 0).
+pub fn to_plain(
+    browser: &Sdp,
+    local_rtp: SocketAddr,
+    filter: &PtFilter,
+    origin: &mut Origin,
+    sip_offer: Option<&Sdp>,
+) -> Result<Sdp, TranslateError> {
+    let bi = relayed_section(browser).ok_or(TranslateError::NoRtpSection)?;
+    let src = &browser.media[bi];
+    let fmts: Vec<String> = src
+        .fmts
+        .iter()
+        .filter(|f| allowed(filter, src, f))
+        .cloned()
+        .collect();
+    if fmts.is_empty()
+        || fmts.iter().all(|f| {
+            src.rtpmap(f)
+                .is_some_and(|e| e.starts_with("telephone-event"))
+        })
+    {
+        return Err(TranslateError::NoCodec);
+    }
+    let mut lines = vec![(
+        'c',
+        format!("IN {} {}", ip_family(local_rtp.ip()), local_rtp.ip()),
+    )];
+    lines.extend(format_attrs(src, &fmts, false));
+    // RFC 3605: RTCP on the odd port after RTP, stated explicitly.
+    lines.push(('a', format!("rtcp:{}", local_rtp.port() + 1)));
+    lines.push(('a', direction_attr(direction_of(browser, src)).into()));
+    let relayed = Media {
+        kind: src.kind.clone(),
+        port: local_rtp.port(),
+        proto: "RTP/AVP".into(),
+        fmts,
+        lines,
+    };
+    let mut out = Sdp {
+        session: session_head(origin),
+        media: Vec::new(),
+    };
+    out.session.retain(|(t, _)| *t != 'c');
+    match sip_offer {
+        None => out.media.push(relayed),
+        Some(offer) => {
+            let oi = relayed_section(offer).ok_or(TranslateError::NoRtpSection)?;
+            let mut relayed = Some(relayed);
+            for (i, m) in offer.media.iter().enumerate() {
+                if i == oi {
+                    let mut r = relayed.take().unwrap_or_else(|| disabled(m));
+                    r.kind = m.kind.clone();
+                    r.proto = m.proto.clone();
+                    out.media.push(r);
+                } else {
+                    out.media.push(disabled(m));
+                }
+            }
+        }
+    }
+    origin.stamp(&mut out);
+    Ok(out)
+}
+
+/// The browser-side SDP for a SIP peer's SDP: an offer when `browser_offer` is `None`
+/// (`setup` from `local` is then `actpass`), else the answer to `browser_offer`.
+pub fn to_webrtc(
+    sip: &Sdp,
+    local: &LocalWebRtc,
+    filter: &PtFilter,
+    origin: &mut Origin,
+    browser_offer: Option<&Sdp>,
+) -> Result<Sdp, TranslateError> {
+    let si = relayed_section(sip).ok_or(TranslateError::NoRtpSection)?;
+    let src = &sip.media[si];
+    let fmts: Vec<String> = src
+        .fmts
+        .iter()
+        .filter(|f| allowed(filter, src, f))
+        .cloned()
+        .collect();
+    if fmts.is_empty() {
+        return Err(TranslateError::NoCodec);
+    }
+    let ip = local.addr.ip();
+    let setup = match local.setup {
+        Setup::Active => "active",
+        Setup::Passive => "passive",
+        Setup::ActPass => "actpass",
+    };
+    let build = |kind: &str, proto: &str, mid: &str, fb_src: Option<&Media>| {
+        let mut lines = vec![
+            ('c', format!("IN {} {ip}", ip_family(ip))),
+            (
+                'a',
+                format!("rtcp:{} IN {} {ip}", local.addr.port(), ip_family(ip)),
+            ),
+            ('a', format!("ice-ufrag:{}", local.ice_ufrag)),
+            ('a', format!("ice-pwd:{}", local.ice_pwd)),
+            ('a', format!("fingerprint:{}", local.fingerprint)),
+            ('a', format!("setup:{setup}")),
+            ('a', format!("mid:{mid}")),
+            ('a', direction_attr(direction_of(sip, src)).into()),
+            ('a', "rtcp-mux".into()),
+        ];
+        lines.extend(format_attrs(src, &fmts, false));
+        if let Some(b) = fb_src {
+            for f in &fmts {
+                for v in b.attrs("rtcp-fb") {
+                    if v.split_whitespace().next() == Some(f.as_str()) {
+                        lines.push(('a', format!("rtcp-fb:{v}")));
+                    }
+                }
+            }
+        }
+        lines.push((
+            'a',
+            format!(
+                "candidate:{} 1 udp 2130706431 {ip} {} typ host",
+                foundation(ip),
+                local.addr.port()
+            ),
+        ));
+        lines.push(('a', "end-of-candidates".into()));
+        Media {
+            kind: kind.to_string(),
+            port: local.addr.port(),
+            proto: proto.to_string(),
+            fmts: fmts.clone(),
+            lines,
+        }
+    };
+    let mut out = Sdp {
+        session: session_head(origin),
+        media: Vec::new(),
+    };
+    out.session.retain(|(t, _)| *t != 'c');
+    out.session.push(('a', "ice-lite".into()));
+    match browser_offer {
+        None => {
+            out.session.push(('a', "group:BUNDLE 0".into()));
+            out.media
+                .push(build(&src.kind, "UDP/TLS/RTP/SAVPF", "0", None));
+        }
+        Some(offer) => {
+            let bi = relayed_section(offer).ok_or(TranslateError::NoRtpSection)?;
+            let mut mids = Vec::new();
+            for (i, m) in offer.media.iter().enumerate() {
+                if i == bi {
+                    let mid = m.attr("mid").unwrap_or("0").to_string();
+                    mids.push(mid.clone());
+                    let mut answer = build(&m.kind, &m.proto, &mid, Some(m));
+                    // Answer only formats the browser offered (RFC 3264 §6.1).
+                    answer.fmts.retain(|f| m.fmts.contains(f));
+                    if answer.fmts.is_empty() {
+                        return Err(TranslateError::NoCodec);
+                    }
+                    out.media.push(answer);
+                } else {
+                    out.media.push(disabled(m));
+                }
+            }
+            if offer.attrs("group").any(|g| g.starts_with("BUNDLE")) {
+                out.session
+                    .push(('a', format!("group:BUNDLE {}", mids.join(" "))));
+            }
+        }
+    }
+    origin.stamp(&mut out);
+    Ok(out)
+}
+
+/// ICE foundation: the address in hex, as the replaced system does.
+fn foundation(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{:08x}", u32::from(v4)),
+        IpAddr::V6(v6) => format!("{:x}", u128::from(v6) as u32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULT_PTS: &str =
+        "[G722/8000],[PCMU/8000],[PCMA/8000],[telephone-event/8000],[VP8/90000]";
+
+    fn body(fixture: &[u8]) -> Sdp {
+        let i = fixture.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        Sdp::parse(&fixture[i + 4..]).unwrap()
+    }
+
+    fn text(sdp: &Sdp) -> String {
+        String::from_utf8(sdp.to_bytes()).unwrap()
+    }
+
+    fn local() -> LocalWebRtc {
+        LocalWebRtc {
+            addr: "127.0.0.1:32000".parse().unwrap(),
+            ice_ufrag: "AbCd".into(),
+            ice_pwd: "0123456789abcdefghijkl".into(),
+            fingerprint: "sha-256 6D:29:1A".into(),
+            setup: Setup::Passive,
+        }
+    }
+
+    fn origin() -> Origin {
+        Origin::new(42, "127.0.0.1".parse().unwrap())
+    }
+
+    const SIPP_OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
+
+    #[test]
+    fn chromium_offer_to_sip_line_by_line() {
+        let offer = body(include_bytes!("../../tests/fixtures/sipjs/invite.txt"));
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let out = to_plain(
+            &offer,
+            "127.0.0.1:32002".parse().unwrap(),
+            &f,
+            &mut origin(),
+            None,
+        )
+        .unwrap();
+        let expected = "v=0\r\no=webrtc-phone 42 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+            m=audio 32002 RTP/AVP 111 9 0 8 110 126\r\nc=IN IP4 127.0.0.1\r\n\
+            a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+            a=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+            a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000\r\n\
+            a=rtcp:32003\r\na=sendrecv\r\n";
+        assert_eq!(text(&out), expected);
+        for gone in [
+            "ice-",
+            "candidate",
+            "fingerprint",
+            "setup",
+            "mid",
+            "group",
+            "extmap",
+            "msid",
+            "rtcp-fb",
+            "ssrc",
+            "SAVPF",
+        ] {
+            assert!(!text(&out).contains(gone), "{gone} left in SIP SDP");
+        }
+    }
+
+    #[test]
+    fn sip_answer_to_browser_keeps_mid_bundle_and_proto() {
+        let offer = body(include_bytes!("../../tests/fixtures/sipjs/invite.txt"));
+        let answer = Sdp::parse(
+            SIPP_OFFER
+                .replace("0 101", "0 126")
+                .replace(":101", ":126")
+                .as_bytes(),
+        )
+        .unwrap();
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let out = to_webrtc(&answer, &local(), &f, &mut origin(), Some(&offer)).unwrap();
+        let expected = "v=0\r\no=webrtc-phone 42 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n\
+            a=group:BUNDLE 0\r\nm=audio 32000 UDP/TLS/RTP/SAVPF 0 126\r\nc=IN IP4 127.0.0.1\r\n\
+            a=rtcp:32000 IN IP4 127.0.0.1\r\na=ice-ufrag:AbCd\r\na=ice-pwd:0123456789abcdefghijkl\r\n\
+            a=fingerprint:sha-256 6D:29:1A\r\na=setup:passive\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n\
+            a=rtpmap:0 PCMU/8000\r\na=rtpmap:126 telephone-event/8000\r\na=fmtp:126 0-15\r\n\
+            a=candidate:7f000001 1 udp 2130706431 127.0.0.1 32000 typ host\r\na=end-of-candidates\r\n";
+        assert_eq!(text(&out), expected);
+    }
+
+    #[test]
+    fn sip_offer_to_browser_offer_is_actpass_bundle() {
+        let offer = Sdp::parse(SIPP_OFFER.as_bytes()).unwrap();
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let mut l = local();
+        l.setup = Setup::ActPass;
+        let out = text(&to_webrtc(&offer, &l, &f, &mut origin(), None).unwrap());
+        assert!(
+            out.contains("m=audio 32000 UDP/TLS/RTP/SAVPF 0 101\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("a=setup:actpass\r\n"));
+        assert!(
+            out.contains("a=group:BUNDLE 0\r\na=ice-lite\r\n")
+                || out.contains("a=ice-lite\r\na=group:BUNDLE 0\r\n")
+        );
+    }
+
+    #[test]
+    fn browser_answer_to_sip_answer_and_remote_params() {
+        let answer = body(include_bytes!(
+            "../../tests/fixtures/sipjs/callee-200-ok-sdp-answer.txt"
+        ));
+        let r = webrtc_remote(&answer).unwrap();
+        assert_eq!(r.ice_ufrag, "DREH");
+        assert_eq!(r.setup, Setup::Active);
+        assert!(r.fingerprint.starts_with("sha-256 99:E4"));
+        let sip_offer = Sdp::parse(SIPP_OFFER.as_bytes()).unwrap();
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let out = to_plain(
+            &answer,
+            "127.0.0.1:32004".parse().unwrap(),
+            &f,
+            &mut origin(),
+            Some(&sip_offer),
+        )
+        .unwrap();
+        assert!(
+            text(&out).contains("m=audio 32004 RTP/AVP 96 9 0 8\r\n"),
+            "{}",
+            text(&out)
+        );
+        let p = plain_remote(&sip_offer).unwrap();
+        assert_eq!(p.rtp, Some("127.0.0.1:6000".parse().unwrap()));
+        assert_eq!(p.rtcp, Some("127.0.0.1:6001".parse().unwrap()));
+        assert_eq!(p.payload_types, vec![0, 101]);
+    }
+
+    #[test]
+    fn mdns_and_ipv6_candidates_do_not_matter() {
+        for f in [
+            &include_bytes!("../../tests/fixtures/sipjs/invite-mdns-candidate.txt")[..],
+            &include_bytes!("../../tests/fixtures/sipjs/invite-ipv4-only.txt")[..],
+        ] {
+            let offer = body(f);
+            let r = webrtc_remote(&offer).unwrap();
+            assert!(!r.ice_ufrag.is_empty());
+            let pts = PtFilter::parse(DEFAULT_PTS).unwrap();
+            to_plain(
+                &offer,
+                "127.0.0.1:32002".parse().unwrap(),
+                &pts,
+                &mut origin(),
+                None,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn hold_and_codec_rejection() {
+        let held = Sdp::parse(
+            SIPP_OFFER
+                .replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0")
+                .as_bytes(),
+        )
+        .unwrap();
+        let p = plain_remote(&held).unwrap();
+        assert_eq!(p.rtp, None);
+        assert_eq!(p.direction, Direction::SendOnly);
+        let g729 = Sdp::parse(SIPP_OFFER.replace("0 101", "18").as_bytes()).unwrap();
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let e = to_webrtc(&g729, &local(), &f, &mut origin(), None).unwrap_err();
+        assert_eq!(e.status(), 488);
+    }
+
+    #[test]
+    fn origin_version_bumps_only_on_change() {
+        let offer = Sdp::parse(SIPP_OFFER.as_bytes()).unwrap();
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let mut o = origin();
+        let a = to_webrtc(&offer, &local(), &f, &mut o, None).unwrap();
+        let b = to_webrtc(&offer, &local(), &f, &mut o, None).unwrap();
+        assert_eq!(a, b);
+        let held = Sdp::parse(
+            SIPP_OFFER
+                .replace("t=0 0", "t=0 0\r\na=sendonly")
+                .as_bytes(),
+        )
+        .unwrap();
+        let c = to_webrtc(&held, &local(), &f, &mut o, None).unwrap();
+        assert!(text(&c).contains("o=webrtc-phone 42 2 "), "{}", text(&c));
+        assert!(text(&c).contains("a=sendonly"));
+    }
+}
