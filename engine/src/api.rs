@@ -148,10 +148,20 @@ pub enum Failure {
 /// Answers to commands, one per command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Allocated { id: SessionId, legs: [LocalLeg; 2] },
+    Allocated {
+        id: SessionId,
+        legs: [LocalLeg; 2],
+    },
     /// After an `Update`: the leg's local parameters (new ICE credentials after an ICE restart).
-    Updated { id: SessionId, leg: LegIndex, local: LocalLeg },
-    Failed { id: SessionId, failure: Failure },
+    Updated {
+        id: SessionId,
+        leg: LegIndex,
+        local: LocalLeg,
+    },
+    Failed {
+        id: SessionId,
+        failure: Failure,
+    },
 }
 
 /// Counters of one direction of one leg.
@@ -177,14 +187,34 @@ pub struct SessionStats {
 /// Things that happen to sessions, unasked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    IceConnected { id: SessionId, leg: LegIndex, remote: SocketAddr },
-    DtlsConnected { id: SessionId, leg: LegIndex, profile: String },
-    DtlsFailed { id: SessionId, leg: LegIndex, reason: String },
+    IceConnected {
+        id: SessionId,
+        leg: LegIndex,
+        remote: SocketAddr,
+    },
+    DtlsConnected {
+        id: SessionId,
+        leg: LegIndex,
+        profile: String,
+    },
+    DtlsFailed {
+        id: SessionId,
+        leg: LegIndex,
+        reason: String,
+    },
     /// ICE consent lost for 30 s (RFC 7675): the leg is gone.
-    ConsentLost { id: SessionId, leg: LegIndex },
+    ConsentLost {
+        id: SessionId,
+        leg: LegIndex,
+    },
     /// No media in either direction for the media timeout (held calls excepted).
-    MediaTimeout { id: SessionId },
-    Released { id: SessionId, stats: SessionStats },
+    MediaTimeout {
+        id: SessionId,
+    },
+    Released {
+        id: SessionId,
+        stats: SessionStats,
+    },
 }
 
 /// Everything the engine sends back.
