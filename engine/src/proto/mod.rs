@@ -4,8 +4,14 @@
 //! * [`stun`]: STUN Binding parse/build with MESSAGE-INTEGRITY and FINGERPRINT.
 //! * [`srtp`]: SRTP/SRTCP in place over libsrtp, and DTLS-SRTP key splitting.
 //! * [`dtls`]: DTLS 1.2 endpoint over memory BIOs, certificate identity and fingerprints.
+//! * [`ice`]: ICE-lite controlled agent: Binding answers, nomination latch, restart, consent.
+//! * [`session`]: one call's two legs (WebRTC, plain RTP, echo): demux, in-place forwarding.
+//! * [`stats`]: drop reasons and RTP reception statistics (loss, jitter).
 
 pub mod dtls;
+pub mod ice;
+pub mod session;
 pub mod srtp;
+pub mod stats;
 pub mod stun;
 pub mod wire;

@@ -1,0 +1,2 @@
+//! Placeholder until the relay benchmark lands.
+fn main() {}

@@ -1,0 +1,1760 @@
+//! One call: two legs, each WebRTC (ICE-lite + DTLS-SRTP, rtcp-mux, bundle), plain RTP/RTCP, or
+//! an echo. Pure: datagrams come in with the local socket they arrived on and `now`; verdicts,
+//! transmits and events come out. The reactor does the IO.
+//!
+//! A datagram from one leg is transformed in place (SRTP unprotect, then protect for the other
+//! side) and the same buffer is forwarded on the other leg's socket: [`Verdict::Forward`].
+//! STUN checks are answered in place too. Only DTLS flights come out of
+//! [`Session::poll_transmit`].
+//!
+//! WebRTC legs (RFC 8829 media, RFC 8842 DTLS roles):
+//! * media and DTLS only from ICE-validated sources; SRTP/SRTCP only from the nominated one;
+//! * DTLS role from the browser's `a=setup`: `active`/`actpass` → we are the server
+//!   (passive), `passive` → we are the client and start once a pair is validated;
+//! * any SSRC is accepted (bundle: audio and video share the 5-tuple and pass through
+//!   unchanged); an ICE restart keeps DTLS and SRTP when the fingerprint is unchanged.
+//!
+//! Plain legs send to the SDP address; they accept from it, or latch once to the first source
+//! that sends RTP with a negotiated payload type (symmetric RTP behind NAT). Anything else is
+//! dropped and counted.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::dtls::{DtlsConfig, DtlsEndpoint, DtlsEvent, DtlsIdentity, DtlsRole, Fingerprint};
+use super::ice::{local_ufrag_of, IceAgent, IceCredentials, IceEvent};
+use super::srtp::{Direction as SrtpDirection, SrtpError, SrtpSession, MAX_TRAILER_LEN};
+use super::stats::{since, DropCounts, DropReason, RtpRx};
+use super::wire::{demux, PacketKind, RtcpHeader, RtpHeader};
+use crate::api::{
+    Event, Failure, LegIndex, LegSpec, LegStats, LocalLeg, PlainRemote, SessionId, SessionStats,
+    Setup, WebRtcRemote,
+};
+
+/// Default media timeout (the replaced system's rtpproxy used 60 s).
+pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A local socket of the reactor, as the session sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Socket {
+    /// The reactor's shared WebRTC port.
+    WebRtc,
+    /// A plain leg's RTP socket (even port).
+    Rtp(LegIndex),
+    /// A plain leg's RTCP socket (RTP port + 1).
+    Rtcp(LegIndex),
+}
+
+/// What to do with a datagram just handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send `buf[..len]` (transformed in place) on `via` to `to`.
+    Forward {
+        via: Socket,
+        to: SocketAddr,
+        len: usize,
+    },
+    /// Used up by the session (DTLS); recycle the buffer.
+    Consumed,
+    /// Dropped and counted; recycle the buffer.
+    Drop(DropReason),
+}
+
+/// A datagram the session originates (DTLS flights), written into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    pub via: Socket,
+    pub to: SocketAddr,
+    pub len: usize,
+}
+
+/// Settings shared by a reactor's sessions.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// No media in either direction for this long (no leg held) → [`Event::MediaTimeout`].
+    pub media_timeout: Duration,
+    /// First DTLS retransmit timeout.
+    pub dtls_initial_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            media_timeout: DEFAULT_MEDIA_TIMEOUT,
+            dtls_initial_timeout: super::dtls::DEFAULT_INITIAL_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    stats: LegStats,
+    rx: RtpRx,
+}
+
+struct WebRtcLeg {
+    local_addr: SocketAddr,
+    remote: Option<WebRtcRemote>,
+    remote_fp: Option<Fingerprint>,
+    ice: IceAgent,
+    dtls: Option<DtlsEndpoint>,
+    role: Option<DtlsRole>,
+    /// Where DTLS flights go before nomination: the last validated source that sent DTLS.
+    dtls_peer: Option<SocketAddr>,
+    srtp_in: Option<SrtpSession>,
+    srtp_out: Option<SrtpSession>,
+}
+
+#[derive(Debug)]
+struct PlainLeg {
+    local_rtp: SocketAddr,
+    remote: Option<PlainRemote>,
+    /// Where RTP goes: the SDP address, or the latched source.
+    rtp_peer: Option<SocketAddr>,
+    rtp_latched: bool,
+    rtcp_peer: Option<SocketAddr>,
+    rtcp_latched: bool,
+}
+
+enum LegKind {
+    WebRtc(Box<WebRtcLeg>),
+    Plain(PlainLeg),
+    Echo,
+}
+
+struct Leg {
+    kind: LegKind,
+    counters: Counters,
+}
+
+/// One call's media state.
+pub struct Session {
+    id: SessionId,
+    legs: [Leg; 2],
+    identity: DtlsIdentity,
+    config: SessionConfig,
+    started: Instant,
+    last_media: Instant,
+    timed_out: bool,
+    drops: DropCounts,
+    events: VecDeque<Event>,
+    routes: VecDeque<SocketAddr>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("drops", &self.drops)
+            .finish()
+    }
+}
+
+fn idx(leg: LegIndex) -> usize {
+    match leg {
+        LegIndex::A => 0,
+        LegIndex::B => 1,
+    }
+}
+
+const LEGS: [LegIndex; 2] = [LegIndex::A, LegIndex::B];
+
+/// Our DTLS role from the browser's `a=setup` (RFC 5763 §5).
+fn role_for(remote: Setup) -> DtlsRole {
+    match remote {
+        Setup::Active | Setup::ActPass => DtlsRole::Server,
+        Setup::Passive => DtlsRole::Client,
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Failure {
+    Failure::BadRequest(msg.into())
+}
+
+fn creds_of(r: &WebRtcRemote) -> IceCredentials {
+    IceCredentials {
+        ufrag: r.ice_ufrag.clone(),
+        pwd: r.ice_pwd.clone(),
+    }
+}
+
+fn srtp_drop(e: SrtpError) -> DropReason {
+    match e {
+        SrtpError::AuthFail => DropReason::SrtpAuth,
+        SrtpError::Replay | SrtpError::ReplayOld => DropReason::SrtpReplay,
+        SrtpError::NoTailRoom { .. } => DropReason::TooLarge,
+        _ => DropReason::SrtpOther,
+    }
+}
+
+impl Session {
+    /// A new session. `local` gives each leg's local address for the SDP: the reactor's WebRTC
+    /// port for WebRTC legs, the RTP port for plain legs, nothing for echo.
+    pub fn new(
+        id: SessionId,
+        specs: &[LegSpec; 2],
+        local: [Option<SocketAddr>; 2],
+        identity: DtlsIdentity,
+        config: SessionConfig,
+        now: Instant,
+    ) -> Result<Self, Failure> {
+        let mk = |spec: &LegSpec, local: Option<SocketAddr>| -> Result<Leg, Failure> {
+            let kind = match spec {
+                LegSpec::WebRtc(remote) => {
+                    let local_addr = local.ok_or_else(|| bad("WebRTC leg without a port"))?;
+                    let creds = IceCredentials::random().map_err(|e| bad(e.to_string()))?;
+                    let mut leg = WebRtcLeg {
+                        local_addr,
+                        remote: None,
+                        remote_fp: None,
+                        ice: IceAgent::new(creds, None),
+                        dtls: None,
+                        role: None,
+                        dtls_peer: None,
+                        srtp_in: None,
+                        srtp_out: None,
+                    };
+                    if let Some(r) = remote {
+                        leg.remote_fp = Some(
+                            Fingerprint::parse(&r.fingerprint).map_err(|e| bad(e.to_string()))?,
+                        );
+                        leg.role = Some(role_for(r.setup));
+                        leg.ice.set_remote(creds_of(r));
+                        leg.remote = Some(r.clone());
+                    }
+                    LegKind::WebRtc(Box::new(leg))
+                }
+                LegSpec::Plain(remote) => {
+                    let local_rtp = local.ok_or_else(|| bad("plain leg without ports"))?;
+                    let mut leg = PlainLeg {
+                        local_rtp,
+                        remote: None,
+                        rtp_peer: None,
+                        rtp_latched: false,
+                        rtcp_peer: None,
+                        rtcp_latched: false,
+                    };
+                    leg.set_remote(remote.clone());
+                    LegKind::Plain(leg)
+                }
+                LegSpec::Echo => LegKind::Echo,
+            };
+            Ok(Leg {
+                kind,
+                counters: Counters::default(),
+            })
+        };
+        if matches!(specs, [LegSpec::Echo, LegSpec::Echo]) {
+            return Err(bad("two echo legs"));
+        }
+        let legs = [mk(&specs[0], local[0])?, mk(&specs[1], local[1])?];
+        let mut s = Self {
+            id,
+            legs,
+            identity,
+            config,
+            started: now,
+            last_media: now,
+            timed_out: false,
+            drops: DropCounts::default(),
+            events: VecDeque::new(),
+            routes: VecDeque::new(),
+        };
+        for leg in LEGS {
+            s.maybe_start_dtls(now, leg);
+        }
+        Ok(s)
+    }
+
+    /// Signaling's id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// What signaling puts in its SDP for `leg`.
+    pub fn local_leg(&self, leg: LegIndex) -> LocalLeg {
+        match &self.legs[idx(leg)].kind {
+            LegKind::WebRtc(w) => LocalLeg::WebRtc {
+                addr: w.local_addr,
+                ice_ufrag: w.ice.local().ufrag.clone(),
+                ice_pwd: w.ice.local().pwd.clone(),
+                fingerprint: self.identity.fingerprint().to_sdp(),
+                setup: match w.role {
+                    None => Setup::ActPass,
+                    Some(DtlsRole::Server) => Setup::Passive,
+                    Some(DtlsRole::Client) => Setup::Active,
+                },
+            },
+            LegKind::Plain(p) => LocalLeg::Plain { rtp: p.local_rtp },
+            LegKind::Echo => LocalLeg::Echo,
+        }
+    }
+
+    /// The local ufrags STUN checks for this session may carry (for routing on the shared port).
+    pub fn ice_ufrags(&self) -> impl Iterator<Item = &str> {
+        self.legs.iter().flat_map(|l| {
+            match &l.kind {
+                LegKind::WebRtc(w) => Some(w.ice.local_ufrags()),
+                _ => None,
+            }
+            .into_iter()
+            .flatten()
+        })
+    }
+
+    /// A remote address newly validated by ICE: the reactor routes datagrams from it on the
+    /// WebRTC port to this session.
+    #[must_use]
+    pub fn poll_route(&mut self) -> Option<SocketAddr> {
+        self.routes.pop_front()
+    }
+
+    /// Figures so far.
+    pub fn stats(&self) -> SessionStats {
+        let mut s = SessionStats::default();
+        for (out, leg) in s.legs.iter_mut().zip(&self.legs) {
+            *out = leg.counters.stats;
+            out.lost = leg.counters.rx.lost();
+            out.jitter = leg.counters.rx.jitter();
+        }
+        s
+    }
+
+    /// Drops by reason, both legs.
+    pub fn drops(&self) -> &DropCounts {
+        &self.drops
+    }
+
+    /// The remote SDP of `leg` changed: an answer, a new address, hold, an ICE restart.
+    pub fn update(
+        &mut self,
+        now: Instant,
+        leg: LegIndex,
+        spec: &LegSpec,
+    ) -> Result<LocalLeg, Failure> {
+        match (&mut self.legs[idx(leg)].kind, spec) {
+            (LegKind::WebRtc(w), LegSpec::WebRtc(Some(r))) => {
+                let fp = Fingerprint::parse(&r.fingerprint).map_err(|e| bad(e.to_string()))?;
+                let role = role_for(r.setup);
+                let fp_changed = w.remote_fp.as_ref().is_some_and(|old| *old != fp);
+                if w.dtls.is_some() && !fp_changed && w.role.is_some_and(|old| old != role) {
+                    return Err(bad("DTLS role change after the handshake started"));
+                }
+                let creds = creds_of(r);
+                match w.ice.remote() {
+                    Some(old) if *old != creds => {
+                        let fresh = IceCredentials::random().map_err(|e| bad(e.to_string()))?;
+                        w.ice.restart(fresh, creds);
+                    }
+                    Some(_) => {}
+                    None => w.ice.set_remote(creds),
+                }
+                if fp_changed {
+                    // A new certificate is a new association (RFC 8842 §5.5): new handshake.
+                    w.dtls = None;
+                    w.srtp_in = None;
+                    w.srtp_out = None;
+                }
+                w.remote_fp = Some(fp);
+                w.role = Some(role);
+                w.remote = Some(r.clone());
+            }
+            (LegKind::WebRtc(_), LegSpec::WebRtc(None)) => {}
+            (LegKind::Plain(p), LegSpec::Plain(r)) => p.set_remote(r.clone()),
+            (LegKind::Echo, LegSpec::Echo) => {}
+            _ => return Err(bad("an update cannot change a leg's kind")),
+        }
+        self.maybe_start_dtls(now, leg);
+        Ok(self.local_leg(leg))
+    }
+
+    fn maybe_start_dtls(&mut self, now: Instant, leg: LegIndex) {
+        let initial_timeout = self.config.dtls_initial_timeout;
+        let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind else {
+            return;
+        };
+        let (Some(role), Some(fp), None) = (w.role, &w.remote_fp, &w.dtls) else {
+            return;
+        };
+        // A client needs somewhere to send its ClientHello.
+        if role == DtlsRole::Client && w.ice.nominated().is_none() && w.dtls_peer.is_none() {
+            return;
+        }
+        let config = DtlsConfig {
+            initial_timeout,
+            ..DtlsConfig::new(role, fp.clone())
+        };
+        match DtlsEndpoint::new(&self.identity, config, now) {
+            Ok(ep) => w.dtls = Some(ep),
+            Err(e) => self.events.push_back(Event::DtlsFailed {
+                id: self.id,
+                leg,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Which WebRTC leg a datagram on the shared port belongs to.
+    fn webrtc_leg_of(&self, src: SocketAddr, buf: &[u8], kind: PacketKind) -> Option<LegIndex> {
+        let ufrag = if kind == PacketKind::Stun {
+            Some(local_ufrag_of(buf)?)
+        } else {
+            None
+        };
+        LEGS.into_iter().find(|&l| match &self.legs[idx(l)].kind {
+            LegKind::WebRtc(w) => match ufrag {
+                Some(u) => w.ice.local_ufrags().any(|x| x.as_bytes() == u),
+                None => w.ice.is_validated(src),
+            },
+            _ => false,
+        })
+    }
+
+    /// Handles one datagram `buf[..len]` from `src` on local socket `via`. On
+    /// [`Verdict::Forward`] the buffer holds what to send.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        via: Socket,
+        src: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Verdict {
+        let len = len.min(buf.len());
+        let kind = demux(&buf[..len]);
+        let leg = match via {
+            Socket::Rtp(l) | Socket::Rtcp(l) => l,
+            Socket::WebRtc => match self.webrtc_leg_of(src, &buf[..len], kind) {
+                Some(l) => l,
+                None => {
+                    let reason = if kind == PacketKind::Stun {
+                        DropReason::StunRejected
+                    } else {
+                        DropReason::UnknownSource
+                    };
+                    self.drops.add(reason);
+                    return Verdict::Drop(reason);
+                }
+            },
+        };
+        let verdict = match self.ingress(now, leg, via, kind, src, buf, len) {
+            Ok(Ingress::Done(v)) => v,
+            Ok(Ingress::Media { len, rtcp }) => self
+                .egress(leg, via, src, rtcp, buf, len)
+                .unwrap_or_else(Verdict::Drop),
+            Err(reason) => Verdict::Drop(reason),
+        };
+        if let Verdict::Drop(reason) = verdict {
+            self.drops.add(reason);
+            self.legs[idx(leg)].counters.stats.dropped += 1;
+        }
+        verdict
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the receive path's inputs, passed without building a struct per packet"
+    )]
+    fn ingress(
+        &mut self,
+        now: Instant,
+        leg: LegIndex,
+        via: Socket,
+        kind: PacketKind,
+        src: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Ingress, DropReason> {
+        let started = self.started;
+        let l = &mut self.legs[idx(leg)];
+        let counters = &mut l.counters;
+        let (len, rtcp, pts) = match &mut l.kind {
+            LegKind::Echo => return Err(DropReason::UnknownSource),
+            LegKind::WebRtc(w) => match kind {
+                PacketKind::Stun => {
+                    let answered = w
+                        .ice
+                        .handle_stun(now, src, buf, len)
+                        .map_err(|_| DropReason::StunRejected)?;
+                    if answered.new_source {
+                        self.routes.push_back(src);
+                    }
+                    self.after_ice(now, leg);
+                    return Ok(Ingress::Done(Verdict::Forward {
+                        via: Socket::WebRtc,
+                        to: src,
+                        len: answered.len,
+                    }));
+                }
+                PacketKind::Dtls => {
+                    if !w.ice.is_validated(src) {
+                        return Err(DropReason::UnknownSource);
+                    }
+                    if w.dtls.is_none() && w.role == Some(DtlsRole::Server) {
+                        // Created in maybe_start_dtls; only missing if creation failed.
+                        return Err(DropReason::NotConnected);
+                    }
+                    let Some(dtls) = w.dtls.as_mut() else {
+                        return Err(DropReason::NotConnected);
+                    };
+                    w.dtls_peer = Some(src);
+                    dtls.handle_input(now, &buf[..len]);
+                    self.after_dtls(leg);
+                    return Ok(Ingress::Done(Verdict::Consumed));
+                }
+                PacketKind::Rtp | PacketKind::Rtcp => {
+                    if w.ice.nominated() != Some(src) {
+                        return Err(DropReason::UnknownSource);
+                    }
+                    let Some(srtp) = w.srtp_in.as_mut() else {
+                        return Err(DropReason::NotConnected);
+                    };
+                    let rtcp = kind == PacketKind::Rtcp;
+                    let n = if rtcp {
+                        srtp.unprotect_rtcp(buf, len)
+                    } else {
+                        srtp.unprotect_rtp(buf, len)
+                    }
+                    .map_err(srtp_drop)?;
+                    let pts = w.remote.as_ref().map(|r| r.payload_types.as_slice());
+                    (n, rtcp, pts)
+                }
+                PacketKind::Unknown => return Err(DropReason::Malformed),
+            },
+            LegKind::Plain(p) => {
+                let rtcp = match (via, kind) {
+                    (Socket::Rtp(_), PacketKind::Rtp) => false,
+                    (Socket::Rtp(_), PacketKind::Rtcp) | (Socket::Rtcp(_), PacketKind::Rtcp) => {
+                        true
+                    }
+                    _ => return Err(DropReason::Malformed),
+                };
+                if rtcp {
+                    RtcpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
+                    p.accept_rtcp(via, src)?;
+                } else {
+                    let h = RtpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
+                    let pt = h.pt().0;
+                    let negotiated = p.remote.as_ref().is_none_or(|r| {
+                        r.payload_types.is_empty() || r.payload_types.contains(&pt)
+                    });
+                    p.accept_rtp(src, negotiated)?;
+                }
+                let pts = p.remote.as_ref().map(|r| r.payload_types.as_slice());
+                (len, rtcp, pts)
+            }
+        };
+        if !rtcp {
+            let h = RtpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
+            let pt = h.pt().0;
+            if pts.is_some_and(|p| !p.is_empty() && !p.contains(&pt)) {
+                return Err(DropReason::WrongPt);
+            }
+            counters
+                .rx
+                .record(h.seq(), h.timestamp(), pt, h.ssrc().0, since(started, now));
+        }
+        counters.stats.packets_in += 1;
+        counters.stats.bytes_in += len as u64;
+        self.last_media = now;
+        self.timed_out = false;
+        Ok(Ingress::Media { len, rtcp })
+    }
+
+    /// Sends media that arrived on `from` out of the other leg (or back, for an echo).
+    fn egress(
+        &mut self,
+        from: LegIndex,
+        via_in: Socket,
+        src: SocketAddr,
+        rtcp: bool,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        let mut to_leg = from.other();
+        let mut back = None;
+        if matches!(self.legs[idx(to_leg)].kind, LegKind::Echo) {
+            to_leg = from;
+            back = Some((via_in, src));
+        }
+        let l = &mut self.legs[idx(to_leg)];
+        let (via, to, len) = match &mut l.kind {
+            LegKind::Echo => return Err(DropReason::NoDestination),
+            LegKind::WebRtc(w) => {
+                let to = w.ice.nominated().ok_or(DropReason::NotConnected)?;
+                let srtp = w.srtp_out.as_mut().ok_or(DropReason::NotConnected)?;
+                if len + MAX_TRAILER_LEN > buf.len() {
+                    return Err(DropReason::TooLarge);
+                }
+                let n = if rtcp {
+                    srtp.protect_rtcp(buf, len)
+                } else {
+                    srtp.protect_rtp(buf, len)
+                }
+                .map_err(srtp_drop)?;
+                (Socket::WebRtc, to, n)
+            }
+            LegKind::Plain(p) => match back {
+                Some((via, src)) => (via, src, len),
+                None => {
+                    let mux = p.remote.as_ref().is_some_and(|r| r.rtcp_mux);
+                    if rtcp && !mux {
+                        (
+                            Socket::Rtcp(to_leg),
+                            p.rtcp_peer.ok_or(DropReason::NoDestination)?,
+                            len,
+                        )
+                    } else {
+                        (
+                            Socket::Rtp(to_leg),
+                            p.rtp_peer.ok_or(DropReason::NoDestination)?,
+                            len,
+                        )
+                    }
+                }
+            },
+        };
+        l.counters.stats.packets_out += 1;
+        l.counters.stats.bytes_out += len as u64;
+        Ok(Verdict::Forward { via, to, len })
+    }
+
+    fn after_ice(&mut self, now: Instant, leg: LegIndex) {
+        let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind else {
+            return;
+        };
+        let mut start = false;
+        while let Some(e) = w.ice.poll_event() {
+            match e {
+                IceEvent::Nominated(remote) => {
+                    self.events.push_back(Event::IceConnected {
+                        id: self.id,
+                        leg,
+                        remote,
+                    });
+                    start = true;
+                }
+                IceEvent::ConsentLost => self
+                    .events
+                    .push_back(Event::ConsentLost { id: self.id, leg }),
+            }
+        }
+        if start {
+            self.maybe_start_dtls(now, leg);
+        }
+    }
+
+    fn after_dtls(&mut self, leg: LegIndex) {
+        let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind else {
+            return;
+        };
+        let Some(dtls) = w.dtls.as_mut() else {
+            return;
+        };
+        while let Some(e) = dtls.poll_event() {
+            match e {
+                DtlsEvent::Connected { profile, keys } => {
+                    let sessions = SrtpSession::new(profile, &keys.remote, SrtpDirection::Inbound)
+                        .and_then(|i| {
+                            SrtpSession::new(profile, &keys.local, SrtpDirection::Outbound)
+                                .map(|o| (i, o))
+                        });
+                    match sessions {
+                        Ok((i, o)) => {
+                            w.srtp_in = Some(i);
+                            w.srtp_out = Some(o);
+                            self.events.push_back(Event::DtlsConnected {
+                                id: self.id,
+                                leg,
+                                profile: profile.openssl_name().to_owned(),
+                            });
+                        }
+                        Err(e) => self.events.push_back(Event::DtlsFailed {
+                            id: self.id,
+                            leg,
+                            reason: e.to_string(),
+                        }),
+                    }
+                }
+                DtlsEvent::Failed(e) => self.events.push_back(Event::DtlsFailed {
+                    id: self.id,
+                    leg,
+                    reason: e.to_string(),
+                }),
+                DtlsEvent::Closed => self.events.push_back(Event::DtlsFailed {
+                    id: self.id,
+                    leg,
+                    reason: "the peer closed DTLS".to_owned(),
+                }),
+            }
+        }
+    }
+
+    /// The next DTLS datagram to send, written into `buf`.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        for l in &mut self.legs {
+            let LegKind::WebRtc(w) = &mut l.kind else {
+                continue;
+            };
+            let Some(to) = w
+                .ice
+                .nominated()
+                .or(w.dtls_peer)
+                .or_else(|| w.ice.validated().next())
+            else {
+                continue;
+            };
+            let Some(dtls) = w.dtls.as_mut() else {
+                continue;
+            };
+            while let Some(d) = dtls.poll_transmit() {
+                if d.len() <= buf.len() {
+                    buf[..d.len()].copy_from_slice(&d);
+                    return Some(Transmit {
+                        via: Socket::WebRtc,
+                        to,
+                        len: d.len(),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// The next event for signaling.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn is_held(&self) -> bool {
+        self.legs.iter().any(|l| match &l.kind {
+            LegKind::WebRtc(w) => w.remote.as_ref().is_some_and(|r| r.direction.is_held()),
+            LegKind::Plain(p) => p.remote.as_ref().is_none_or(|r| r.direction.is_held()),
+            LegKind::Echo => false,
+        })
+    }
+
+    fn media_deadline(&self) -> Option<Instant> {
+        (!self.timed_out && !self.is_held()).then(|| self.last_media + self.config.media_timeout)
+    }
+
+    /// The earliest instant [`Session::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.media_deadline();
+        for l in &self.legs {
+            if let LegKind::WebRtc(w) = &l.kind {
+                for d in [
+                    w.ice.poll_timeout(),
+                    w.dtls.as_ref().and_then(|d| d.poll_timeout()),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    t = Some(t.map_or(d, |t| t.min(d)));
+                }
+            }
+        }
+        t
+    }
+
+    /// Runs the timers due at `now`: DTLS retransmission, consent, media timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for leg in LEGS {
+            if let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind {
+                w.ice.handle_timeout(now);
+                if let Some(d) = w.dtls.as_mut() {
+                    d.handle_timeout(now);
+                }
+                self.after_ice(now, leg);
+                self.after_dtls(leg);
+            }
+        }
+        if self.media_deadline().is_some_and(|d| now >= d) {
+            self.timed_out = true;
+            self.events.push_back(Event::MediaTimeout { id: self.id });
+        }
+    }
+}
+
+enum Ingress {
+    Done(Verdict),
+    Media { len: usize, rtcp: bool },
+}
+
+impl PlainLeg {
+    fn set_remote(&mut self, remote: Option<PlainRemote>) {
+        let old_rtp = self.remote.as_ref().and_then(|r| r.rtp);
+        if let Some(r) = &remote {
+            // A new SDP address replaces any latch (re-INVITE to another host).
+            if r.rtp != old_rtp || !self.rtp_latched {
+                self.rtp_peer = r.rtp;
+                self.rtp_latched = false;
+                self.rtcp_peer = if r.rtcp_mux { r.rtp } else { r.rtcp };
+                self.rtcp_latched = false;
+            }
+        }
+        self.remote = remote;
+    }
+
+    fn sdp_rtp(&self) -> Option<SocketAddr> {
+        self.remote.as_ref().and_then(|r| r.rtp)
+    }
+
+    /// RTP from `src`: the latched or SDP source, or latch once to a sender of a negotiated PT.
+    fn accept_rtp(&mut self, src: SocketAddr, negotiated: bool) -> Result<(), DropReason> {
+        if self.rtp_latched {
+            return if self.rtp_peer == Some(src) {
+                Ok(())
+            } else {
+                Err(DropReason::UnknownSource)
+            };
+        }
+        if self.sdp_rtp() == Some(src) || negotiated {
+            self.rtp_peer = Some(src);
+            self.rtp_latched = true;
+            if !self.rtcp_latched && self.sdp_rtp() != Some(src) {
+                // Symmetric RTCP from the latched host: learn it when it first speaks.
+                self.rtcp_peer = None;
+            }
+            return Ok(());
+        }
+        Err(DropReason::UnknownSource)
+    }
+
+    fn accept_rtcp(&mut self, via: Socket, src: SocketAddr) -> Result<(), DropReason> {
+        if let Socket::Rtp(_) = via {
+            // rtcp-mux: same source as RTP.
+            return if self.rtp_peer == Some(src) || self.sdp_rtp() == Some(src) {
+                Ok(())
+            } else {
+                Err(DropReason::UnknownSource)
+            };
+        }
+        if self.rtcp_peer == Some(src) {
+            self.rtcp_latched = true;
+            return Ok(());
+        }
+        // Learn the RTCP source only when RTP itself latched away from the SDP (NAT), or the
+        // SDP named no RTCP address; then only from the RTP peer's host, once.
+        let rtp_moved = self.rtp_latched && self.rtp_peer != self.sdp_rtp();
+        let peer_ip = self.rtp_peer.or(self.sdp_rtp()).map(|a| a.ip());
+        if !self.rtcp_latched
+            && (rtp_moved || self.rtcp_peer.is_none())
+            && peer_ip == Some(src.ip())
+        {
+            self.rtcp_peer = Some(src);
+            self.rtcp_latched = true;
+            return Ok(());
+        }
+        Err(DropReason::UnknownSource)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::api::Direction;
+    use crate::proto::srtp::SrtpKeys;
+    use crate::proto::stun::{Class, StunMessage, StunWriter, METHOD_BINDING};
+    use std::sync::OnceLock;
+    use std::time::UNIX_EPOCH;
+
+    /// Two process-wide identities: the relay's and the test browser's.
+    pub(crate) fn identity(n: usize) -> DtlsIdentity {
+        static IDS: OnceLock<[DtlsIdentity; 2]> = OnceLock::new();
+        IDS.get_or_init(|| {
+            let t = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+            [
+                DtlsIdentity::generate(t).unwrap(),
+                DtlsIdentity::generate(t).unwrap(),
+            ]
+        })[n]
+            .clone()
+    }
+
+    fn start() -> Instant {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the test's virtual clock starts from one real instant"
+        )]
+        Instant::now()
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// A browser in the client role of everything, built from engine::proto: ICE checks with
+    /// USE-CANDIDATE, DTLS in the role its `a=setup` implies, SRTP from the exported keys.
+    pub(crate) struct Browser {
+        pub(crate) addr: SocketAddr,
+        pub(crate) creds: IceCredentials,
+        pub(crate) relay: IceCredentials,
+        pub(crate) setup: Setup,
+        pub(crate) dtls: Option<DtlsEndpoint>,
+        pub(crate) srtp_in: Option<SrtpSession>,
+        pub(crate) srtp_out: Option<SrtpSession>,
+        tx: u8,
+    }
+
+    impl Browser {
+        pub(crate) fn new(addr: SocketAddr, setup: Setup) -> Self {
+            Self {
+                addr,
+                creds: IceCredentials::random().unwrap(),
+                relay: IceCredentials {
+                    ufrag: String::new(),
+                    pwd: String::new(),
+                },
+                setup,
+                dtls: None,
+                srtp_in: None,
+                srtp_out: None,
+                tx: 0,
+            }
+        }
+
+        pub(crate) fn remote(&self) -> WebRtcRemote {
+            WebRtcRemote {
+                ice_ufrag: self.creds.ufrag.clone(),
+                ice_pwd: self.creds.pwd.clone(),
+                fingerprint: identity(1).fingerprint().to_sdp(),
+                setup: self.setup,
+                direction: Direction::SendRecv,
+                payload_types: vec![0, 8, 101],
+            }
+        }
+
+        pub(crate) fn learn(&mut self, local: &LocalLeg) {
+            let LocalLeg::WebRtc {
+                ice_ufrag, ice_pwd, ..
+            } = local
+            else {
+                panic!("not a WebRTC leg: {local:?}");
+            };
+            self.relay = IceCredentials {
+                ufrag: ice_ufrag.clone(),
+                pwd: ice_pwd.clone(),
+            };
+        }
+
+        /// A Binding request to the relay.
+        pub(crate) fn check(&mut self, buf: &mut [u8], nominate: bool) -> usize {
+            self.tx = self.tx.wrapping_add(1);
+            let user = format!("{}:{}", self.relay.ufrag, self.creds.ufrag);
+            let mut w = StunWriter::new(buf, METHOD_BINDING, Class::Request, &[self.tx; 12])
+                .unwrap()
+                .username(user.as_bytes())
+                .unwrap()
+                .priority(1_853_817_087)
+                .unwrap()
+                .ice_controlling(0x1234)
+                .unwrap();
+            if nominate {
+                w = w.use_candidate().unwrap();
+            }
+            w.message_integrity(self.relay.pwd.as_bytes())
+                .unwrap()
+                .fingerprint()
+                .unwrap()
+                .finish()
+        }
+
+        /// Checks a Binding success response from the relay.
+        pub(crate) fn verify_response(&self, resp: &[u8]) {
+            let m = StunMessage::parse(resp).unwrap();
+            assert_eq!(m.class(), Class::Success);
+            assert_eq!(m.txid(), &[self.tx; 12]);
+            assert_eq!(m.xor_mapped_address(), Some(self.addr));
+            m.verify_integrity(self.relay.pwd.as_bytes()).unwrap();
+            m.verify_fingerprint().unwrap();
+        }
+
+        pub(crate) fn start_dtls(&mut self, relay_fp: &str, now: Instant) {
+            let role = match self.setup {
+                Setup::Active | Setup::ActPass => DtlsRole::Client,
+                Setup::Passive => DtlsRole::Server,
+            };
+            let fp = Fingerprint::parse(relay_fp).unwrap();
+            self.dtls =
+                Some(DtlsEndpoint::new(&identity(1), DtlsConfig::new(role, fp), now).unwrap());
+        }
+
+        /// Takes the DTLS result, if the handshake finished.
+        pub(crate) fn poll_dtls(&mut self) {
+            while let Some(e) = self.dtls.as_mut().unwrap().poll_event() {
+                match e {
+                    DtlsEvent::Connected { profile, keys } => {
+                        let SrtpKeys { local, remote, .. } = keys;
+                        self.srtp_in = Some(
+                            SrtpSession::new(profile, &remote, SrtpDirection::Inbound).unwrap(),
+                        );
+                        self.srtp_out = Some(
+                            SrtpSession::new(profile, &local, SrtpDirection::Outbound).unwrap(),
+                        );
+                    }
+                    other => panic!("browser DTLS: {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// An RTP packet: 12-byte header, 160-byte payload that depends on `seq`.
+    pub(crate) fn rtp(buf: &mut [u8], pt: u8, seq: u16, ssrc: u32) -> usize {
+        buf[0] = 0x80;
+        buf[1] = pt;
+        buf[2..4].copy_from_slice(&seq.to_be_bytes());
+        buf[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        for (i, b) in buf[12..172].iter_mut().enumerate() {
+            *b = (i as u8) ^ (seq as u8);
+        }
+        172
+    }
+
+    /// An RTCP receiver report with no blocks, plus an SDES-less padding-free body.
+    pub(crate) fn rtcp(buf: &mut [u8], ssrc: u32) -> usize {
+        buf[..4].copy_from_slice(&[0x80, 201, 0, 1]);
+        buf[4..8].copy_from_slice(&ssrc.to_be_bytes());
+        8
+    }
+
+    const WEBRTC_LOCAL: &str = "127.0.0.1:40000";
+    const PLAIN_LOCAL: &str = "127.0.0.1:40002";
+    const BROWSER: &str = "127.0.0.1:50000";
+    const PBX: &str = "127.0.0.1:60000";
+    const PBX_RTCP: &str = "127.0.0.1:60001";
+
+    fn plain_remote(direction: Direction) -> PlainRemote {
+        PlainRemote {
+            rtp: Some(addr(PBX)),
+            rtcp: Some(addr(PBX_RTCP)),
+            rtcp_mux: false,
+            direction,
+            payload_types: vec![0, 8, 101],
+        }
+    }
+
+    struct Call {
+        s: Session,
+        now: Instant,
+        b: Browser,
+        buf: Vec<u8>,
+    }
+
+    impl Call {
+        /// Allocates WebRTC (leg A) + plain (leg B) with both remotes known.
+        fn new(setup: Setup, config: SessionConfig) -> Self {
+            let now = start();
+            let mut b = Browser::new(addr(BROWSER), setup);
+            let s = Session::new(
+                SessionId(7),
+                &[
+                    LegSpec::WebRtc(Some(b.remote())),
+                    LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+                ],
+                [Some(addr(WEBRTC_LOCAL)), Some(addr(PLAIN_LOCAL))],
+                identity(0),
+                config,
+                now,
+            )
+            .unwrap();
+            b.learn(&s.local_leg(LegIndex::A));
+            Self {
+                s,
+                now,
+                b,
+                buf: vec![0u8; 2048],
+            }
+        }
+
+        fn check(&mut self, nominate: bool) -> Verdict {
+            let n = self.b.check(&mut self.buf, nominate);
+            let v = self
+                .s
+                .handle_datagram(self.now, Socket::WebRtc, self.b.addr, &mut self.buf, n);
+            if let Verdict::Forward { via, to, len } = v {
+                assert_eq!((via, to), (Socket::WebRtc, self.b.addr));
+                self.b.verify_response(&self.buf[..len]);
+            }
+            v
+        }
+
+        /// Moves DTLS datagrams both ways until quiet.
+        fn pump_dtls(&mut self) {
+            for _ in 0..20 {
+                let mut moved = false;
+                while let Some(d) = self.b.dtls.as_mut().unwrap().poll_transmit() {
+                    moved = true;
+                    self.buf[..d.len()].copy_from_slice(&d);
+                    let v = self.s.handle_datagram(
+                        self.now,
+                        Socket::WebRtc,
+                        self.b.addr,
+                        &mut self.buf,
+                        d.len(),
+                    );
+                    assert_eq!(v, Verdict::Consumed);
+                }
+                let mut out = [0u8; 2048];
+                while let Some(t) = self.s.poll_transmit(&mut out) {
+                    moved = true;
+                    assert_eq!((t.via, t.to), (Socket::WebRtc, self.b.addr));
+                    self.b
+                        .dtls
+                        .as_mut()
+                        .unwrap()
+                        .handle_input(self.now, &out[..t.len]);
+                }
+                if !moved {
+                    break;
+                }
+            }
+            self.b.poll_dtls();
+        }
+
+        /// ICE nomination and the DTLS handshake; returns the events.
+        fn connect(&mut self) -> Vec<Event> {
+            assert!(matches!(self.check(true), Verdict::Forward { .. }));
+            assert_eq!(self.s.poll_route(), Some(self.b.addr));
+            let fp = identity(0).fingerprint().to_sdp();
+            self.b.start_dtls(&fp, self.now);
+            self.pump_dtls();
+            assert!(self.b.srtp_out.is_some(), "browser DTLS connected");
+            std::iter::from_fn(|| self.s.poll_event()).collect()
+        }
+
+        /// Browser → relay → PBX: the PBX receives the browser's plaintext unchanged.
+        fn browser_sends(&mut self, seq: u16) -> Verdict {
+            let mut plain = [0u8; 172];
+            rtp(&mut plain, 0, seq, 0xb0b0);
+            self.buf[..172].copy_from_slice(&plain);
+            let n = self
+                .b
+                .srtp_out
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&mut self.buf, 172)
+                .unwrap();
+            let v = self
+                .s
+                .handle_datagram(self.now, Socket::WebRtc, self.b.addr, &mut self.buf, n);
+            if let Verdict::Forward { via, to, len } = v {
+                assert_eq!((via, to), (Socket::Rtp(LegIndex::B), addr(PBX)));
+                assert_eq!(&self.buf[..len], &plain[..]);
+            }
+            v
+        }
+
+        /// PBX → relay → browser: the browser decrypts what the PBX sent.
+        fn pbx_sends(&mut self, seq: u16) -> Verdict {
+            let mut plain = [0u8; 172];
+            rtp(&mut plain, 8, seq, 0xfeed);
+            self.buf[..172].copy_from_slice(&plain);
+            let v = self.s.handle_datagram(
+                self.now,
+                Socket::Rtp(LegIndex::B),
+                addr(PBX),
+                &mut self.buf,
+                172,
+            );
+            if let Verdict::Forward { via, to, len } = v {
+                assert_eq!((via, to), (Socket::WebRtc, self.b.addr));
+                assert_ne!(&self.buf[12..172], &plain[12..], "encrypted");
+                let n = self
+                    .b
+                    .srtp_in
+                    .as_mut()
+                    .unwrap()
+                    .unprotect_rtp(&mut self.buf, len)
+                    .unwrap();
+                assert_eq!(&self.buf[..n], &plain[..]);
+            }
+            v
+        }
+    }
+
+    fn forwarded(v: Verdict) -> bool {
+        matches!(v, Verdict::Forward { .. })
+    }
+
+    fn media_both_ways(setup: Setup) {
+        let mut c = Call::new(setup, SessionConfig::default());
+        let want_setup = if setup == Setup::Passive {
+            Setup::Active
+        } else {
+            Setup::Passive
+        };
+        assert!(
+            matches!(c.s.local_leg(LegIndex::A), LocalLeg::WebRtc { setup, .. } if setup == want_setup)
+        );
+        let events = c.connect();
+        assert_eq!(
+            events[0],
+            Event::IceConnected {
+                id: SessionId(7),
+                leg: LegIndex::A,
+                remote: c.b.addr
+            }
+        );
+        assert!(matches!(
+            &events[1],
+            Event::DtlsConnected {
+                leg: LegIndex::A,
+                ..
+            }
+        ));
+        for seq in 0..50 {
+            assert!(forwarded(c.browser_sends(seq)));
+            assert!(forwarded(c.pbx_sends(1000 + seq)));
+        }
+        // RTCP: SRTCP from the browser reaches the PBX's RTCP port in the clear, and back.
+        let mut plain = [0u8; 8];
+        rtcp(&mut plain, 0xb0b0);
+        c.buf[..8].copy_from_slice(&plain);
+        let n =
+            c.b.srtp_out
+                .as_mut()
+                .unwrap()
+                .protect_rtcp(&mut c.buf, 8)
+                .unwrap();
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                via: Socket::Rtcp(LegIndex::B),
+                to: addr(PBX_RTCP),
+                len: 8
+            }
+        );
+        assert_eq!(&c.buf[..8], &plain);
+        rtcp(&mut c.buf, 0xfeed);
+        let v = c.s.handle_datagram(
+            c.now,
+            Socket::Rtcp(LegIndex::B),
+            addr(PBX_RTCP),
+            &mut c.buf,
+            8,
+        );
+        let Verdict::Forward { via, to, len } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!((via, to), (Socket::WebRtc, c.b.addr));
+        let n =
+            c.b.srtp_in
+                .as_mut()
+                .unwrap()
+                .unprotect_rtcp(&mut c.buf, len)
+                .unwrap();
+        assert_eq!(n, 8);
+        let st = c.s.stats();
+        assert_eq!(st.legs[0].packets_in, 51);
+        assert_eq!(st.legs[0].bytes_in, 50 * 172 + 8);
+        assert_eq!(st.legs[1].packets_out, 51);
+        assert_eq!(st.legs[1].packets_in, 51);
+        assert_eq!(st.legs[0].packets_out, 51);
+        assert_eq!((st.legs[0].lost, st.legs[1].lost), (0, 0));
+        assert_eq!(c.s.drops().total(), 0);
+    }
+
+    #[test]
+    fn media_both_ways_relay_as_dtls_server() {
+        media_both_ways(Setup::Active);
+    }
+
+    #[test]
+    fn media_both_ways_relay_as_dtls_server_for_actpass() {
+        media_both_ways(Setup::ActPass);
+    }
+
+    #[test]
+    fn media_both_ways_relay_as_dtls_client() {
+        media_both_ways(Setup::Passive);
+    }
+
+    #[test]
+    fn nothing_but_stun_before_ice_and_no_media_before_dtls() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        // Before any check, the browser's address is unknown to the session.
+        rtp(&mut c.buf, 0, 1, 1);
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, 172);
+        assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+        assert!(forwarded(c.check(true)));
+        rtp(&mut c.buf, 0, 1, 1);
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, 172);
+        assert_eq!(v, Verdict::Drop(DropReason::NotConnected));
+        // The PBX speaks before the browser's DTLS is up: nowhere to send it yet.
+        rtp(&mut c.buf, 0, 1, 1);
+        let v =
+            c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+        assert_eq!(v, Verdict::Drop(DropReason::NotConnected));
+        // A check with a wrong password is not answered.
+        let n = c.b.check(&mut c.buf, true);
+        c.buf[n - 30] ^= 1;
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+        assert_eq!(v, Verdict::Drop(DropReason::StunRejected));
+        assert_eq!(c.s.drops().total(), 4);
+    }
+
+    #[test]
+    fn wrong_payload_type_and_garbage_are_dropped() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        c.connect();
+        rtp(&mut c.buf, 96, 1, 1);
+        let v =
+            c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+        assert_eq!(v, Verdict::Drop(DropReason::WrongPt));
+        c.buf[0] = 0xff;
+        let v =
+            c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+        assert_eq!(v, Verdict::Drop(DropReason::Malformed));
+        // A forged SRTP packet from the nominated address fails authentication.
+        rtp(&mut c.buf, 0, 5, 1);
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, 172);
+        assert_eq!(v, Verdict::Drop(DropReason::SrtpAuth));
+        assert_eq!(c.s.drops().get(DropReason::WrongPt), 1);
+        assert_eq!(c.s.stats().legs[1].dropped, 2);
+    }
+
+    #[test]
+    fn third_party_on_plain_port_never_reaches_the_browser() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        c.connect();
+        assert!(forwarded(c.pbx_sends(1)));
+        for (i, src) in ["127.0.0.9:60000", "127.0.0.1:60002"].iter().enumerate() {
+            rtp(&mut c.buf, 0, 2 + i as u16, 0xbad);
+            let v =
+                c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(src), &mut c.buf, 172);
+            assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+            rtcp(&mut c.buf, 0xbad);
+            let v =
+                c.s.handle_datagram(c.now, Socket::Rtcp(LegIndex::B), addr(src), &mut c.buf, 8);
+            assert_eq!(v, Verdict::Drop(DropReason::UnknownSource), "{src}");
+        }
+        assert!(forwarded(c.pbx_sends(4)));
+        assert_eq!(c.s.drops().get(DropReason::UnknownSource), 4);
+    }
+
+    #[test]
+    fn plain_leg_latches_once_to_a_nat_source() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        c.connect();
+        let nat = addr("127.0.0.5:7000");
+        rtp(&mut c.buf, 0, 1, 3);
+        let v =
+            c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), nat, &mut c.buf, 172);
+        assert!(forwarded(v));
+        // Now the browser's media goes to the latched source, and the SDP address is a stranger.
+        let n = {
+            let mut p = [0u8; 172];
+            rtp(&mut p, 0, 9, 9);
+            c.buf[..172].copy_from_slice(&p);
+            c.b.srtp_out
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&mut c.buf, 172)
+                .unwrap()
+        };
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+        assert!(matches!(v, Verdict::Forward { to, .. } if to == nat));
+        rtp(&mut c.buf, 0, 2, 3);
+        let v =
+            c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+        assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+    }
+
+    #[test]
+    fn media_timeout_fires_once_and_not_while_held() {
+        let config = SessionConfig {
+            media_timeout: Duration::from_secs(60),
+            ..SessionConfig::default()
+        };
+        let mut c = Call::new(Setup::Active, config.clone());
+        c.connect();
+        assert!(forwarded(c.browser_sends(1)));
+        let t0 = c.now;
+        // Consent checks every 10 s keep ICE alive; no media.
+        let mut events = Vec::new();
+        for i in 1..=8 {
+            c.now = t0 + Duration::from_secs(10 * i);
+            assert!(forwarded(c.check(false)));
+            if let Some(d) = c.s.poll_timeout() {
+                if d <= c.now {
+                    c.s.handle_timeout(c.now);
+                }
+            }
+            events.extend(std::iter::from_fn(|| c.s.poll_event()));
+            if i < 6 {
+                assert!(events.is_empty(), "at {} s: {events:?}", 10 * i);
+            }
+        }
+        assert_eq!(events, [Event::MediaTimeout { id: SessionId(7) }]);
+
+        // The same call put on hold by the PBX: no timeout however long it stays quiet.
+        let mut c = Call::new(Setup::Active, config);
+        c.connect();
+        let held = LegSpec::Plain(Some(plain_remote(Direction::SendOnly)));
+        assert!(c.s.update(c.now, LegIndex::B, &held).is_ok());
+        let t0 = c.now;
+        for i in 1..=20 {
+            c.now = t0 + Duration::from_secs(10 * i);
+            assert!(forwarded(c.check(false)));
+            c.s.handle_timeout(c.now);
+            assert_eq!(c.s.poll_event(), None);
+        }
+    }
+
+    #[test]
+    fn consent_lost_after_30s_without_checks() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        c.connect();
+        let t = c.s.poll_timeout().unwrap();
+        assert!(t <= c.now + Duration::from_secs(30));
+        c.now += Duration::from_secs(30);
+        c.s.handle_timeout(c.now);
+        assert_eq!(
+            c.s.poll_event(),
+            Some(Event::ConsentLost {
+                id: SessionId(7),
+                leg: LegIndex::A
+            })
+        );
+        assert_eq!(c.pbx_sends(1), Verdict::Drop(DropReason::NotConnected));
+    }
+
+    #[test]
+    fn ice_restart_relatches_and_keeps_srtp() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        c.connect();
+        assert!(forwarded(c.browser_sends(1)));
+        let old_local = c.s.local_leg(LegIndex::A);
+        // The browser restarts ICE: new credentials; same certificate and role.
+        c.b.creds = IceCredentials::random().unwrap();
+        let local =
+            c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(c.b.remote())))
+                .unwrap();
+        let (
+            LocalLeg::WebRtc {
+                ice_ufrag: new_u,
+                ice_pwd: new_p,
+                ..
+            },
+            LocalLeg::WebRtc {
+                ice_ufrag: old_u,
+                ice_pwd: old_p,
+                ..
+            },
+        ) = (&local, &old_local)
+        else {
+            panic!()
+        };
+        assert_ne!(new_u, old_u, "RFC 8839: new local credentials on restart");
+        assert_ne!(new_p, old_p);
+        // Media keeps flowing on the old path until the new nomination.
+        assert!(forwarded(c.pbx_sends(1)));
+        c.b.learn(&local);
+        let old_addr = c.b.addr;
+        c.b.addr = addr("127.0.0.7:50001");
+        assert!(forwarded(c.check(true)));
+        assert_eq!(c.s.poll_route(), Some(c.b.addr));
+        assert_eq!(
+            c.s.poll_event(),
+            Some(Event::IceConnected {
+                id: SessionId(7),
+                leg: LegIndex::A,
+                remote: c.b.addr
+            })
+        );
+        assert_eq!(c.s.poll_event(), None, "no new DTLS handshake");
+        assert!(forwarded(c.browser_sends(2)));
+        assert!(forwarded(c.pbx_sends(2)));
+        // The old address is no longer the media path.
+        c.b.addr = old_addr;
+        assert_eq!(c.browser_sends(3), Verdict::Drop(DropReason::UnknownSource));
+        assert_eq!(c.s.ice_ufrags().collect::<Vec<_>>(), [new_u.as_str()]);
+    }
+
+    #[test]
+    fn dtls_role_change_is_refused_and_fingerprint_change_rekeys() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        c.connect();
+        let mut r = c.b.remote();
+        r.setup = Setup::Passive;
+        assert!(matches!(
+            c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(r))),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(matches!(
+            c.s.update(c.now, LegIndex::A, &LegSpec::Echo),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(forwarded(c.pbx_sends(1)));
+    }
+
+    /// A seeded network between the PBX and the relay (and the browser and the relay): loss,
+    /// reordering and duplication. Every packet that arrives once reaches the other side once,
+    /// byte for byte; duplicates die in the SRTP replay checks; loss shows in the stats.
+    #[test]
+    fn loss_reorder_and_duplication() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        c.connect();
+        let mut seed = 0x9e37_79b9_u32;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let mut order: Vec<u16> = Vec::new();
+        let mut lost = 0;
+        let mut dups = 0;
+        for seq in 0..300u16 {
+            match rand() % 20 {
+                0 => lost += 1,
+                1 => {
+                    order.push(seq);
+                    order.push(seq);
+                    dups += 1;
+                }
+                _ => order.push(seq),
+            }
+        }
+        for i in (0..order.len() - 1).step_by(7) {
+            order.swap(i, i + 1);
+        }
+        // The browser protects each packet once, in order; the network then loses, reorders
+        // and duplicates the SRTP packets.
+        let mut sent: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for seq in 0..300u16 {
+            let mut p = [0u8; 172];
+            rtp(&mut p, 0, seq, 0xb0b0);
+            let mut b = p.to_vec();
+            b.resize(400, 0);
+            let n =
+                c.b.srtp_out
+                    .as_mut()
+                    .unwrap()
+                    .protect_rtp(&mut b, 172)
+                    .unwrap();
+            b.truncate(n);
+            sent.push((p.to_vec(), b));
+        }
+        let (mut fwd_pbx, mut fwd_browser) = (0, 0);
+        let mut delivered = vec![0; 300];
+        for &seq in &order {
+            c.now += Duration::from_millis(20);
+            match c.pbx_sends(seq) {
+                Verdict::Forward { .. } => fwd_pbx += 1,
+                v => assert_eq!(v, Verdict::Drop(DropReason::SrtpReplay)),
+            }
+            let (plain, cipher) = &sent[usize::from(seq)];
+            c.buf[..cipher.len()].copy_from_slice(cipher);
+            let v =
+                c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, cipher.len());
+            match v {
+                Verdict::Forward { len, .. } => {
+                    assert_eq!(&c.buf[..len], &plain[..]);
+                    delivered[usize::from(seq)] += 1;
+                    fwd_browser += 1;
+                }
+                v => assert_eq!(v, Verdict::Drop(DropReason::SrtpReplay)),
+            }
+        }
+        assert!(delivered.iter().all(|&d| d <= 1), "never twice");
+        // Losses after the last packet that arrived cannot be seen by sequence number.
+        let seen = |s: &u16| order.contains(s);
+        let first = (0..300u16).find(seen).unwrap();
+        let last = (0..300u16).rev().find(seen).unwrap();
+        let visible = (first..=last).filter(|s| !seen(s)).count();
+        assert_eq!(fwd_pbx, 300 - lost);
+        assert_eq!(fwd_browser, 300 - lost);
+        assert_eq!(c.s.drops().get(DropReason::SrtpReplay), 2 * dups);
+        let st = c.s.stats();
+        assert!(visible > 5);
+        assert_eq!(st.legs[0].lost, visible as u64, "browser leg");
+        assert_eq!(st.legs[1].lost, visible as u64, "PBX leg");
+        assert!(st.legs[1].jitter > 0, "reordering shows as jitter");
+    }
+
+    #[test]
+    fn echo_leg_reflects_webrtc_media() {
+        let now = start();
+        let mut b = Browser::new(addr(BROWSER), Setup::Active);
+        let s = Session::new(
+            SessionId(9),
+            &[LegSpec::WebRtc(Some(b.remote())), LegSpec::Echo],
+            [Some(addr(WEBRTC_LOCAL)), None],
+            identity(0),
+            SessionConfig::default(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(s.local_leg(LegIndex::B), LocalLeg::Echo);
+        b.learn(&s.local_leg(LegIndex::A));
+        let mut c = Call {
+            s,
+            now,
+            b,
+            buf: vec![0u8; 2048],
+        };
+        c.connect();
+        for seq in 0..20 {
+            let mut plain = [0u8; 172];
+            rtp(&mut plain, 0, seq, 0xb0b0);
+            c.buf[..172].copy_from_slice(&plain);
+            let n =
+                c.b.srtp_out
+                    .as_mut()
+                    .unwrap()
+                    .protect_rtp(&mut c.buf, 172)
+                    .unwrap();
+            let v =
+                c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+            let Verdict::Forward { via, to, len } = v else {
+                panic!("{v:?}")
+            };
+            assert_eq!((via, to), (Socket::WebRtc, c.b.addr));
+            let n =
+                c.b.srtp_in
+                    .as_mut()
+                    .unwrap()
+                    .unprotect_rtp(&mut c.buf, len)
+                    .unwrap();
+            assert_eq!(&c.buf[..n], &plain[..]);
+        }
+        assert_eq!(c.s.stats().legs[0].packets_out, 20);
+    }
+
+    #[test]
+    fn echo_leg_reflects_plain_media() {
+        let now = start();
+        let mut s = Session::new(
+            SessionId(10),
+            &[
+                LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+                LegSpec::Echo,
+            ],
+            [Some(addr(PLAIN_LOCAL)), None],
+            identity(0),
+            SessionConfig::default(),
+            now,
+        )
+        .unwrap();
+        let mut buf = [0u8; 2048];
+        let n = rtp(&mut buf, 0, 1, 1);
+        let v = s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n);
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                via: Socket::Rtp(LegIndex::A),
+                to: addr(PBX),
+                len: n
+            }
+        );
+        let n = rtcp(&mut buf, 1);
+        let v = s.handle_datagram(now, Socket::Rtcp(LegIndex::A), addr(PBX_RTCP), &mut buf, n);
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                via: Socket::Rtcp(LegIndex::A),
+                to: addr(PBX_RTCP),
+                len: n
+            }
+        );
+    }
+
+    #[test]
+    fn offer_to_browser_then_answer() {
+        // The gateway offers to the browser: remote unknown, setup actpass; the answer sets it.
+        let now = start();
+        let mut s = Session::new(
+            SessionId(11),
+            &[LegSpec::WebRtc(None), LegSpec::Plain(None)],
+            [Some(addr(WEBRTC_LOCAL)), Some(addr(PLAIN_LOCAL))],
+            identity(0),
+            SessionConfig::default(),
+            now,
+        )
+        .unwrap();
+        assert!(matches!(
+            s.local_leg(LegIndex::A),
+            LocalLeg::WebRtc {
+                setup: Setup::ActPass,
+                ..
+            }
+        ));
+        let b = Browser::new(addr(BROWSER), Setup::Active);
+        let local = s
+            .update(now, LegIndex::A, &LegSpec::WebRtc(Some(b.remote())))
+            .unwrap();
+        assert!(matches!(
+            local,
+            LocalLeg::WebRtc {
+                setup: Setup::Passive,
+                ..
+            }
+        ));
+        let local = s
+            .update(
+                now,
+                LegIndex::B,
+                &LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+            )
+            .unwrap();
+        assert_eq!(
+            local,
+            LocalLeg::Plain {
+                rtp: addr(PLAIN_LOCAL)
+            }
+        );
+        let mut c = Call {
+            s,
+            now,
+            b,
+            buf: vec![0u8; 2048],
+        };
+        c.b.learn(&c.s.local_leg(LegIndex::A));
+        c.connect();
+        assert!(forwarded(c.browser_sends(1)));
+        assert!(forwarded(c.pbx_sends(1)));
+    }
+
+    #[test]
+    fn never_panics_on_any_input() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        c.connect();
+        let mut seed = 0x2545_f491_u32;
+        let sockets = [
+            Socket::WebRtc,
+            Socket::Rtp(LegIndex::B),
+            Socket::Rtcp(LegIndex::B),
+        ];
+        let srcs = [c.b.addr, addr(PBX), addr(PBX_RTCP)];
+        for i in 0..5000usize {
+            let n = match i % 4 {
+                0 => c.b.check(&mut c.buf, i % 8 == 0),
+                1 => rtp(&mut c.buf, 0, i as u16, 1),
+                2 => rtcp(&mut c.buf, 1),
+                _ => 40,
+            };
+            for _ in 0..(i % 6) {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                c.buf[(seed as usize >> 4) % n.max(1)] = (seed >> 24) as u8;
+            }
+            let len = (seed as usize) % (n + 1);
+            let _ =
+                c.s.handle_datagram(c.now, sockets[i % 3], srcs[(i / 3) % 3], &mut c.buf, len);
+        }
+    }
+}
