@@ -169,6 +169,10 @@ impl Gateway {
             proxy: config.proxy.as_ref().map(|p| p.addrs.clone()),
             timers: TimerValues::default(),
             salt: random_u64(),
+            route: config.route.clone(),
+            accept: config.accept_ips.clone(),
+            pts: config.allowed_pts.clone(),
+            advertise: config.advertise,
         };
         let https_router = http::https_router(
             shared.clone(),
@@ -267,9 +271,13 @@ async fn core_task(
     cfg: CoreConfig,
 ) {
     let mut core = Core::new(cfg);
+    let mut engine = NoEngine::default();
     let mut conns: HashMap<ConnName, (SocketAddr, mpsc::Sender<String>)> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     loop {
+        while let Some(out) = engine.try_recv() {
+            core.handle_engine(clock(), out);
+        }
         let deadline = core.poll_timeout();
         let timer = async {
             match deadline {
@@ -283,6 +291,7 @@ async fn core_task(
             }
             ev = rx.recv() => match ev {
                 Some(WsEvent::Opened { conn, peer, tx }) => {
+                    core.handle_ws_opened(&conn);
                     conns.insert(conn, (peer, tx));
                 }
                 Some(WsEvent::Message { conn, text }) => {
@@ -291,7 +300,7 @@ async fn core_task(
                     core.handle_message(clock(), Peer::Ws(conn), text.as_bytes());
                 }
                 Some(WsEvent::Closed { conn }) => {
-                    core.handle_ws_closed(&conn);
+                    core.handle_ws_closed(clock(), &conn);
                     conns.remove(&conn);
                 }
                 Some(WsEvent::Drain) => core.handle_drain(),
@@ -382,11 +391,88 @@ async fn core_task(
                         info!(%aor, %conn, status, "registration failed");
                     }
                 }
+                CoreEvent::CallStarted { call_id, from, to } => {
+                    metrics.calls_total.inc();
+                    info!(%call_id, %from, %to, "call started");
+                }
+                CoreEvent::CallAnswered { id, setup } => {
+                    info!(
+                        session = id.0,
+                        setup_ms = setup.as_millis() as u64,
+                        "call answered"
+                    );
+                }
+                CoreEvent::CallEnded {
+                    id,
+                    call_id,
+                    from,
+                    to,
+                    outcome,
+                    status,
+                    by,
+                    duration,
+                    answered,
+                } => {
+                    info!(
+                        session = id.0,
+                        %call_id,
+                        %from,
+                        %to,
+                        outcome,
+                        status,
+                        hung_up_by = by,
+                        answered,
+                        duration_s = duration.as_secs_f64(),
+                        "call ended"
+                    );
+                }
+                CoreEvent::MediaStats { id, stats } => {
+                    let [a, b] = stats.legs;
+                    info!(
+                        session = id.0,
+                        a_in = a.packets_in,
+                        a_out = a.packets_out,
+                        a_lost = a.lost,
+                        a_jitter = a.jitter,
+                        b_in = b.packets_in,
+                        b_out = b.packets_out,
+                        b_lost = b.lost,
+                        b_jitter = b.jitter,
+                        "call media"
+                    );
+                }
             }
         }
         metrics
             .registrations
             .set(core.registration_count(clock()) as i64);
+        metrics.calls_active.set(core.call_count() as i64);
+        while let Some(cmd) = core.poll_command() {
+            engine.send(cmd);
+        }
+    }
+}
+
+/// Stands where the media engine goes until the reactors are wired: every allocation fails,
+/// so new calls get 503 with a Reason that says why.
+#[derive(Default)]
+struct NoEngine {
+    out: std::collections::VecDeque<engine::api::Output>,
+}
+
+impl NoEngine {
+    fn send(&mut self, cmd: engine::api::Command) {
+        use engine::api::{Command, Failure, Output, Reply};
+        if let Command::Allocate { id, .. } = cmd {
+            self.out.push_back(Output::Reply(Reply::Failed {
+                id,
+                failure: Failure::BadRequest("media engine not started".into()),
+            }));
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<engine::api::Output> {
+        self.out.pop_front()
     }
 }
 

@@ -12,11 +12,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use engine::api::{Command, SessionId, SessionStats};
+
+use super::call::{Call, CallTxn};
 use super::demo::DemoRegistrar;
+use super::policy::AcceptList;
 use super::register;
-use crate::sip::hdr::{SipUri, Via};
+use super::route::StaticRoute;
+use crate::sdp::pts::PtFilter;
+use crate::sip::hdr::{NameAddr, SipUri, Via};
 use crate::sip::msg::{error_response_for, reason_phrase, Method, SipMsg};
-use crate::sip::txn::{ClientEvent, ClientTxn, Kind, ServerTxn, TimerValues};
+use crate::sip::txn::{ClientEvent, ClientTxn, Kind, ServerEvent, ServerTxn, TimerValues};
 use crate::transport::ws::ConnName;
 
 /// Where a message came from or goes to.
@@ -71,6 +77,29 @@ pub enum CoreEvent {
         status: u16,
         expires: u32,
     },
+    CallStarted {
+        call_id: String,
+        from: String,
+        to: String,
+    },
+    CallAnswered {
+        id: SessionId,
+        /// INVITE received to 2xx sent.
+        setup: std::time::Duration,
+    },
+    CallEnded {
+        id: SessionId,
+        call_id: String,
+        from: String,
+        to: String,
+        outcome: String,
+        status: u16,
+        by: &'static str,
+        duration: std::time::Duration,
+        answered: bool,
+    },
+    /// The engine's final figures for a released session.
+    MediaStats { id: SessionId, stats: SessionStats },
 }
 
 /// Methods this gateway answers or relays.
@@ -89,6 +118,12 @@ pub struct CoreConfig {
     pub timers: TimerValues,
     /// Makes tags and branches of this process unlike another's.
     pub salt: u64,
+    /// Where browser calls go (None: the demo PBX).
+    pub route: Option<StaticRoute>,
+    pub accept: AcceptList,
+    pub pts: PtFilter,
+    /// The address put in SDP.
+    pub advertise: std::net::IpAddr,
 }
 
 impl CoreConfig {
@@ -99,7 +134,7 @@ impl CoreConfig {
 
 /// Server transactions are matched by branch, sent-by and method (ACK matches INVITE),
 /// RFC 3261 §17.2.3.
-type ServerKey = (String, String, String);
+pub(super) type ServerKey = (String, String, String);
 
 fn server_key(msg: &SipMsg) -> Option<ServerKey> {
     let via = msg.top_via()?;
@@ -120,7 +155,9 @@ fn server_key(msg: &SipMsg) -> Option<ServerKey> {
 
 /// Why a client transaction exists.
 #[derive(Debug)]
-enum ClientPurpose {
+pub(super) enum ClientPurpose {
+    /// A request of a call on one of its legs.
+    Call { id: SessionId, what: CallTxn },
     /// A REGISTER or SUBSCRIBE relayed for a browser: responses go back on `server`.
     Proxy {
         server: ServerKey,
@@ -131,31 +168,40 @@ enum ClientPurpose {
 }
 
 #[derive(Debug)]
-struct ClientEntry {
-    txn: ClientTxn,
-    to: Peer,
-    purpose: ClientPurpose,
+pub(super) struct ClientEntry {
+    pub(super) txn: ClientTxn,
+    pub(super) to: Peer,
+    pub(super) purpose: ClientPurpose,
 }
 
 #[derive(Debug)]
-struct ServerEntry {
-    txn: ServerTxn,
-    peer: Peer,
+pub(super) struct ServerEntry {
+    pub(super) txn: ServerTxn,
+    pub(super) peer: Peer,
 }
 
 /// The signaling core.
 #[derive(Debug)]
 pub struct Core {
-    cfg: CoreConfig,
-    draining: bool,
-    seq: u64,
-    clients: HashMap<String, ClientEntry>,
-    servers: HashMap<ServerKey, ServerEntry>,
+    pub(super) cfg: CoreConfig,
+    pub(super) draining: bool,
+    pub(super) seq: u64,
+    pub(super) clients: HashMap<String, ClientEntry>,
+    pub(super) servers: HashMap<ServerKey, ServerEntry>,
+    /// Requests being relayed to the other leg, by their server transaction.
+    pub(super) server_requests: HashMap<ServerKey, SipMsg>,
     /// AORs registered through each WebSocket connection (upstream registrar).
     registrations: HashMap<ConnName, HashSet<String>>,
-    demo: Option<DemoRegistrar>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<CoreEvent>,
+    pub(super) demo: Option<DemoRegistrar>,
+    pub(super) calls: HashMap<SessionId, Call>,
+    /// (Call-ID, our tag) of each leg, to the call.
+    pub(super) call_index: HashMap<(String, String), SessionId>,
+    /// The caller's INVITE transaction, to the call (for CANCEL).
+    pub(super) invite_index: HashMap<ServerKey, SessionId>,
+    pub(super) ws_open: HashSet<ConnName>,
+    pub(super) commands: VecDeque<Command>,
+    pub(super) transmits: VecDeque<Transmit>,
+    pub(super) events: VecDeque<CoreEvent>,
 }
 
 impl Core {
@@ -167,8 +213,14 @@ impl Core {
             seq: 0,
             clients: HashMap::new(),
             servers: HashMap::new(),
+            server_requests: HashMap::new(),
             registrations: HashMap::new(),
             demo,
+            calls: HashMap::new(),
+            call_index: HashMap::new(),
+            invite_index: HashMap::new(),
+            ws_open: HashSet::new(),
+            commands: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -191,14 +243,24 @@ impl Core {
         }
     }
 
-    /// A WebSocket connection closed: forget what was registered through it.
-    pub fn handle_ws_closed(&mut self, conn: &ConnName) {
+    /// A WebSocket connection opened.
+    pub fn handle_ws_opened(&mut self, conn: &ConnName) {
+        self.ws_open.insert(conn.clone());
+    }
+
+    /// A WebSocket connection closed: its calls end (BYE to the other side), what was
+    /// registered through it is forgotten.
+    pub fn handle_ws_closed(&mut self, now: Instant, conn: &ConnName) {
+        self.ws_open.remove(conn);
+        self.end_calls_of(now, conn);
         self.registrations.remove(conn);
         if let Some(d) = &mut self.demo {
             d.forget_peer(&Peer::Ws(conn.clone()));
         }
         // Transactions towards a closed connection can never complete.
         self.servers.retain(|_, s| s.peer != Peer::Ws(conn.clone()));
+        self.clients.retain(|_, c| c.to != Peer::Ws(conn.clone()));
+        self.pump(now);
     }
 
     /// One SIP message (a datagram or a WebSocket message) from `from`.
@@ -238,11 +300,23 @@ impl Core {
             return self.answer_stateless(now, from, msg);
         };
         let method = msg.method().cloned().unwrap_or(Method::Options);
+        if matches!(from, Peer::Udp(_)) {
+            // A Route naming this gateway is removed (RFC 3261 §16.4, loose routing).
+            if let Some(first) = msg.header("Route") {
+                if NameAddr::parse(first, "Route").is_ok_and(|r| is_own_uri(&r.uri, &self.cfg)) {
+                    if let Some(i) = msg.headers.iter().position(|h| h.name == "Route") {
+                        msg.headers.remove(i);
+                    }
+                }
+            }
+        }
         if method == Method::Ack {
             if let Some(s) = self.servers.get_mut(&key) {
                 s.txn.handle_ack(now);
+                return;
             }
-            // ACKs for 2xx belong to dialogs (the B2BUA); anything else is absorbed.
+            // An ACK for a 2xx belongs to a dialog; anything else is absorbed.
+            self.handle_in_dialog(now, &from, key, msg);
             return;
         }
         if let Some(s) = self.servers.get_mut(&key) {
@@ -281,14 +355,18 @@ impl Core {
                 r.push_header("Supported", "path, timer");
                 self.send_on(now, &key, r);
             }
-            Method::Invite if self.draining && !in_dialog => {
-                let mut r = self.response(&msg, 503);
-                r.push_header("Retry-After", "30");
-                r.push_header("Reason", "SIP;cause=503;text=\"shutting down\"");
-                self.send_on(now, &key, r);
+            Method::Invite if !in_dialog => self.handle_new_invite(now, from, key, msg),
+            Method::Cancel => {
+                if !self.handle_cancel(now, &key, &msg) {
+                    self.reply(now, &key, &msg, 481);
+                }
             }
-            Method::Cancel => self.reply(now, &key, &msg, 481),
-            _ if in_dialog => self.reply(now, &key, &msg, 481),
+            _ if in_dialog => {
+                self.server_requests.insert(key.clone(), msg.clone());
+                if !self.handle_in_dialog(now, &from, key.clone(), msg.clone()) {
+                    self.reply(now, &key, &msg, 481);
+                }
+            }
             _ => self.reply(now, &key, &msg, 501),
         }
     }
@@ -372,6 +450,29 @@ impl Core {
             return;
         };
         match &entry.purpose {
+            ClientPurpose::Call { id, what, .. } => {
+                let (id, what) = (*id, what.clone());
+                match (what, ev) {
+                    (CallTxn::Invite, ClientEvent::Response(r)) => {
+                        self.on_b_invite_response(now, id, r)
+                    }
+                    (CallTxn::Invite, ClientEvent::Timeout) => {
+                        if let Some(c) = self.calls.get(&id) {
+                            let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
+                            let r = self.response(&inv, 408);
+                            self.send_on(now, &key, r);
+                            self.end_call(now, id, "no answer");
+                        }
+                    }
+                    (CallTxn::Relay { server, method }, ClientEvent::Response(r)) => {
+                        self.on_relay_response(now, id, &server, &method, Some(r))
+                    }
+                    (CallTxn::Relay { server, method }, ClientEvent::Timeout) => {
+                        self.on_relay_response(now, id, &server, &method, None)
+                    }
+                    (CallTxn::Bye | CallTxn::Cancel, _) => {}
+                }
+            }
             ClientPurpose::Proxy {
                 server,
                 conn,
@@ -429,8 +530,19 @@ impl Core {
         }
     }
 
+    pub(super) fn add_client(
+        &mut self,
+        branch: String,
+        txn: ClientTxn,
+        to: Peer,
+        purpose: ClientPurpose,
+    ) {
+        self.clients
+            .insert(branch, ClientEntry { txn, to, purpose });
+    }
+
     /// Sends a response on a server transaction.
-    fn send_on(&mut self, now: Instant, key: &ServerKey, resp: SipMsg) {
+    pub(super) fn send_on(&mut self, now: Instant, key: &ServerKey, resp: SipMsg) {
         if let Some(status) = resp.status() {
             self.events.push_back(CoreEvent::Responded { status });
         }
@@ -439,7 +551,7 @@ impl Core {
         }
     }
 
-    fn reply(&mut self, now: Instant, key: &ServerKey, req: &SipMsg, code: u16) {
+    pub(super) fn reply(&mut self, now: Instant, key: &ServerKey, req: &SipMsg, code: u16) {
         let r = self.response(req, code);
         self.send_on(now, key, r);
     }
@@ -454,7 +566,7 @@ impl Core {
         });
     }
 
-    fn response(&mut self, req: &SipMsg, code: u16) -> SipMsg {
+    pub(super) fn response(&mut self, req: &SipMsg, code: u16) -> SipMsg {
         let tag = self.new_id();
         let mut r = req.response(code, reason_phrase(code), Some(&tag));
         r.push_header(
@@ -471,7 +583,7 @@ impl Core {
         });
     }
 
-    fn new_id(&mut self) -> String {
+    pub(super) fn new_id(&mut self) -> String {
         self.seq += 1;
         format!("{:x}{:x}", self.cfg.salt & 0xffff_ffff_ffff, self.seq)
     }
@@ -493,34 +605,53 @@ impl Core {
 
     /// Moves what the transactions produced to the output queues, handles client events, and
     /// drops finished transactions.
-    fn pump(&mut self, now: Instant) {
-        let mut client_events = Vec::new();
-        for (branch, c) in &mut self.clients {
-            while let Some(bytes) = c.txn.poll_transmit() {
-                self.transmits.push_back(Transmit {
-                    to: c.to.clone(),
-                    bytes,
-                });
+    pub(super) fn pump(&mut self, now: Instant) {
+        // Handling an event can start new transactions (a deferred CANCEL, a BYE): go round
+        // until nothing new comes out. Bounded: each round consumes the events it handles.
+        for _ in 0..8 {
+            let mut client_events = Vec::new();
+            for (branch, c) in &mut self.clients {
+                while let Some(bytes) = c.txn.poll_transmit() {
+                    self.transmits.push_back(Transmit {
+                        to: c.to.clone(),
+                        bytes,
+                    });
+                }
+                while let Some(ev) = c.txn.poll_event() {
+                    client_events.push((branch.clone(), ev));
+                }
             }
-            while let Some(ev) = c.txn.poll_event() {
-                client_events.push((branch.clone(), ev));
+            if client_events.is_empty() {
+                break;
+            }
+            for (branch, ev) in client_events {
+                self.handle_client_event(now, &branch, ev);
             }
         }
-        for (branch, ev) in client_events {
-            self.handle_client_event(now, &branch, ev);
-        }
-        for s in self.servers.values_mut() {
+        let mut no_ack = Vec::new();
+        for (key, s) in &mut self.servers {
             while let Some(bytes) = s.txn.poll_transmit() {
                 self.transmits.push_back(Transmit {
                     to: s.peer.clone(),
                     bytes,
                 });
             }
-            // Timer H and missing 2xx ACKs matter to dialogs, which the B2BUA owns.
-            while s.txn.poll_event().is_some() {}
+            while let Some(ev) = s.txn.poll_event() {
+                if ev == ServerEvent::NoAckFor2xx {
+                    no_ack.push(key.clone());
+                }
+            }
+        }
+        for key in no_ack {
+            // RFC 3261 §13.3.1.4: no ACK for our 2xx within 64*T1 ends the call.
+            if let Some(&id) = self.invite_index.get(&key) {
+                self.hang_up_both(now, id, "no ACK");
+            }
         }
         self.clients.retain(|_, c| !c.txn.is_terminated());
         self.servers.retain(|_, s| !s.txn.is_terminated());
+        let servers = &self.servers;
+        self.server_requests.retain(|k, _| servers.contains_key(k));
     }
 
     #[must_use]
@@ -528,6 +659,12 @@ impl Core {
         let c = self.clients.values().filter_map(|c| c.txn.poll_timeout());
         let s = self.servers.values().filter_map(|s| s.txn.poll_timeout());
         c.chain(s).min()
+    }
+
+    /// Commands for the media engine.
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
     }
 
     #[must_use]
@@ -585,6 +722,10 @@ mod tests {
             proxy: proxy.then(|| vec!["127.0.0.1:5090".parse().unwrap()]),
             timers: TimerValues::default(),
             salt: 7,
+            route: None,
+            accept: AcceptList::parse("[[WSS]],[[PROXY]]").unwrap(),
+            pts: PtFilter::parse("[PCMU/8000]").unwrap(),
+            advertise: "127.0.0.1".parse().unwrap(),
         }
     }
 
@@ -699,7 +840,7 @@ mod tests {
             )),
             "{ev:?}"
         );
-        core.handle_ws_closed(&conn());
+        core.handle_ws_closed(t, &conn());
         assert_eq!(core.registration_count(t), 0);
     }
 
@@ -737,7 +878,7 @@ mod tests {
         assert_eq!(out[0].1.status(), Some(200));
         assert!(out[0].1.header("Contact").unwrap().contains("c1.invalid"));
         assert_eq!(core.registration_count(t), 1);
-        core.handle_ws_closed(&conn());
+        core.handle_ws_closed(t, &conn());
         assert_eq!(core.registration_count(t), 0);
     }
 

@@ -1,5 +1,8 @@
 //! Calls, routing and policy: pure, no IO.
 
+pub mod call;
+#[cfg(test)]
+mod call_tests;
 pub mod core;
 pub mod demo;
 pub mod policy;

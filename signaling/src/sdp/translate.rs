@@ -327,6 +327,19 @@ pub fn to_plain(
                     let mut r = relayed.take().unwrap_or_else(|| disabled(m));
                     r.kind = m.kind.clone();
                     r.proto = m.proto.clone();
+                    // Answer only formats the far end offered (RFC 3264 §6.1).
+                    r.fmts.retain(|f| m.fmts.contains(f));
+                    let kept = r.fmts.clone();
+                    r.lines.retain(|(t, v)| {
+                        *t != 'a'
+                            || !(v.starts_with("rtpmap:") || v.starts_with("fmtp:"))
+                            || v.split([':', ' '])
+                                .nth(1)
+                                .is_some_and(|pt| kept.iter().any(|k| k == pt))
+                    });
+                    if r.fmts.is_empty() {
+                        return Err(TranslateError::NoCodec);
+                    }
                     out.media.push(r);
                 } else {
                     out.media.push(disabled(m));
@@ -585,7 +598,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            text(&out).contains("m=audio 32004 RTP/AVP 96 9 0 8\r\n"),
+            text(&out).contains("m=audio 32004 RTP/AVP 0\r\n"),
             "{}",
             text(&out)
         );

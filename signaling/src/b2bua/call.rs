@@ -1,0 +1,1472 @@
+//! Calls: the B2BUA. Each call is two dialogs (leg A, where the gateway is the UAS, and leg B,
+//! where it is the UAC) and one engine session whose legs carry the same indices.
+//!
+//! Browser to SIP: A is the browser's WebSocket, B goes to OUTBOUND_ROUTE over UDP. SIP to
+//! browser: A is the registrar's UDP side, B goes down the WebSocket named by the Request-URI.
+//! Demo PBX: B is the engine's echo leg, or another browser.
+
+use std::time::{Duration, Instant};
+
+use engine::api::{Command, Event, LegIndex, LegSpec, LocalLeg, Output, Reply, SessionId, Setup};
+
+use super::core::{Core, Peer, ServerKey};
+use super::policy::Source;
+use super::route::{Cld, Dest};
+use crate::sdp::model::Sdp;
+use crate::sdp::translate::{self, LocalWebRtc, Origin, TranslateError};
+use crate::sip::hdr::{NameAddr, SipUri};
+use crate::sip::msg::{reason_phrase, Method, SipMsg, StartLine};
+use crate::sip::txn::ClientTxn;
+use crate::transport::ws::ConnName;
+
+/// What kind of media each side has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    BrowserToSip,
+    SipToBrowser,
+    DemoEcho,
+    DemoBrowserToBrowser,
+}
+
+/// Call states, from the caller's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// Waiting for the engine's allocation.
+    Allocating,
+    /// INVITE sent on leg B, no answer yet.
+    Calling,
+    /// Answered; both dialogs confirmed or confirming.
+    Confirmed,
+    /// BYE or CANCEL in progress.
+    Ending,
+}
+
+/// One dialog of a call.
+#[derive(Debug, Clone)]
+pub(super) struct Leg {
+    pub(super) peer: Peer,
+    pub(super) call_id: String,
+    pub(super) local_tag: String,
+    pub(super) remote_tag: Option<String>,
+    /// Our side's name-addr (no tag): From on requests we send.
+    pub(super) local_uri: String,
+    /// The other side's name-addr (no tag).
+    pub(super) remote_uri: String,
+    /// Request-URI of in-dialog requests.
+    pub(super) remote_target: String,
+    pub(super) route_set: Vec<String>,
+    pub(super) local_cseq: u32,
+    pub(super) remote_cseq: u32,
+    /// The SDP this side sent last (an offer or an answer).
+    pub(super) remote_sdp: Option<Sdp>,
+    /// The SDP answer the gateway last sent on this leg (for identical re-offers).
+    pub(super) last_answer: Option<Sdp>,
+    pub(super) origin: Origin,
+}
+
+/// One call.
+#[derive(Debug)]
+pub(super) struct Call {
+    pub(super) id: SessionId,
+    pub(super) kind: CallKind,
+    pub(super) state: CallState,
+    pub(super) a: Leg,
+    pub(super) b: Leg,
+    /// The caller's INVITE and its server transaction.
+    pub(super) a_invite: SipMsg,
+    pub(super) a_key: ServerKey,
+    /// Branch of the INVITE sent on leg B (for CANCEL).
+    pub(super) b_invite_branch: Option<String>,
+    /// The INVITE sent on leg B (for CANCEL and ACK).
+    pub(super) b_invite: Option<SipMsg>,
+    pub(super) local: [Option<LocalLeg>; 2],
+    pub(super) b_provisional: bool,
+    pub(super) cancel_wanted: bool,
+    pub(super) answered: bool,
+    pub(super) started: Instant,
+    pub(super) answered_at: Option<Instant>,
+    pub(super) ended_by: Option<&'static str>,
+    pub(super) final_status: Option<u16>,
+    pub(super) from_user: String,
+    pub(super) to_user: String,
+    pub(super) released: bool,
+}
+
+/// Why a client transaction of a call exists.
+#[derive(Debug, Clone)]
+pub(super) enum CallTxn {
+    /// The INVITE on leg B.
+    Invite,
+    /// A BYE on a leg; nothing to relay back.
+    Bye,
+    /// A CANCEL on leg B.
+    Cancel,
+    /// A request relayed from the other leg: its final response goes back on `server`.
+    Relay { server: ServerKey, method: Method },
+}
+
+fn strip_tag(na: &str) -> String {
+    match NameAddr::parse(na, "From/To") {
+        Ok(mut n) => {
+            n.params.remove("tag");
+            n.to_string()
+        }
+        Err(_) => na.to_string(),
+    }
+}
+
+fn user_of(na: &str) -> String {
+    NameAddr::parse(na, "From/To")
+        .ok()
+        .and_then(|n| SipUri::parse(&n.uri))
+        .and_then(|u| u.user)
+        .unwrap_or_default()
+}
+
+fn contact_uri(msg: &SipMsg) -> Option<String> {
+    NameAddr::parse(msg.header("Contact")?, "Contact")
+        .ok()
+        .map(|n| n.uri)
+}
+
+impl Core {
+    /// The host:port the gateway puts in SIP/UDP Via and Contact.
+    fn own_hostport(&self) -> String {
+        format!("{}:{}", self.cfg.own_host, self.cfg.sip_port)
+    }
+
+    fn via_for(&mut self, peer: &Peer) -> (String, String) {
+        let branch = format!("z9hG4bK{}", self.new_id());
+        let via = match peer {
+            Peer::Udp(_) => format!("SIP/2.0/UDP {};rport;branch={branch}", self.own_hostport()),
+            Peer::Ws(_) => format!("SIP/2.0/WSS {};branch={branch}", self.cfg.own_host),
+        };
+        (via, branch)
+    }
+
+    fn contact_for(&self, peer: &Peer, user: &str) -> String {
+        let user = if user.is_empty() { "gw" } else { user };
+        match peer {
+            Peer::Udp(_) => format!("<sip:{user}@{}>", self.own_hostport()),
+            Peer::Ws(_) => format!("<sip:{user}@{};transport=ws>", self.cfg.own_host),
+        }
+    }
+
+    /// A new INVITE from a browser or from the SIP side (no To-tag, not a retransmission).
+    pub(super) fn handle_new_invite(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        key: ServerKey,
+        msg: SipMsg,
+    ) {
+        let source = match &from {
+            Peer::Ws(_) => Source::Wss,
+            Peer::Udp(a)
+                if self
+                    .cfg
+                    .proxy
+                    .as_ref()
+                    .is_some_and(|p| p.iter().any(|x| x.ip() == a.ip())) =>
+            {
+                Source::Proxy(a.ip())
+            }
+            Peer::Udp(a) => Source::Other(a.ip()),
+        };
+        if self.draining {
+            let mut r = self.response(&msg, 503);
+            r.push_header("Retry-After", "30");
+            r.push_header("Reason", "SIP;cause=503;text=\"shutting down\"");
+            return self.send_on(now, &key, r);
+        }
+        if !self.cfg.accept.is_allowed(source) {
+            return self.reply(now, &key, &msg, 403);
+        }
+        let mut msg = msg;
+        if !super::register::decrement_max_forwards(&mut msg) {
+            return self.reply(now, &key, &msg, 483);
+        }
+        let Some(offer) = (!msg.body.is_empty())
+            .then(|| Sdp::parse(&msg.body).ok())
+            .flatten()
+        else {
+            // Offer-less INVITEs (RFC 3261 §14.1) are not supported for new calls.
+            return self.reply(now, &key, &msg, 488);
+        };
+        let trying = self.response(&msg, 100);
+        self.send_on(now, &key, trying);
+
+        // Where does leg B go, and what kind of legs does the engine need?
+        let ruri = match &msg.start {
+            StartLine::Request { uri, .. } => uri.clone(),
+            StartLine::Response { .. } => return,
+        };
+        let ruri_parsed = SipUri::parse(&ruri);
+        let to_user = ruri_parsed
+            .as_ref()
+            .and_then(|u| u.user.clone())
+            .unwrap_or_default();
+        let from_user = user_of(msg.header("From").unwrap_or_default());
+        let (kind, b_peer, b_target) = match &from {
+            Peer::Ws(_) if self.demo.is_some() => {
+                if to_user == "echo" {
+                    (CallKind::DemoEcho, from.clone(), String::new())
+                } else {
+                    match self
+                        .demo
+                        .as_ref()
+                        .and_then(|d| d.lookup(now, &to_user))
+                        .cloned()
+                    {
+                        Some(b) => match &b.peer {
+                            Peer::Ws(_) => (
+                                CallKind::DemoBrowserToBrowser,
+                                b.peer.clone(),
+                                b.contact.clone(),
+                            ),
+                            Peer::Udp(_) => {
+                                (CallKind::BrowserToSip, b.peer.clone(), b.contact.clone())
+                            }
+                        },
+                        None => return self.reply(now, &key, &msg, 404),
+                    }
+                }
+            }
+            Peer::Ws(_) => {
+                let Some(route) = self.cfg.route.clone() else {
+                    return self.reply(now, &key, &msg, 503);
+                };
+                let Dest::Host { addrs, host, port } = &route.dest else {
+                    return self.reply(now, &key, &msg, 501);
+                };
+                let Some(addr) = addrs.first().copied() else {
+                    return self.reply(now, &key, &msg, 503);
+                };
+                // Keep the Request-URI the browser signed (its digest `uri`), with the user the
+                // route forces; the request goes to the route's address.
+                let mut u = ruri_parsed.clone().unwrap_or(SipUri {
+                    scheme: "sip".into(),
+                    user: None,
+                    host: host.clone(),
+                    port: Some(*port),
+                    params: Default::default(),
+                    headers: None,
+                });
+                match &route.cld {
+                    Cld::Keep => {}
+                    Cld::Remove => u.user = None,
+                    Cld::Set(c) => u.user = Some(c.clone()),
+                }
+                (CallKind::BrowserToSip, Peer::Udp(addr), u.to_string())
+            }
+            Peer::Udp(_) => {
+                // From the SIP side: the Request-URI names a browser's connection.
+                let conn = ruri_parsed
+                    .as_ref()
+                    .filter(|u| u.host.ends_with(".invalid"))
+                    .map(|u| ConnName(u.host.clone()));
+                let Some(conn) = conn else {
+                    return self.reply(now, &key, &msg, 404);
+                };
+                if !self.ws_open.contains(&conn) {
+                    // The browser is gone: say so at once (seed defect 19).
+                    return self.reply(now, &key, &msg, 480);
+                }
+                (CallKind::SipToBrowser, Peer::Ws(conn), ruri.clone())
+            }
+        };
+
+        let id = SessionId(self.next_session());
+        let a_tag = self.new_id();
+        let b_tag = self.new_id();
+        let b_call_id = format!("{}-b2b_{}", msg.call_id(), id.0);
+        let from_na = strip_tag(msg.header("From").unwrap_or_default());
+        let to_na = strip_tag(msg.header("To").unwrap_or_default());
+        let a_contact = contact_uri(&msg).unwrap_or_else(|| ruri.clone());
+        let adv = self.cfg.advertise;
+        let a = Leg {
+            peer: from.clone(),
+            call_id: msg.call_id().to_string(),
+            local_tag: a_tag,
+            remote_tag: msg.from_hdr().and_then(|f| f.tag().map(str::to_string)),
+            local_uri: to_na.clone(),
+            remote_uri: from_na.clone(),
+            remote_target: a_contact,
+            route_set: msg
+                .headers_named("Record-Route")
+                .map(str::to_string)
+                .collect(),
+            local_cseq: 0,
+            remote_cseq: msg.cseq().seq,
+            remote_sdp: Some(offer.clone()),
+            last_answer: None,
+            origin: Origin::new(id.0, adv),
+        };
+        let b_from = match self.cfg.route.as_ref().map(|r| &r.params) {
+            Some(p) if kind == CallKind::BrowserToSip => {
+                let mut na = NameAddr::parse(&from_na, "From").ok();
+                if let (Some(n), Some(cli)) = (na.as_mut(), &p.cli) {
+                    if let Some(mut u) = SipUri::parse(&n.uri) {
+                        u.user = (!cli.is_empty()).then(|| cli.clone());
+                        n.uri = u.to_string();
+                    }
+                }
+                if let (Some(n), Some(cnam)) = (na.as_mut(), &p.cnam) {
+                    n.display =
+                        (!cnam.is_empty()).then(|| format!("\"{}\"", cnam.replace('"', "")));
+                }
+                na.map_or(from_na.clone(), |n| n.to_string())
+            }
+            _ => from_na.clone(),
+        };
+        let b = Leg {
+            peer: b_peer,
+            call_id: b_call_id,
+            local_tag: b_tag,
+            remote_tag: None,
+            local_uri: b_from,
+            remote_uri: to_na,
+            remote_target: b_target,
+            route_set: Vec::new(),
+            local_cseq: msg.cseq().seq,
+            remote_cseq: 0,
+            remote_sdp: None,
+            last_answer: None,
+            origin: Origin::new(id.0 + (1 << 32), adv),
+        };
+        let legs = match kind {
+            CallKind::BrowserToSip => [self.webrtc_spec(&offer), LegSpec::Plain(None)],
+            CallKind::SipToBrowser => match translate::plain_remote(&offer) {
+                Ok(p) => [LegSpec::Plain(Some(p)), LegSpec::WebRtc(None)],
+                Err(e) => return self.reply(now, &key, &msg, e.status()),
+            },
+            CallKind::DemoEcho => [self.webrtc_spec(&offer), LegSpec::Echo],
+            CallKind::DemoBrowserToBrowser => [self.webrtc_spec(&offer), LegSpec::WebRtc(None)],
+        };
+        if matches!(legs[0], LegSpec::WebRtc(None)) {
+            return self.reply(now, &key, &msg, 488);
+        }
+        self.commands.push_back(Command::Allocate { id, legs });
+        self.call_index
+            .insert((a.call_id.clone(), a.local_tag.clone()), id);
+        self.call_index
+            .insert((b.call_id.clone(), b.local_tag.clone()), id);
+        self.invite_index.insert(key.clone(), id);
+        self.events.push_back(super::core::CoreEvent::CallStarted {
+            call_id: a.call_id.clone(),
+            from: from_user.clone(),
+            to: to_user.clone(),
+        });
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                kind,
+                state: CallState::Allocating,
+                a,
+                b,
+                a_invite: msg,
+                a_key: key,
+                b_invite_branch: None,
+                b_invite: None,
+                local: [None, None],
+                b_provisional: false,
+                cancel_wanted: false,
+                answered: false,
+                started: now,
+                answered_at: None,
+                ended_by: None,
+                final_status: None,
+                from_user,
+                to_user,
+                released: false,
+            },
+        );
+    }
+
+    fn webrtc_spec(&self, offer: &Sdp) -> LegSpec {
+        LegSpec::WebRtc(translate::webrtc_remote(offer).ok())
+    }
+
+    fn next_session(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Replies and events from the media engine.
+    pub fn handle_engine(&mut self, now: Instant, out: Output) {
+        match out {
+            Output::Reply(Reply::Allocated { id, legs }) => self.on_allocated(now, id, legs),
+            Output::Reply(Reply::Updated { id, leg, local }) => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.local[leg as usize] = Some(local);
+                }
+            }
+            Output::Reply(Reply::Failed { id, failure }) => {
+                let Some(c) = self.calls.get(&id) else { return };
+                if c.state == CallState::Allocating {
+                    let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
+                    let mut r = self.response(&inv, 503);
+                    r.push_header(
+                        "Reason",
+                        format!("SIP;cause=503;text=\"media: {failure:?}\""),
+                    );
+                    self.answer_a(now, id, &key, r);
+                    self.end_call(now, id, "media allocation failed");
+                }
+            }
+            Output::Event(ev) => match ev {
+                Event::MediaTimeout { id } => self.hang_up_both(now, id, "media timeout"),
+                Event::DtlsFailed { id, reason, .. } => {
+                    let why = format!("DTLS failed: {reason}");
+                    self.hang_up_both(now, id, Box::leak(why.into_boxed_str()))
+                }
+                Event::ConsentLost { id, .. } => self.hang_up_both(now, id, "ICE consent lost"),
+                Event::Released { id, stats } => {
+                    self.events
+                        .push_back(super::core::CoreEvent::MediaStats { id, stats });
+                }
+                Event::IceConnected { .. } | Event::DtlsConnected { .. } => {}
+            },
+        }
+        self.pump(now);
+    }
+
+    fn on_allocated(&mut self, now: Instant, id: SessionId, legs: [LocalLeg; 2]) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            // The call ended while the engine allocated: give the session back.
+            self.commands.push_back(Command::Release { id });
+            return;
+        };
+        if c.state != CallState::Allocating {
+            return;
+        }
+        c.local = [Some(legs[0].clone()), Some(legs[1].clone())];
+        let kind = c.kind;
+        let offer = c.a.remote_sdp.clone().unwrap_or_else(empty_sdp);
+        let result = match kind {
+            CallKind::DemoEcho => {
+                // Answer at once with the browser's own codecs.
+                let c = self.calls.get_mut(&id).expect("checked above");
+                let local = webrtc_local(&legs[0]);
+                let plainish =
+                    translate::to_plain(&offer, local.addr, &self.cfg.pts, &mut c.b.origin, None);
+                plainish.and_then(|p| {
+                    translate::to_webrtc(&p, &local, &self.cfg.pts, &mut c.a.origin, Some(&offer))
+                })
+            }
+            CallKind::BrowserToSip => {
+                let c = self.calls.get_mut(&id).expect("checked above");
+                let rtp = match &legs[1] {
+                    LocalLeg::Plain { rtp } => *rtp,
+                    _ => return,
+                };
+                translate::to_plain(&offer, rtp, &self.cfg.pts, &mut c.b.origin, None)
+            }
+            CallKind::SipToBrowser | CallKind::DemoBrowserToBrowser => {
+                let c = self.calls.get_mut(&id).expect("checked above");
+                let mut local = webrtc_local(&legs[1]);
+                local.setup = Setup::ActPass;
+                translate::to_webrtc(&offer, &local, &self.cfg.pts, &mut c.b.origin, None)
+            }
+        };
+        let sdp = match result {
+            Ok(s) => s,
+            Err(e) => return self.fail_before_answer(now, id, e),
+        };
+        if kind == CallKind::DemoEcho {
+            let c = self.calls.get_mut(&id).expect("checked above");
+            c.state = CallState::Confirmed;
+            c.answered = true;
+            c.answered_at = Some(now);
+            let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
+            let mut ok = self.response_with_tag(&inv, 200, id, LegIndex::A);
+            ok.push_header("Content-Type", "application/sdp");
+            ok.body = sdp.to_bytes();
+            self.answer_a(now, id, &key, ok);
+            let setup = now.saturating_duration_since(self.calls[&id].started);
+            self.events
+                .push_back(super::core::CoreEvent::CallAnswered { id, setup });
+            return;
+        }
+        self.send_b_invite(now, id, sdp);
+    }
+
+    fn send_b_invite(&mut self, now: Instant, id: SessionId, sdp: Sdp) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let b_peer = c.b.peer.clone();
+        let b_user = user_of(&c.b.local_uri);
+        let (via, branch) = self.via_for(&b_peer);
+        let contact = self.contact_for(&b_peer, &b_user);
+        let c = self.calls.get_mut(&id).expect("checked above");
+        let mut inv = SipMsg {
+            start: StartLine::Request {
+                method: Method::Invite,
+                uri: c.b.remote_target.clone(),
+            },
+            headers: Vec::new(),
+            body: sdp.to_bytes(),
+        };
+        inv.push_header("Via", via);
+        let mf = c
+            .a_invite
+            .header("Max-Forwards")
+            .unwrap_or("70")
+            .to_string();
+        inv.push_header("Max-Forwards", mf);
+        inv.push_header("From", format!("{};tag={}", c.b.local_uri, c.b.local_tag));
+        inv.push_header("To", c.b.remote_uri.clone());
+        inv.push_header("Call-ID", c.b.call_id.clone());
+        inv.push_header("CSeq", format!("{} INVITE", c.b.local_cseq));
+        inv.push_header("Contact", contact);
+        if c.kind == CallKind::BrowserToSip {
+            // Credentials the browser computed for its own Request-URI pass through verbatim.
+            for name in ["Authorization", "Proxy-Authorization"] {
+                for v in c.a_invite.headers_named(name) {
+                    inv.push_header(name, v);
+                }
+            }
+        }
+        for name in ["Supported", "Allow", "User-Agent"] {
+            if let Some(v) = c.a_invite.header(name) {
+                inv.push_header(name, v);
+            }
+        }
+        if let Some(p) = self
+            .cfg
+            .route
+            .as_ref()
+            .map(|r| &r.params)
+            .filter(|_| c.kind == CallKind::BrowserToSip)
+        {
+            for (n, v) in &p.ash {
+                inv.push_header(n, v.clone());
+            }
+        }
+        inv.push_header("Content-Type", "application/sdp");
+        let c = self.calls.get_mut(&id).expect("checked above");
+        c.state = CallState::Calling;
+        c.b_invite_branch = Some(branch.clone());
+        c.b_invite = Some(inv.clone());
+        let reliable = b_peer.is_reliable();
+        let txn = ClientTxn::new(now, inv, reliable, self.cfg.timers);
+        self.add_client(
+            branch,
+            txn,
+            b_peer,
+            super::core::ClientPurpose::Call {
+                id,
+                what: CallTxn::Invite,
+            },
+        );
+    }
+
+    fn fail_before_answer(&mut self, now: Instant, id: SessionId, e: TranslateError) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
+        let mut r = self.response(&inv, e.status());
+        r.push_header("Warning", format!("399 webrtc-phone \"{e}\""));
+        self.answer_a(now, id, &key, r);
+        self.end_call(now, id, "SDP not acceptable");
+    }
+
+    /// A response on leg A's INVITE transaction, with leg A's To-tag for anything above 100.
+    fn answer_a(&mut self, now: Instant, id: SessionId, key: &ServerKey, mut resp: SipMsg) {
+        if let Some(c) = self.calls.get_mut(&id) {
+            if resp.status().unwrap_or(0) >= 200 {
+                c.final_status.get_or_insert(resp.status().unwrap_or(0));
+            }
+            if let Ok(mut to) = NameAddr::parse(resp.header("To").unwrap_or_default(), "To") {
+                if resp.status() != Some(100) {
+                    to.params.set("tag", Some(&c.a.local_tag));
+                    resp.set_header("To", to.to_string());
+                }
+            }
+        }
+        self.send_on(now, key, resp);
+    }
+
+    /// A response to A's INVITE built from it, with leg A's tag and Contact.
+    fn response_with_tag(
+        &mut self,
+        inv: &SipMsg,
+        code: u16,
+        id: SessionId,
+        _leg: LegIndex,
+    ) -> SipMsg {
+        let mut r = inv.response(code, reason_phrase(code), None);
+        if let Some(c) = self.calls.get(&id) {
+            for rr in c.a_invite.headers_named("Record-Route") {
+                r.push_header("Record-Route", rr);
+            }
+            let contact = self.contact_for(&c.a.peer.clone(), &user_of(&c.a.local_uri));
+            r.push_header("Contact", contact);
+        }
+        r.push_header("Allow", super::core::ALLOW);
+        r
+    }
+
+    /// A response to the INVITE of leg B.
+    pub(super) fn on_b_invite_response(&mut self, now: Instant, id: SessionId, resp: SipMsg) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let code = resp.status().unwrap_or(500);
+        if code == 100 {
+            return;
+        }
+        if c.state == CallState::Ending {
+            // A 2xx that crossed our CANCEL: accept it, then hang up (RFC 3261 §9.1).
+            if (200..300).contains(&code) {
+                if let Some(tag) = resp.to_hdr().and_then(|t| t.tag().map(str::to_string)) {
+                    c.b.remote_tag = Some(tag);
+                }
+                if let Some(t) = contact_uri(&resp) {
+                    c.b.remote_target = t;
+                }
+                let mut rr: Vec<String> = resp
+                    .headers_named("Record-Route")
+                    .map(str::to_string)
+                    .collect();
+                rr.reverse();
+                c.b.route_set = rr;
+                self.ack_b(now, id);
+                self.send_bye(now, id, LegIndex::B, "cancelled");
+            }
+            if code >= 200 {
+                self.end_call(now, id, "cancelled");
+            }
+            return;
+        }
+        c.b_provisional = true;
+        if c.b.remote_tag.is_none() || code >= 200 {
+            if let Some(tag) = resp.to_hdr().and_then(|t| t.tag().map(str::to_string)) {
+                c.b.remote_tag = Some(tag);
+            }
+        }
+        if (101..300).contains(&code) {
+            if let Some(t) = contact_uri(&resp) {
+                c.b.remote_target = t;
+            }
+            let mut rr: Vec<String> = resp
+                .headers_named("Record-Route")
+                .map(str::to_string)
+                .collect();
+            if !rr.is_empty()
+                && c.kind != CallKind::SipToBrowser
+                && c.kind != CallKind::DemoBrowserToBrowser
+            {
+                rr.reverse();
+            }
+            if !rr.is_empty() {
+                c.b.route_set = rr;
+            }
+        }
+        // A deferred CANCEL goes out with the first provisional response (RFC 3261 §9.1).
+        if c.cancel_wanted && code < 200 {
+            self.send_cancel_b(now, id);
+            return;
+        }
+        let (key, inv, kind) = (c.a_key.clone(), c.a_invite.clone(), c.kind);
+        let sdp = (!resp.body.is_empty())
+            .then(|| Sdp::parse(&resp.body).ok())
+            .flatten();
+        let mut answer_for_a = None;
+        if let Some(sdp) = sdp.filter(|_| code < 300) {
+            match self.take_b_answer(id, &sdp) {
+                Ok(a) => answer_for_a = Some(a),
+                Err(e) if code >= 200 => {
+                    // Answered with SDP we cannot use: accept on B, then hang up.
+                    self.ack_b(now, id);
+                    self.send_bye(now, id, LegIndex::B, "SDP not acceptable");
+                    return self.fail_before_answer(now, id, e);
+                }
+                Err(_) => {}
+            }
+        }
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if code >= 300 {
+            // The far end refused: pass it back, challenges (401/407) untouched.
+            let mut r = inv.response(code, resp_reason(&resp), None);
+            for name in [
+                "WWW-Authenticate",
+                "Proxy-Authenticate",
+                "Retry-After",
+                "Warning",
+                "Reason",
+                "Contact",
+                "Unsupported",
+                "Min-SE",
+            ] {
+                for v in resp.headers_named(name) {
+                    r.push_header(name, v);
+                }
+            }
+            c.ended_by = Some("callee");
+            self.answer_a(now, id, &key, r);
+            return self.end_call(now, id, "rejected");
+        }
+        let mut r = self.response_with_tag(&inv, code, id, LegIndex::A);
+        r.start = StartLine::Response {
+            code,
+            reason: resp_reason(&resp).to_string(),
+        };
+        let c = self.calls.get_mut(&id).expect("checked above");
+        if let Some(sdp) = answer_for_a.or_else(|| {
+            if code >= 200 {
+                c.a.last_answer.clone()
+            } else {
+                None
+            }
+        }) {
+            r.push_header("Content-Type", "application/sdp");
+            r.body = sdp.to_bytes();
+        }
+        if (200..300).contains(&code) {
+            c.state = CallState::Confirmed;
+            c.answered = true;
+            c.answered_at = Some(now);
+            self.ack_b(now, id);
+            let setup = now.saturating_duration_since(self.calls[&id].started);
+            self.events
+                .push_back(super::core::CoreEvent::CallAnswered { id, setup });
+        }
+        let _ = kind;
+        self.answer_a(now, id, &key, r);
+    }
+
+    /// The callee's SDP answer: tell the engine, and translate it for the caller.
+    fn take_b_answer(&mut self, id: SessionId, sdp: &Sdp) -> Result<Sdp, TranslateError> {
+        let c = self.calls.get_mut(&id).expect("caller checked");
+        let offer = c.a.remote_sdp.clone().unwrap_or_else(empty_sdp);
+        let spec = match c.kind {
+            CallKind::BrowserToSip => LegSpec::Plain(Some(translate::plain_remote(sdp)?)),
+            _ => LegSpec::WebRtc(Some(translate::webrtc_remote(sdp)?)),
+        };
+        let answer = match (c.kind, &c.local[0], &c.local[1]) {
+            (CallKind::BrowserToSip | CallKind::DemoBrowserToBrowser, Some(a), _) => {
+                translate::to_webrtc(
+                    sdp,
+                    &webrtc_local(a),
+                    &self.cfg.pts,
+                    &mut c.a.origin,
+                    Some(&offer),
+                )?
+            }
+            (CallKind::SipToBrowser, Some(LocalLeg::Plain { rtp }), _) => {
+                translate::to_plain(sdp, *rtp, &self.cfg.pts, &mut c.a.origin, Some(&offer))?
+            }
+            _ => return Err(TranslateError::NoRtpSection),
+        };
+        c.b.remote_sdp = Some(sdp.clone());
+        c.a.last_answer = Some(answer.clone());
+        self.commands.push_back(Command::Update {
+            id,
+            leg: LegIndex::B,
+            remote: spec,
+        });
+        Ok(answer)
+    }
+
+    /// ACK for a 2xx on leg B (RFC 3261 §13.2.2.4): a new transaction-less request.
+    fn ack_b(&mut self, _now: Instant, id: SessionId) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let peer = c.b.peer.clone();
+        let (via, _) = self.via_for(&peer);
+        let c = self.calls.get(&id).expect("checked above");
+        let cseq = c.b_invite.as_ref().map_or(c.b.local_cseq, |i| i.cseq().seq);
+        let mut ack = dialog_request(&c.b, Method::Ack, via, cseq);
+        if let Some(inv) = &c.b_invite {
+            for name in ["Authorization", "Proxy-Authorization"] {
+                for v in inv.headers_named(name) {
+                    ack.push_header(name, v);
+                }
+            }
+        }
+        self.transmits.push_back(super::core::Transmit {
+            to: peer,
+            bytes: ack.to_bytes(),
+        });
+    }
+
+    fn send_cancel_b(&mut self, now: Instant, id: SessionId) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (Some(inv), Some(branch)) = (c.b_invite.clone(), c.b_invite_branch.clone()) else {
+            return;
+        };
+        c.cancel_wanted = false;
+        c.state = CallState::Ending;
+        let mut cancel = SipMsg {
+            start: StartLine::Request {
+                method: Method::Cancel,
+                uri: match &inv.start {
+                    StartLine::Request { uri, .. } => uri.clone(),
+                    StartLine::Response { .. } => String::new(),
+                },
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
+            if let Some(v) = inv.header(name) {
+                cancel.push_header(name, v);
+            }
+        }
+        cancel.push_header("CSeq", format!("{} CANCEL", inv.cseq().seq));
+        for r in inv.headers_named("Route") {
+            cancel.push_header("Route", r);
+        }
+        let peer = c.b.peer.clone();
+        let txn = ClientTxn::new(now, cancel, peer.is_reliable(), self.cfg.timers);
+        self.add_client(
+            format!("{branch}-cancel"),
+            txn,
+            peer,
+            super::core::ClientPurpose::Call {
+                id,
+                what: CallTxn::Cancel,
+            },
+        );
+    }
+
+    /// CANCEL from leg A for a call not yet answered.
+    pub(super) fn handle_cancel(
+        &mut self,
+        now: Instant,
+        cancel_key: &ServerKey,
+        msg: &SipMsg,
+    ) -> bool {
+        let invite_key = (
+            cancel_key.0.clone(),
+            cancel_key.1.clone(),
+            "INVITE".to_string(),
+        );
+        let Some(&id) = self.invite_index.get(&invite_key) else {
+            return false;
+        };
+        self.reply(now, cancel_key, msg, 200);
+        let Some(c) = self.calls.get_mut(&id) else {
+            return true;
+        };
+        if c.answered {
+            return true;
+        }
+        c.ended_by = Some("caller");
+        let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
+        let state = c.state;
+        let provisional = c.b_provisional;
+        let r = inv.response(487, "Request Terminated", None);
+        self.answer_a(now, id, &key, r);
+        match state {
+            CallState::Calling if provisional => self.send_cancel_b(now, id),
+            CallState::Calling => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.cancel_wanted = true;
+                }
+            }
+            _ => self.end_call(now, id, "cancelled"),
+        }
+        true
+    }
+
+    /// An in-dialog request for a call (To-tag = one of our tags).
+    pub(super) fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        from: &Peer,
+        key: ServerKey,
+        msg: SipMsg,
+    ) -> bool {
+        let Some(tag) = msg.to_hdr().and_then(|t| t.tag().map(str::to_string)) else {
+            return false;
+        };
+        let Some(&id) = self
+            .call_index
+            .get(&(msg.call_id().to_string(), tag.clone()))
+        else {
+            return false;
+        };
+        let Some(c) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let leg = if c.a.local_tag == tag && c.a.call_id == msg.call_id() {
+            LegIndex::A
+        } else {
+            LegIndex::B
+        };
+        let method = msg.method().cloned().unwrap_or(Method::Options);
+        let this = if leg == LegIndex::A {
+            &mut c.a
+        } else {
+            &mut c.b
+        };
+        if method != Method::Ack {
+            if msg.cseq().seq < this.remote_cseq && method != Method::Cancel {
+                self.reply(now, &key, &msg, 500);
+                return true;
+            }
+            this.remote_cseq = msg.cseq().seq;
+        }
+        if let Some(t) = contact_uri(&msg) {
+            if let Peer::Ws(_) = from {
+                this.remote_target = t;
+            }
+        }
+        match method {
+            Method::Ack => {
+                // ACK for our 2xx on leg A.
+                if leg == LegIndex::A {
+                    let k = c.a_key.clone();
+                    if let Some(s) = self.servers.get_mut(&k) {
+                        s.txn.handle_ack_for_2xx();
+                    }
+                }
+            }
+            Method::Bye => {
+                self.reply(now, &key, &msg, 200);
+                let c = self.calls.get_mut(&id).expect("checked above");
+                c.ended_by = Some(if leg == LegIndex::A {
+                    "caller"
+                } else {
+                    "callee"
+                });
+                self.send_bye(now, id, leg.other(), "");
+                self.end_call(now, id, "hung up");
+            }
+            Method::Invite | Method::Update => self.relay_offer(now, id, leg, key, msg),
+            Method::Info
+            | Method::Message
+            | Method::Notify
+            | Method::Options
+            | Method::Refer
+            | Method::Prack => {
+                if method == Method::Prack || method == Method::Refer {
+                    // Reliable provisionals are not used towards either side; transfers are
+                    // not supported: say so instead of pretending.
+                    self.reply(
+                        now,
+                        &key,
+                        &msg,
+                        if method == Method::Prack { 481 } else { 501 },
+                    );
+                } else {
+                    self.relay_request(now, id, leg, key, msg);
+                }
+            }
+            _ => self.reply(now, &key, &msg, 501),
+        }
+        true
+    }
+
+    /// re-INVITE or UPDATE: the SDP (if any) goes through the engine to the other side.
+    fn relay_offer(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        leg: LegIndex,
+        key: ServerKey,
+        msg: SipMsg,
+    ) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if c.state != CallState::Confirmed {
+            return self.reply(now, &key, &msg, 491);
+        }
+        if self.clients.values().any(|e| matches!(&e.purpose, super::core::ClientPurpose::Call { id: i, what: CallTxn::Relay { method: Method::Invite | Method::Update, .. }, .. } if *i == id)) {
+            return self.reply(now, &key, &msg, 491);
+        }
+        let c = self.calls.get_mut(&id).expect("checked above");
+        let mut out_sdp = None;
+        if !msg.body.is_empty() {
+            let Ok(sdp) = Sdp::parse(&msg.body) else {
+                return self.reply(now, &key, &msg, 400);
+            };
+            // An identical re-offer (a session refresh) is answered locally.
+            let this = if leg == LegIndex::A { &c.a } else { &c.b };
+            if this
+                .remote_sdp
+                .as_ref()
+                .is_some_and(|p| strip_origin(p) == strip_origin(&sdp))
+            {
+                let mut ok = msg.response(200, "OK", None);
+                if let Some(last) = (if leg == LegIndex::A { &c.a } else { &c.b })
+                    .last_answer
+                    .clone()
+                {
+                    ok.push_header("Content-Type", "application/sdp");
+                    ok.body = last.to_bytes();
+                }
+                let contact = self.contact_for(&self.calls[&id].leg(leg).peer.clone(), "gw");
+                ok.push_header("Contact", contact);
+                return self.send_on(now, &key, ok);
+            }
+            let is_webrtc_side = matches!(c.local[leg as usize], Some(LocalLeg::WebRtc { .. }));
+            let spec = if is_webrtc_side {
+                translate::webrtc_remote(&sdp).map(|r| LegSpec::WebRtc(Some(r)))
+            } else {
+                translate::plain_remote(&sdp).map(|r| LegSpec::Plain(Some(r)))
+            };
+            let other_local = c.local[leg.other() as usize].clone();
+            let other = if leg == LegIndex::A {
+                &mut c.b
+            } else {
+                &mut c.a
+            };
+            let translated = match (&spec, other_local) {
+                (
+                    Ok(_),
+                    Some(LocalLeg::WebRtc {
+                        addr,
+                        ice_ufrag,
+                        ice_pwd,
+                        fingerprint,
+                        setup,
+                    }),
+                ) => {
+                    let local = LocalWebRtc {
+                        addr,
+                        ice_ufrag,
+                        ice_pwd,
+                        fingerprint,
+                        setup: if setup == Setup::ActPass {
+                            Setup::ActPass
+                        } else {
+                            setup
+                        },
+                    };
+                    translate::to_webrtc(&sdp, &local, &self.cfg.pts, &mut other.origin, None)
+                }
+                (Ok(_), Some(LocalLeg::Plain { rtp })) => {
+                    translate::to_plain(&sdp, rtp, &self.cfg.pts, &mut other.origin, None)
+                }
+                (Err(e), _) => Err(e.clone()),
+                (Ok(_), _) => Err(TranslateError::NoRtpSection),
+            };
+            match (spec, translated) {
+                (Ok(spec), Ok(t)) => {
+                    let this = if leg == LegIndex::A {
+                        &mut c.a
+                    } else {
+                        &mut c.b
+                    };
+                    this.remote_sdp = Some(sdp);
+                    self.commands.push_back(Command::Update {
+                        id,
+                        leg,
+                        remote: spec,
+                    });
+                    out_sdp = Some(t);
+                }
+                (Err(e), _) | (_, Err(e)) => return self.reply(now, &key, &msg, e.status()),
+            }
+        }
+        self.relay_request_with_body(now, id, leg, key, msg, out_sdp);
+    }
+
+    fn relay_request(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        leg: LegIndex,
+        key: ServerKey,
+        msg: SipMsg,
+    ) {
+        self.relay_request_with_body(now, id, leg, key, msg, None);
+    }
+
+    /// Sends `msg`'s method and body (or `sdp`) to the other leg in its dialog; the final
+    /// response comes back on `key`.
+    fn relay_request_with_body(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        leg: LegIndex,
+        key: ServerKey,
+        msg: SipMsg,
+        sdp: Option<Sdp>,
+    ) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let other = c.leg(leg.other()).clone();
+        let method = msg.method().cloned().unwrap_or(Method::Options);
+        let (via, branch) = self.via_for(&other.peer);
+        let contact = self.contact_for(&other.peer, &user_of(&other.local_uri));
+        let c = self.calls.get_mut(&id).expect("checked above");
+        let o = c.leg_mut(leg.other());
+        o.local_cseq += 1;
+        let mut req = dialog_request(o, method.clone(), via, o.local_cseq);
+        if matches!(method, Method::Invite | Method::Update) {
+            req.push_header("Contact", contact);
+        }
+        match sdp {
+            Some(s) => {
+                req.push_header("Content-Type", "application/sdp");
+                req.body = s.to_bytes();
+            }
+            None => {
+                if let Some(ct) = msg.header("Content-Type") {
+                    req.push_header("Content-Type", ct);
+                }
+                req.body = msg.body.clone();
+            }
+        }
+        for name in ["Event", "Subscription-State", "Info-Package", "Reason"] {
+            if let Some(v) = msg.header(name) {
+                req.push_header(name, v);
+            }
+        }
+        let peer = other.peer.clone();
+        let txn = ClientTxn::new(now, req, peer.is_reliable(), self.cfg.timers);
+        self.add_client(
+            branch,
+            txn,
+            peer,
+            super::core::ClientPurpose::Call {
+                id,
+                what: CallTxn::Relay {
+                    server: key,
+                    method,
+                },
+            },
+        );
+    }
+
+    /// The final response to a relayed request came back.
+    pub(super) fn on_relay_response(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        server: &ServerKey,
+        method: &Method,
+        resp: Option<SipMsg>,
+    ) {
+        let Some(s) = self.servers.get(server) else {
+            return;
+        };
+        let _ = s;
+        let code = resp.as_ref().and_then(SipMsg::status).unwrap_or(408);
+        if code < 200 {
+            return;
+        }
+        let original = self.server_requests.get(server).cloned();
+        let Some(req) = original else { return };
+        let mut r = req.response(
+            code,
+            resp.as_ref().map_or("Request Timeout", resp_reason),
+            None,
+        );
+        let Some(c) = self.calls.get_mut(&id) else {
+            return self.send_on(now, server, r);
+        };
+        // The request came in on the leg that is not the response's.
+        let in_leg = if c.a.call_id == req.call_id() {
+            LegIndex::A
+        } else {
+            LegIndex::B
+        };
+        if let Ok(mut to) = NameAddr::parse(r.header("To").unwrap_or_default(), "To") {
+            to.params.set("tag", Some(&c.leg(in_leg).local_tag));
+            r.set_header("To", to.to_string());
+        }
+        if matches!(method, Method::Invite | Method::Update) && (200..300).contains(&code) {
+            if let Some(body) = resp.as_ref().map(|r| &r.body).filter(|b| !b.is_empty()) {
+                if let Ok(sdp) = Sdp::parse(body) {
+                    let resp_leg = in_leg.other();
+                    let is_webrtc =
+                        matches!(c.local[resp_leg as usize], Some(LocalLeg::WebRtc { .. }));
+                    let spec = if is_webrtc {
+                        translate::webrtc_remote(&sdp)
+                            .ok()
+                            .map(|r| LegSpec::WebRtc(Some(r)))
+                    } else {
+                        translate::plain_remote(&sdp)
+                            .ok()
+                            .map(|r| LegSpec::Plain(Some(r)))
+                    };
+                    let offer_in = c.leg(in_leg).remote_sdp.clone();
+                    let translated = match c.local[in_leg as usize].clone() {
+                        Some(LocalLeg::WebRtc {
+                            addr,
+                            ice_ufrag,
+                            ice_pwd,
+                            fingerprint,
+                            setup,
+                        }) => {
+                            let local = LocalWebRtc {
+                                addr,
+                                ice_ufrag,
+                                ice_pwd,
+                                fingerprint,
+                                setup: if setup == Setup::ActPass {
+                                    Setup::Passive
+                                } else {
+                                    setup
+                                },
+                            };
+                            translate::to_webrtc(
+                                &sdp,
+                                &local,
+                                &self.cfg.pts,
+                                &mut c.leg_mut(in_leg).origin,
+                                offer_in.as_ref(),
+                            )
+                        }
+                        Some(LocalLeg::Plain { rtp }) => translate::to_plain(
+                            &sdp,
+                            rtp,
+                            &self.cfg.pts,
+                            &mut c.leg_mut(in_leg).origin,
+                            offer_in.as_ref(),
+                        ),
+                        _ => Err(TranslateError::NoRtpSection),
+                    };
+                    if let Some(spec) = spec {
+                        self.commands.push_back(Command::Update {
+                            id,
+                            leg: resp_leg,
+                            remote: spec,
+                        });
+                    }
+                    if let Ok(t) = translated {
+                        c.leg_mut(in_leg).last_answer = Some(t.clone());
+                        r.push_header("Content-Type", "application/sdp");
+                        r.body = t.to_bytes();
+                    }
+                    c.leg_mut(resp_leg).remote_sdp = Some(sdp);
+                }
+            }
+            let peer = c.leg(in_leg).peer.clone();
+            let contact = self.contact_for(&peer, "gw");
+            r.push_header("Contact", contact);
+            if *method == Method::Invite {
+                // ACK the other leg's 2xx ourselves.
+                self.ack_dialog(
+                    id,
+                    in_leg.other(),
+                    resp.as_ref().map_or(0, |r| r.cseq().seq),
+                );
+            }
+        } else if let Some(resp) = &resp {
+            if let Some(ct) = resp.header("Content-Type") {
+                r.push_header("Content-Type", ct);
+                r.body = resp.body.clone();
+            }
+        }
+        self.send_on(now, server, r);
+    }
+
+    fn ack_dialog(&mut self, id: SessionId, leg: LegIndex, cseq: u32) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let peer = c.leg(leg).peer.clone();
+        let (via, _) = self.via_for(&peer);
+        let c = self.calls.get(&id).expect("checked above");
+        let ack = dialog_request(c.leg(leg), Method::Ack, via, cseq);
+        self.transmits.push_back(super::core::Transmit {
+            to: peer,
+            bytes: ack.to_bytes(),
+        });
+    }
+
+    /// BYE on one leg (with a Reason when the gateway ends the call).
+    pub(super) fn send_bye(&mut self, now: Instant, id: SessionId, leg: LegIndex, reason: &str) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let l = c.leg(leg).clone();
+        if c.kind == CallKind::DemoEcho && leg == LegIndex::B {
+            return;
+        }
+        if l.remote_tag.is_none() {
+            return;
+        }
+        if let Peer::Ws(conn) = &l.peer {
+            if !self.ws_open.contains(conn) {
+                return;
+            }
+        }
+        let (via, branch) = self.via_for(&l.peer);
+        let c = self.calls.get_mut(&id).expect("checked above");
+        let o = c.leg_mut(leg);
+        o.local_cseq += 1;
+        let mut bye = dialog_request(o, Method::Bye, via, o.local_cseq);
+        if !reason.is_empty() {
+            bye.push_header("Reason", format!("SIP;cause=200;text=\"{reason}\""));
+        }
+        let peer = l.peer.clone();
+        let txn = ClientTxn::new(now, bye, peer.is_reliable(), self.cfg.timers);
+        self.add_client(
+            branch,
+            txn,
+            peer,
+            super::core::ClientPurpose::Call {
+                id,
+                what: CallTxn::Bye,
+            },
+        );
+    }
+
+    /// The gateway ends a call on its own (media failure, connection loss, drain).
+    pub fn hang_up_both(&mut self, now: Instant, id: SessionId, reason: &'static str) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        c.ended_by.get_or_insert("gateway");
+        if !c.answered {
+            let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
+            let mut r = inv.response(480, "Temporarily Unavailable", None);
+            r.push_header("Reason", format!("SIP;cause=480;text=\"{reason}\""));
+            self.answer_a(now, id, &key, r);
+            if self.calls.get(&id).is_some_and(|c| c.b_provisional) {
+                self.send_cancel_b(now, id);
+            }
+        } else {
+            self.send_bye(now, id, LegIndex::A, reason);
+            self.send_bye(now, id, LegIndex::B, reason);
+        }
+        self.end_call(now, id, reason);
+    }
+
+    /// Forgets the call and releases its media. Transactions still running finish on their own.
+    pub(super) fn end_call(&mut self, now: Instant, id: SessionId, outcome: &str) {
+        let Some(mut c) = self.calls.remove(&id) else {
+            return;
+        };
+        self.call_index.retain(|_, v| *v != id);
+        self.invite_index.retain(|_, v| *v != id);
+        if !c.released {
+            c.released = true;
+            self.commands.push_back(Command::Release { id });
+        }
+        let duration = c
+            .answered_at
+            .map(|t| now.saturating_duration_since(t))
+            .unwrap_or(Duration::ZERO);
+        self.events.push_back(super::core::CoreEvent::CallEnded {
+            id,
+            call_id: c.a.call_id.clone(),
+            from: c.from_user.clone(),
+            to: c.to_user.clone(),
+            outcome: outcome.to_string(),
+            status: c.final_status.unwrap_or(0),
+            by: c.ended_by.unwrap_or("gateway"),
+            duration,
+            answered: c.answered,
+        });
+    }
+
+    /// A WebSocket closed: end its calls at once (BYE to the other side with a Reason).
+    pub(super) fn end_calls_of(&mut self, now: Instant, conn: &ConnName) {
+        let ids: Vec<SessionId> = self
+            .calls
+            .values()
+            .filter(|c| c.a.peer == Peer::Ws(conn.clone()) || c.b.peer == Peer::Ws(conn.clone()))
+            .map(|c| c.id)
+            .collect();
+        for id in ids {
+            self.hang_up_both(now, id, "WebSocket closed");
+        }
+    }
+
+    /// Calls in progress.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Drain time over: hang up every call.
+    pub fn hang_up_all(&mut self, now: Instant) {
+        let ids: Vec<SessionId> = self.calls.keys().copied().collect();
+        for id in ids {
+            self.hang_up_both(now, id, "gateway shutting down");
+        }
+        self.pump(now);
+    }
+}
+
+impl Call {
+    pub(super) fn leg(&self, l: LegIndex) -> &Leg {
+        match l {
+            LegIndex::A => &self.a,
+            LegIndex::B => &self.b,
+        }
+    }
+
+    pub(super) fn leg_mut(&mut self, l: LegIndex) -> &mut Leg {
+        match l {
+            LegIndex::A => &mut self.a,
+            LegIndex::B => &mut self.b,
+        }
+    }
+}
+
+/// An in-dialog request on `leg` (RFC 3261 §12.2.1.1).
+fn dialog_request(leg: &Leg, method: Method, via: String, cseq: u32) -> SipMsg {
+    let mut m = SipMsg {
+        start: StartLine::Request {
+            method: method.clone(),
+            uri: leg.remote_target.clone(),
+        },
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    m.push_header("Via", via);
+    m.push_header("Max-Forwards", "70");
+    m.push_header("From", format!("{};tag={}", leg.local_uri, leg.local_tag));
+    let to = match &leg.remote_tag {
+        Some(t) => format!("{};tag={t}", leg.remote_uri),
+        None => leg.remote_uri.clone(),
+    };
+    m.push_header("To", to);
+    m.push_header("Call-ID", leg.call_id.clone());
+    m.push_header("CSeq", format!("{cseq} {method}"));
+    for r in &leg.route_set {
+        m.push_header("Route", r.clone());
+    }
+    m
+}
+
+fn resp_reason(r: &SipMsg) -> &str {
+    match &r.start {
+        StartLine::Response { reason, .. } => reason,
+        StartLine::Request { .. } => "",
+    }
+}
+
+fn webrtc_local(l: &LocalLeg) -> LocalWebRtc {
+    match l {
+        LocalLeg::WebRtc {
+            addr,
+            ice_ufrag,
+            ice_pwd,
+            fingerprint,
+            setup,
+        } => LocalWebRtc {
+            addr: *addr,
+            ice_ufrag: ice_ufrag.clone(),
+            ice_pwd: ice_pwd.clone(),
+            fingerprint: fingerprint.clone(),
+            setup: *setup,
+        },
+        _ => LocalWebRtc {
+            addr: "0.0.0.0:9".parse().expect("a literal address"),
+            ice_ufrag: String::new(),
+            ice_pwd: String::new(),
+            fingerprint: String::new(),
+            setup: Setup::Passive,
+        },
+    }
+}
+
+fn empty_sdp() -> Sdp {
+    Sdp {
+        session: vec![('v', "0".into())],
+        media: Vec::new(),
+    }
+}
+
+fn strip_origin(s: &Sdp) -> Vec<u8> {
+    let mut c = s.clone();
+    c.session.retain(|(t, _)| *t != 'o');
+    c.to_bytes()
+}

@@ -1,0 +1,580 @@
+//! Whole calls through the core on a virtual clock, with the engine's replies played by the
+//! test (the engine has its own tests; here only the signaling contract matters).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use engine::api::{Command, LegIndex, LegSpec, LocalLeg, Output, Reply, SessionId, Setup};
+
+use super::core::{Core, CoreConfig, CoreEvent, Peer};
+use super::policy::AcceptList;
+use super::route::StaticRoute;
+use crate::sdp::pts::PtFilter;
+use crate::sip::msg::{Method, SipMsg};
+use crate::sip::txn::TimerValues;
+use crate::transport::ws::ConnName;
+
+const INVITE: &[u8] = include_bytes!("../../tests/fixtures/sipjs/invite.txt");
+const INVITE_AUTH: &[u8] =
+    include_bytes!("../../tests/fixtures/sipjs/invite-with-proxy-authorization.txt");
+const ANSWER_FROM_BROWSER: &[u8] =
+    include_bytes!("../../tests/fixtures/sipjs/callee-200-ok-sdp-answer.txt");
+
+const SIP_SDP: &str = "v=0\r\no=sipp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn t0() -> Instant {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the one clock read of a virtual-clock test"
+    )]
+    Instant::now()
+}
+
+fn pbx() -> SocketAddr {
+    "127.0.0.1:5090".parse().unwrap()
+}
+
+fn cfg(demo: bool) -> CoreConfig {
+    let mut route = StaticRoute::parse("127.0.0.1:5090").unwrap();
+    route.resolve().unwrap();
+    CoreConfig {
+        own_host: "127.0.0.1".into(),
+        sip_port: 5060,
+        proxy: (!demo).then(|| vec![pbx()]),
+        timers: TimerValues::default(),
+        salt: 3,
+        route: (!demo).then_some(route),
+        accept: AcceptList::parse("[[WSS]],[[PROXY]]").unwrap(),
+        pts: PtFilter::parse(
+            "[G722/8000],[PCMU/8000],[PCMA/8000],[telephone-event/8000],[VP8/90000]",
+        )
+        .unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+    }
+}
+
+fn conn(n: u8) -> ConnName {
+    ConnName(format!("c{n}.invalid"))
+}
+
+fn ws(n: u8) -> Peer {
+    Peer::Ws(conn(n))
+}
+
+fn udp() -> Peer {
+    Peer::Udp(pbx())
+}
+
+fn out(core: &mut Core) -> Vec<(Peer, SipMsg)> {
+    std::iter::from_fn(|| core.poll_transmit())
+        .map(|t| (t.to, SipMsg::parse(&t.bytes).unwrap()))
+        .collect()
+}
+
+fn webrtc_local() -> LocalLeg {
+    LocalLeg::WebRtc {
+        addr: "127.0.0.1:32000".parse().unwrap(),
+        ice_ufrag: "lite".into(),
+        ice_pwd: "0123456789abcdefghijklmn".into(),
+        fingerprint: "sha-256 AA:BB".into(),
+        setup: Setup::Passive,
+    }
+}
+
+fn plain_local() -> LocalLeg {
+    LocalLeg::Plain {
+        rtp: "127.0.0.1:32002".parse().unwrap(),
+    }
+}
+
+/// Answers the pending Allocate the way the engine would.
+fn allocate(core: &mut Core, now: Instant) -> SessionId {
+    let cmd = core.poll_command().expect("an Allocate");
+    let Command::Allocate { id, legs } = cmd else {
+        panic!("{cmd:?}")
+    };
+    let local = legs.map(|l| match l {
+        LegSpec::WebRtc(_) => webrtc_local(),
+        LegSpec::Plain(_) => plain_local(),
+        LegSpec::Echo => LocalLeg::Echo,
+    });
+    core.handle_engine(now, Output::Reply(Reply::Allocated { id, legs: local }));
+    id
+}
+
+fn with_sdp(mut m: SipMsg, sdp: &str) -> SipMsg {
+    m.set_header("Content-Type", "application/sdp");
+    m.body = sdp.as_bytes().to_vec();
+    m
+}
+
+/// Browser INVITE through to a confirmed call; returns the INVITE sent to the PBX.
+fn browser_call_answered(core: &mut Core, now: Instant) -> (SessionId, SipMsg, SipMsg) {
+    core.handle_ws_opened(&conn(1));
+    core.handle_message(now, ws(1), INVITE);
+    let o = out(core);
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].1.status(), Some(100));
+    let id = allocate(core, now);
+    let o = out(core);
+    assert_eq!(o.len(), 1, "{o:?}");
+    let (to, inv) = &o[0];
+    assert_eq!(*to, udp());
+    assert_eq!(inv.method(), Some(&Method::Invite));
+    let sdp = String::from_utf8(inv.body.clone()).unwrap();
+    assert!(sdp.contains("m=audio 32002 RTP/AVP"), "{sdp}");
+    assert!(!sdp.contains("ice-ufrag"));
+    let mut ringing = inv.response(180, "Ringing", Some("far"));
+    ringing.push_header("Record-Route", "<sip:127.0.0.1:5090;lr>");
+    core.handle_message(now, udp(), &ringing.to_bytes());
+    let o = out(core);
+    assert_eq!(o[0].0, ws(1));
+    assert_eq!(o[0].1.status(), Some(180));
+    let mut ok = with_sdp(inv.response(200, "OK", Some("far")), SIP_SDP);
+    ok.push_header("Contact", "<sip:callee@127.0.0.1:5092>");
+    ok.push_header("Record-Route", "<sip:127.0.0.1:5090;lr>");
+    core.handle_message(now, udp(), &ok.to_bytes());
+    let o = out(core);
+    let ack = o
+        .iter()
+        .find(|(p, m)| *p == udp() && m.method() == Some(&Method::Ack))
+        .expect("ACK to the PBX");
+    assert_eq!(ack.1.header("Route"), Some("<sip:127.0.0.1:5090;lr>"));
+    let ok_a = o
+        .iter()
+        .find(|(p, m)| *p == ws(1) && m.status() == Some(200))
+        .expect("200 to the browser")
+        .1
+        .clone();
+    let body = String::from_utf8(ok_a.body.clone()).unwrap();
+    assert!(
+        body.contains("UDP/TLS/RTP/SAVPF 0 126") || body.contains("UDP/TLS/RTP/SAVPF 0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("a=ice-lite") && body.contains("a=mid:0") && body.contains("a=setup:passive"),
+        "{body}"
+    );
+    let cmd = core
+        .poll_command()
+        .expect("an Update with the far end's address");
+    assert!(
+        matches!(cmd, Command::Update { leg: LegIndex::B, remote: LegSpec::Plain(Some(ref p)), .. } if p.rtp == Some("127.0.0.1:6000".parse().unwrap())),
+        "{cmd:?}"
+    );
+    (id, inv.clone(), ok_a)
+}
+
+fn browser_request(ok_a: &SipMsg, method: &str, cseq: u32, branch: &str) -> Vec<u8> {
+    let inv = SipMsg::parse(INVITE).unwrap();
+    format!(
+        "{method} sip:gw@127.0.0.1;transport=ws SIP/2.0\r\nVia: SIP/2.0/WSS x.invalid;branch={branch}\r\n\
+         Max-Forwards: 70\r\nTo: {}\r\nFrom: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        ok_a.header("To").unwrap(),
+        inv.header("From").unwrap(),
+        inv.call_id()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn browser_calls_sip_and_hangs_up_first() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (id, _inv, ok_a) = browser_call_answered(&mut core, now);
+    assert_eq!(core.call_count(), 1);
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "BYE", 2, "z9hG4bKbye1"));
+    let o = out(&mut core);
+    assert!(
+        o.iter()
+            .any(|(p, m)| *p == ws(1) && m.status() == Some(200)),
+        "200 for BYE"
+    );
+    let bye = o
+        .iter()
+        .find(|(p, m)| *p == udp() && m.method() == Some(&Method::Bye))
+        .expect("BYE to the PBX")
+        .1
+        .clone();
+    assert_eq!(bye.header("Route"), Some("<sip:127.0.0.1:5090;lr>"));
+    assert!(bye.header("To").unwrap().contains("tag=far"));
+    assert!(bye
+        .to_bytes()
+        .starts_with(b"BYE sip:callee@127.0.0.1:5092 SIP/2.0"));
+    assert_eq!(core.poll_command(), Some(Command::Release { id }));
+    assert_eq!(core.call_count(), 0);
+}
+
+#[test]
+fn sip_side_hangs_up_first() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (id, inv, ok_a) = browser_call_answered(&mut core, now);
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
+    let bye = format!(
+        "BYE sip:gw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKfarbye\r\nMax-Forwards: 69\r\n\
+         From: {};tag=far\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n",
+        inv.header("To").unwrap(),
+        inv.header("From").unwrap(),
+        inv.call_id()
+    );
+    core.handle_message(now, udp(), bye.as_bytes());
+    let o = out(&mut core);
+    assert!(o
+        .iter()
+        .any(|(p, m)| *p == udp() && m.status() == Some(200)));
+    let b = o
+        .iter()
+        .find(|(p, m)| *p == ws(1) && m.method() == Some(&Method::Bye))
+        .expect("BYE to the browser")
+        .1
+        .clone();
+    let sipjs_contact = SipMsg::parse(INVITE).unwrap();
+    assert!(b.to_bytes().starts_with(b"BYE sip:"), "{b:?}");
+    assert!(
+        String::from_utf8_lossy(&b.to_bytes()).contains("@c1.invalid"),
+        "the browser's rewritten Contact is the target"
+    );
+    assert!(b
+        .header("To")
+        .unwrap()
+        .contains(sipjs_contact.from_hdr().unwrap().tag().unwrap()));
+    assert_eq!(core.poll_command(), Some(Command::Release { id }));
+}
+
+#[test]
+fn websocket_closed_mid_call_sends_bye_with_reason() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (id, _, _) = browser_call_answered(&mut core, now);
+    core.handle_ws_closed(now, &conn(1));
+    let o = out(&mut core);
+    let bye = o
+        .iter()
+        .find(|(p, m)| *p == udp() && m.method() == Some(&Method::Bye))
+        .expect("BYE to the PBX");
+    assert!(bye.1.header("Reason").unwrap().contains("WebSocket closed"));
+    assert_eq!(core.poll_command(), Some(Command::Release { id }));
+}
+
+#[test]
+fn browser_cancels_before_answer_and_cancel_waits_for_a_provisional() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    core.handle_ws_opened(&conn(1));
+    core.handle_message(now, ws(1), INVITE);
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let inv = out(&mut core).remove(0).1;
+    let cancel = String::from_utf8_lossy(INVITE)
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+        .replace(
+            &format!(
+                "Content-Length: {}",
+                SipMsg::parse(INVITE).unwrap().body.len()
+            ),
+            "Content-Length: 0",
+        )
+        + "\r\n\r\n";
+    core.handle_message(now, ws(1), cancel.as_bytes());
+    let o = out(&mut core);
+    let mut codes: Vec<_> = o
+        .iter()
+        .filter(|(p, _)| *p == ws(1))
+        .map(|(_, m)| (m.status(), m.cseq().method))
+        .collect();
+    codes.sort_by_key(|c| c.0);
+    assert_eq!(
+        codes,
+        vec![(Some(200), Method::Cancel), (Some(487), Method::Invite)],
+        "{o:?}"
+    );
+    assert!(
+        !o.iter().any(|(_, m)| m.method() == Some(&Method::Cancel)),
+        "no CANCEL before a provisional"
+    );
+    core.handle_message(
+        now,
+        udp(),
+        &inv.response(180, "Ringing", Some("far")).to_bytes(),
+    );
+    let o = out(&mut core);
+    let c = o
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Cancel))
+        .expect("CANCEL after 180");
+    assert_eq!(
+        c.1.top_via().unwrap().branch(),
+        inv.top_via().unwrap().branch()
+    );
+    core.handle_message(
+        now,
+        udp(),
+        &inv.response(487, "Request Terminated", Some("far"))
+            .to_bytes(),
+    );
+    let o = out(&mut core);
+    assert!(
+        o.iter()
+            .any(|(p, m)| *p == udp() && m.method() == Some(&Method::Ack)),
+        "487 is ACKed"
+    );
+    assert!(matches!(core.poll_command(), Some(Command::Release { .. })));
+}
+
+#[test]
+fn challenge_407_passes_through_and_the_retry_carries_credentials() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    core.handle_ws_opened(&conn(1));
+    core.handle_message(now, ws(1), INVITE);
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let inv = out(&mut core).remove(0).1;
+    let mut challenge = inv.response(407, "Proxy Authentication Required", Some("k"));
+    challenge.push_header(
+        "Proxy-Authenticate",
+        "Digest realm=\"webrtc-phone-test\", nonce=\"abc\", qop=\"auth\"",
+    );
+    core.handle_message(now, udp(), &challenge.to_bytes());
+    let o = out(&mut core);
+    assert!(
+        o.iter()
+            .any(|(p, m)| *p == udp() && m.method() == Some(&Method::Ack)),
+        "407 ACKed hop by hop"
+    );
+    let r = o.iter().find(|(p, _)| *p == ws(1)).unwrap();
+    assert_eq!(r.1.status(), Some(407));
+    assert_eq!(
+        r.1.header("Proxy-Authenticate"),
+        challenge.header("Proxy-Authenticate")
+    );
+    assert_eq!(core.call_count(), 0);
+    // The browser's retry with Proxy-Authorization: a new call whose INVITE carries it verbatim.
+    core.handle_message(now + Duration::from_millis(100), ws(1), INVITE_AUTH);
+    let _ = out(&mut core);
+    assert!(matches!(core.poll_command(), Some(Command::Release { .. })));
+    allocate(&mut core, now);
+    let retry = out(&mut core).remove(0).1;
+    let original = SipMsg::parse(INVITE_AUTH).unwrap();
+    assert_eq!(
+        retry.header("Proxy-Authorization"),
+        original.header("Proxy-Authorization")
+    );
+    assert!(
+        retry.to_bytes().starts_with(
+            format!(
+                "INVITE {} SIP/2.0",
+                match &original.start {
+                    crate::sip::msg::StartLine::Request { uri, .. } => uri.clone(),
+                    _ => unreachable!(),
+                }
+            )
+            .as_bytes()
+        ),
+        "the Request-URI the browser signed"
+    );
+}
+
+#[test]
+fn busy_and_engine_exhaustion_are_propagated() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    core.handle_ws_opened(&conn(1));
+    core.handle_message(now, ws(1), INVITE);
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let inv = out(&mut core).remove(0).1;
+    core.handle_message(
+        now,
+        udp(),
+        &inv.response(486, "Busy Here", Some("b")).to_bytes(),
+    );
+    let o = out(&mut core);
+    assert_eq!(
+        o.iter().find(|(p, _)| *p == ws(1)).unwrap().1.status(),
+        Some(486)
+    );
+
+    let other = String::from_utf8_lossy(INVITE)
+        .replace("Call-ID: ", "Call-ID: x")
+        .replace("branch=z9hG4bK", "branch=z9hG4bKy");
+    core.handle_message(now, ws(1), other.as_bytes());
+    let _ = out(&mut core);
+    let _ = core.poll_command();
+    let Some(Command::Allocate { id, .. }) = core.poll_command() else {
+        panic!("Allocate")
+    };
+    core.handle_engine(
+        now,
+        Output::Reply(Reply::Failed {
+            id,
+            failure: engine::api::Failure::PortsExhausted,
+        }),
+    );
+    let o = out(&mut core);
+    assert_eq!(o[0].1.status(), Some(503));
+}
+
+#[test]
+fn sip_calls_a_registered_browser() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    core.handle_ws_opened(&conn(2));
+    let invite = format!(
+        "INVITE sip:abc@c2.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKin1\r\n\
+         Record-Route: <sip:127.0.0.1:5090;lr>\r\nRoute: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 69\r\n\
+         From: <sip:carol@127.0.0.1>;tag=car\r\nTo: <sip:abc@c2.invalid>\r\nCall-ID: in1\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:carol@127.0.0.1:5098>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SIP_SDP}",
+        SIP_SDP.len()
+    );
+    core.handle_message(now, udp(), invite.as_bytes());
+    assert_eq!(out(&mut core)[0].1.status(), Some(100));
+    allocate(&mut core, now);
+    let o = out(&mut core);
+    let (to, offer) = &o[0];
+    assert_eq!(*to, ws(2));
+    assert!(offer
+        .to_bytes()
+        .starts_with(b"INVITE sip:abc@c2.invalid;transport=ws SIP/2.0"));
+    let body = String::from_utf8(offer.body.clone()).unwrap();
+    assert!(
+        body.contains("a=setup:actpass")
+            && body.contains("UDP/TLS/RTP/SAVPF")
+            && body.contains("a=group:BUNDLE 0"),
+        "{body}"
+    );
+    // SIP.js answers with its 200 and SDP.
+    let answer = SipMsg::parse(ANSWER_FROM_BROWSER).unwrap();
+    let mut ok = with_sdp(
+        offer.response(200, "OK", Some("sipjs")),
+        std::str::from_utf8(&answer.body).unwrap(),
+    );
+    ok.push_header("Contact", "<sip:abc@x.invalid;transport=ws>");
+    core.handle_message(now, ws(2), &ok.to_bytes());
+    let o = out(&mut core);
+    assert!(o
+        .iter()
+        .any(|(p, m)| *p == ws(2) && m.method() == Some(&Method::Ack)));
+    let ok_sip = o
+        .iter()
+        .find(|(p, m)| *p == udp() && m.status() == Some(200))
+        .expect("200 to the registrar")
+        .1
+        .clone();
+    let sdp = String::from_utf8(ok_sip.body.clone()).unwrap();
+    assert!(sdp.contains("m=audio 32002 RTP/AVP 0"), "{sdp}");
+    assert_eq!(
+        ok_sip.header("Record-Route"),
+        Some("<sip:127.0.0.1:5090;lr>")
+    );
+    assert!(matches!(
+        core.poll_command(),
+        Some(Command::Update {
+            leg: LegIndex::B,
+            remote: LegSpec::WebRtc(Some(_)),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn invite_for_a_closed_connection_gets_480_and_strangers_get_403() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let invite = format!(
+        "INVITE sip:abc@gone.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKin2\r\n\
+         From: <sip:carol@127.0.0.1>;tag=car\r\nTo: <sip:abc@gone.invalid>\r\nCall-ID: in2\r\nCSeq: 1 INVITE\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SIP_SDP}",
+        SIP_SDP.len()
+    );
+    core.handle_message(now, udp(), invite.as_bytes());
+    assert_eq!(out(&mut core).last().unwrap().1.status(), Some(480));
+    core.handle_message(
+        now,
+        Peer::Udp("127.0.0.9:5060".parse().unwrap()),
+        invite.replace("in2", "in3").as_bytes(),
+    );
+    assert_eq!(out(&mut core)[0].1.status(), Some(403));
+}
+
+#[test]
+fn demo_echo_answers_at_once() {
+    let now = t0();
+    let mut core = Core::new(cfg(true));
+    core.handle_ws_opened(&conn(1));
+    let echo = String::from_utf8_lossy(INVITE).replace("INVITE sip:bob@", "INVITE sip:echo@");
+    core.handle_message(now, ws(1), echo.as_bytes());
+    let _ = out(&mut core);
+    let Some(Command::Allocate { legs, .. }) = core.poll_command() else {
+        panic!()
+    };
+    assert_eq!(legs[1], LegSpec::Echo);
+    // replay through the helper to answer
+    let mut core = Core::new(cfg(true));
+    core.handle_ws_opened(&conn(1));
+    core.handle_message(now, ws(1), echo.as_bytes());
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let o = out(&mut core);
+    assert_eq!(o[0].1.status(), Some(200));
+    let body = String::from_utf8(o[0].1.body.clone()).unwrap();
+    assert!(body.contains("a=ice-lite"), "{body}");
+    let ev: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, CoreEvent::CallAnswered { .. })));
+}
+
+#[test]
+fn media_timeout_hangs_up_both_sides() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (id, _, ok_a) = browser_call_answered(&mut core, now);
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
+    core.handle_engine(now, Output::Event(engine::api::Event::MediaTimeout { id }));
+    let o = out(&mut core);
+    let byes: Vec<_> = o
+        .iter()
+        .filter(|(_, m)| m.method() == Some(&Method::Bye))
+        .collect();
+    assert_eq!(byes.len(), 2, "{o:?}");
+    assert!(byes
+        .iter()
+        .all(|(_, m)| m.header("Reason").unwrap().contains("media timeout")));
+}
+
+#[test]
+fn info_is_relayed_and_answered() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (_, _, ok_a) = browser_call_answered(&mut core, now);
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
+    let mut info = SipMsg::parse(&browser_request(&ok_a, "INFO", 3, "z9hG4bKinfo")).unwrap();
+    info.set_header("Content-Type", "application/dtmf-relay");
+    info.body = b"Signal=5\r\nDuration=2000".to_vec();
+    core.handle_message(now, ws(1), &info.to_bytes());
+    let o = out(&mut core);
+    let fwd = o
+        .iter()
+        .find(|(p, m)| *p == udp() && m.method() == Some(&Method::Info))
+        .expect("INFO to the PBX")
+        .1
+        .clone();
+    assert_eq!(fwd.body, b"Signal=5\r\nDuration=2000");
+    core.handle_message(now, udp(), &fwd.response(200, "OK", None).to_bytes());
+    let o = out(&mut core);
+    let r = o
+        .iter()
+        .find(|(p, _)| *p == ws(1))
+        .expect("answer to the browser")
+        .1
+        .clone();
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.cseq().method, Method::Info);
+}
