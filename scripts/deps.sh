@@ -5,8 +5,8 @@ set -euo pipefail
 what=${1:-build}
 
 build_pkgs=(build-essential pkg-config libssl-dev clang libclang-dev openssl ca-certificates curl)
-# The end-to-end suites add kamailio, sip-tester, chromium, sox and node here when they land.
-test_pkgs=("${build_pkgs[@]}")
+# Real peers for the integration tests: Kamailio (registrar/PBX) and SIPp (package sip-tester).
+test_pkgs=("${build_pkgs[@]}" kamailio sip-tester)
 
 case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;

@@ -35,6 +35,8 @@ pub enum WsEvent {
     },
     /// SIGTERM/SIGINT: new calls get 503 from now on.
     Drain,
+    /// The drain time is over: hang up every call.
+    HangUpAll,
 }
 
 /// State shared by the transport tasks of the signaling thread.
@@ -220,6 +222,9 @@ impl Gateway {
         let left = metrics.calls_active.get();
         if left > 0 {
             warn!(calls = left, "drain time over: hanging up the calls left");
+            shared.send_event(WsEvent::HangUpAll);
+            // Give the BYEs a moment to leave (over UDP the first copy goes at once).
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         for t in tasks {
             t.abort();
@@ -304,6 +309,7 @@ async fn core_task(
                     conns.remove(&conn);
                 }
                 Some(WsEvent::Drain) => core.handle_drain(),
+                Some(WsEvent::HangUpAll) => core.hang_up_all(clock()),
                 None => return,
             },
             r = sock.recv_from(&mut buf) => match r {

@@ -11,6 +11,9 @@
     reason = "the harness drives a real process in real time: it reads the clock and runs log reader threads"
 )]
 
+pub mod peers;
+pub mod sipua;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
