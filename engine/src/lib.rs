@@ -1,9 +1,300 @@
 //! The media plane of webrtc-phone.
 //!
-//! `ports` plans how the RTP port range is split into one shard per media reactor. The reactors,
-//! the pure protocol machines (STUN, ICE-lite, DTLS, SRTP, sessions) and the command API to the
-//! signaling thread build on it.
+//! `ports` plans how the RTP port range is split into one shard per media reactor; `proto` holds
+//! the pure protocol machines (STUN, ICE-lite, DTLS, SRTP, sessions); `reactor` runs them on
+//! io_uring, one pinned thread per shard. Signaling talks to it through [`EngineHandle`] with
+//! the types of [`api`].
 
 pub mod api;
 pub mod ports;
 pub mod proto;
+mod reactor;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use api::{Command, Event, Failure, Output, Reply, SessionId};
+use proto::dtls::{DtlsError, DtlsIdentity};
+use proto::session::SessionConfig;
+pub use reactor::{ReactorSnapshot, ReactorStats};
+
+/// How the media plane is laid out.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// One shard per reactor thread (see [`ports::plan_shards`]).
+    pub shards: Vec<ports::Shard>,
+    /// The address sockets bind to.
+    pub bind: IpAddr,
+    /// The address put in SDP (the host's public address when `bind` is a wildcard).
+    pub advertise: IpAddr,
+    /// No media for this long (no leg held) → [`api::Event::MediaTimeout`].
+    pub media_timeout: Duration,
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// No shard to run.
+    #[error("no port shards: at least one media reactor is needed")]
+    NoShards,
+    /// A reactor's WebRTC port could not be bound.
+    #[error("cannot bind the WebRTC port {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// The DTLS certificate could not be made.
+    #[error("DTLS identity: {0}")]
+    Dtls(#[from] DtlsError),
+    /// io_uring, eventfd or thread set-up failed.
+    #[error("media reactor set-up failed: {0}")]
+    Setup(#[source] io::Error),
+}
+
+/// Starts the media plane.
+#[derive(Debug)]
+pub struct Engine;
+
+struct ReactorHandle {
+    commands: Sender<reactor::Msg>,
+    wake: Arc<OwnedFd>,
+    stats: Arc<ReactorStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Signaling's handle on the running engine. Not `Sync`: one control thread drives it.
+pub struct EngineHandle {
+    reactors: Vec<ReactorHandle>,
+    owners: HashMap<SessionId, usize>,
+    allocating: HashSet<SessionId>,
+    outputs: Receiver<Output>,
+    local: VecDeque<Output>,
+    notify: Arc<OwnedFd>,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHandle")
+            .field("reactors", &self.reactors.len())
+            .field("sessions", &self.owners.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Binds every reactor's WebRTC port, generates the process-wide DTLS certificate and starts
+    /// one reactor thread per shard.
+    pub fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
+        if cfg.shards.is_empty() {
+            return Err(EngineError::NoShards);
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "start-up: the certificate's validity window starts from the wall clock"
+        )]
+        let identity = DtlsIdentity::generate(SystemTime::now())?;
+        let sockets = cfg
+            .shards
+            .iter()
+            .map(|s| {
+                let addr = SocketAddr::new(cfg.bind, s.webrtc_port);
+                UdpSocket::bind(addr).map_err(|source| EngineError::Bind { addr, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (out_tx, out_rx) = crossbeam_channel::unbounded();
+        let notify = Arc::new(reactor::eventfd().map_err(EngineError::Setup)?);
+        let config = SessionConfig {
+            media_timeout: cfg.media_timeout,
+            ..SessionConfig::default()
+        };
+        let count = cfg.shards.len();
+        let mut handle = EngineHandle {
+            reactors: Vec::with_capacity(count),
+            owners: HashMap::new(),
+            allocating: HashSet::new(),
+            outputs: out_rx,
+            local: VecDeque::new(),
+            notify: notify.clone(),
+            fingerprint: identity.fingerprint().to_sdp(),
+        };
+        for (index, (shard, webrtc)) in cfg.shards.iter().zip(sockets).enumerate() {
+            let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+            let wake = Arc::new(reactor::eventfd().map_err(EngineError::Setup)?);
+            let stats = Arc::new(ReactorStats::default());
+            let init = reactor::ReactorInit {
+                shard: shard.clone(),
+                webrtc,
+                bind: cfg.bind,
+                advertise: cfg.advertise,
+                identity: identity.clone(),
+                config: config.clone(),
+                commands: cmd_rx,
+                wake: wake.clone(),
+                outputs: out_tx.clone(),
+                notify: notify.clone(),
+                stats: stats.clone(),
+            };
+            let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the one place media reactor threads are created"
+            )]
+            let thread = std::thread::Builder::new()
+                .name(format!("media-{index}"))
+                .spawn(move || {
+                    reactor::pin(index, count);
+                    reactor::run(init, ready_tx);
+                })
+                .map_err(EngineError::Setup)?;
+            let ready = ready_rx
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("media reactor died at start-up")));
+            handle.reactors.push(ReactorHandle {
+                commands: cmd_tx,
+                wake,
+                stats,
+                thread: Some(thread),
+            });
+            if let Err(e) = ready {
+                handle.stop();
+                return Err(EngineError::Setup(e));
+            }
+        }
+        Ok(handle)
+    }
+}
+
+impl EngineHandle {
+    /// Hands a command to the reactor that owns the session; a new session goes to the reactor
+    /// with the fewest sessions. The answer comes back through [`EngineHandle::try_recv`].
+    pub fn send(&mut self, cmd: Command) {
+        let target = match &cmd {
+            Command::Allocate { id, .. } => {
+                if self.owners.contains_key(id) {
+                    self.local.push_back(Output::Reply(Reply::Failed {
+                        id: *id,
+                        failure: Failure::BadRequest("session id already allocated".into()),
+                    }));
+                    return;
+                }
+                let mut load = vec![0usize; self.reactors.len()];
+                for &r in self.owners.values() {
+                    load[r] += 1;
+                }
+                let r = (0..load.len())
+                    .min_by_key(|&i| load[i])
+                    .expect("at least one reactor");
+                self.owners.insert(*id, r);
+                self.allocating.insert(*id);
+                Some(r)
+            }
+            Command::Update { id, .. } | Command::Release { id } => self.owners.get(id).copied(),
+        };
+        let Some(r) = target else {
+            let id = match &cmd {
+                Command::Allocate { id, .. }
+                | Command::Update { id, .. }
+                | Command::Release { id } => *id,
+            };
+            self.local.push_back(Output::Reply(Reply::Failed {
+                id,
+                failure: Failure::UnknownSession,
+            }));
+            return;
+        };
+        let reactor = &self.reactors[r];
+        if reactor
+            .commands
+            .send(reactor::Msg::Command(Box::new(cmd)))
+            .is_ok()
+        {
+            reactor::write_eventfd(reactor.wake.as_raw_fd());
+        }
+    }
+
+    /// The next reply or event, if any. Clears [`EngineHandle::notify_fd`] when nothing is left.
+    pub fn try_recv(&mut self) -> Option<Output> {
+        if let Some(o) = self.local.pop_front() {
+            return Some(o);
+        }
+        let out = match self.outputs.try_recv() {
+            Ok(o) => o,
+            Err(_) => {
+                // Clear the notification first, then look again, so an output that raced in
+                // is not left without a wake-up.
+                reactor::read_eventfd(self.notify.as_raw_fd());
+                self.outputs.try_recv().ok()?
+            }
+        };
+        match &out {
+            Output::Reply(Reply::Allocated { id, .. }) => {
+                self.allocating.remove(id);
+            }
+            Output::Reply(Reply::Failed { id, .. }) if self.allocating.remove(id) => {
+                self.owners.remove(id);
+            }
+            Output::Event(Event::Released { id, .. }) => {
+                self.owners.remove(id);
+                self.allocating.remove(id);
+            }
+            _ => {}
+        }
+        Some(out)
+    }
+
+    /// An eventfd that is readable while outputs wait (register it with tokio's `AsyncFd`; read
+    /// 8 bytes to clear it, or let [`EngineHandle::try_recv`] clear it when it runs dry).
+    pub fn notify_fd(&self) -> RawFd {
+        self.notify.as_raw_fd()
+    }
+
+    /// `sha-256 AB:CD:...`: the process-wide DTLS certificate's fingerprint.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Each reactor's counters, in shard order.
+    pub fn stats(&self) -> Vec<ReactorSnapshot> {
+        self.reactors.iter().map(|r| r.stats.snapshot()).collect()
+    }
+
+    /// The live counters of each reactor (for a metrics collector that reads them itself).
+    pub fn stats_handles(&self) -> Vec<Arc<ReactorStats>> {
+        self.reactors.iter().map(|r| r.stats.clone()).collect()
+    }
+
+    /// Stops every reactor (their sessions are released, with `Event::Released` each) and
+    /// waits for the threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for r in &self.reactors {
+            if r.commands.send(reactor::Msg::Shutdown).is_ok() {
+                reactor::write_eventfd(r.wake.as_raw_fd());
+            }
+        }
+        for r in &mut self.reactors {
+            if let Some(t) = r.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -84,6 +84,10 @@ impl DropCounts {
     pub fn add(&mut self, reason: DropReason) {
         self.0[reason as usize] += 1;
     }
+    /// Counts `n` drops.
+    pub fn add_n(&mut self, reason: DropReason, n: u64) {
+        self.0[reason as usize] += n;
+    }
     /// Drops for `reason`.
     pub fn get(&self, reason: DropReason) -> u64 {
         self.0[reason as usize]

@@ -1,0 +1,480 @@
+//! Reactor tests on loopback with real sockets: a WebRTC client peer (ICE checks with
+//! USE-CANDIDATE, DTLS, SRTP from engine::proto) and a plain RTP peer exchange media through
+//! running reactors. Every wait is bounded in count and time.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::api::{
+    Command, Direction, Event, Failure, LegIndex, LegSpec, LocalLeg, Output, PlainRemote, Reply,
+    SessionId, Setup,
+};
+use crate::ports::plan_shards;
+use crate::proto::session::tests::{rtcp, rtp, Browser};
+use crate::proto::stats::DropReason;
+use crate::{Engine, EngineConfig, EngineHandle};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A datagram that makes the reactor's test build panic inside a session's handling.
+pub(super) const PANIC_PAYLOAD: &[u8] = b"panic in a session, please";
+
+fn start() -> std::time::Instant {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "real-socket tests bound their waits by the real clock"
+    )]
+    std::time::Instant::now()
+}
+
+/// A port range for one test: tests run in parallel, so each takes its own block, offset by
+/// the process id to stay clear of an earlier run's sockets.
+fn range(block: u16, len: u16) -> std::ops::RangeInclusive<u16> {
+    let base = 20_000 + (std::process::id() % 200) as u16 * 150 + block * 30;
+    base..=base + len - 1
+}
+
+fn engine(block: u16, ports: u16, reactors: usize) -> EngineHandle {
+    Engine::start(EngineConfig {
+        shards: plan_shards(range(block, ports), reactors).unwrap(),
+        bind: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+        media_timeout: Duration::from_secs(60),
+    })
+    .unwrap()
+}
+
+/// Waits for the first output `f` accepts; other outputs are discarded.
+fn wait_for<T>(h: &mut EngineHandle, mut f: impl FnMut(&Output) -> Option<T>) -> T {
+    let t0 = start();
+    while t0.elapsed() < WAIT {
+        while let Some(o) = h.try_recv() {
+            if let Some(t) = f(&o) {
+                return t;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("no matching output within {WAIT:?}");
+}
+
+fn allocated(h: &mut EngineHandle, id: SessionId) -> Result<[LocalLeg; 2], Failure> {
+    wait_for(h, |o| match o {
+        Output::Reply(Reply::Allocated { id: i, legs }) if *i == id => Some(Ok(legs.clone())),
+        Output::Reply(Reply::Failed { id: i, failure }) if *i == id => Some(Err(failure.clone())),
+        _ => None,
+    })
+}
+
+fn udp() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s
+}
+
+fn recv(s: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    s.recv_from(buf).ok()
+}
+
+struct Peer {
+    b: Browser,
+    sock: UdpSocket,
+    relay: SocketAddr,
+}
+
+impl Peer {
+    fn new(setup: Setup) -> Self {
+        let sock = udp();
+        let b = Browser::new(sock.local_addr().unwrap(), setup);
+        Self {
+            b,
+            sock,
+            relay: "0.0.0.0:0".parse().unwrap(),
+        }
+    }
+
+    fn learn(&mut self, local: &LocalLeg) {
+        self.b.learn(local);
+        let LocalLeg::WebRtc { addr, .. } = local else {
+            panic!()
+        };
+        self.relay = *addr;
+    }
+
+    /// ICE with nomination, then the DTLS handshake over the real socket.
+    fn connect(&mut self, relay_fp: &str) {
+        let mut buf = [0u8; 2048];
+        let n = self.b.check(&mut buf, true);
+        self.sock.send_to(&buf[..n], self.relay).unwrap();
+        let (n, from) = recv(&self.sock, &mut buf).expect("a Binding response");
+        assert_eq!(from, self.relay);
+        self.b.verify_response(&buf[..n]);
+        let now = start();
+        self.b.start_dtls(relay_fp, now);
+        let t0 = start();
+        while self.b.srtp_out.is_none() && t0.elapsed() < WAIT {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "DTLS runs on the real clock here"
+            )]
+            let now = std::time::Instant::now();
+            let dtls = self.b.dtls.as_mut().unwrap();
+            while let Some(d) = dtls.poll_transmit() {
+                self.sock.send_to(&d, self.relay).unwrap();
+            }
+            self.sock
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            if let Some((n, _)) = recv(&self.sock, &mut buf) {
+                dtls.handle_input(now, &buf[..n]);
+            } else {
+                dtls.handle_timeout(now);
+            }
+            self.b.poll_dtls();
+        }
+        // As DTLS server the browser finishes first: its final flight is still queued.
+        while let Some(d) = self.b.dtls.as_mut().unwrap().poll_transmit() {
+            self.sock.send_to(&d, self.relay).unwrap();
+        }
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert!(self.b.srtp_out.is_some(), "DTLS connected");
+    }
+
+    fn send_rtp(&mut self, seq: u16) -> Vec<u8> {
+        let mut buf = [0u8; 2048];
+        let n = rtp(&mut buf, 0, seq, 0xb0b0);
+        let plain = buf[..n].to_vec();
+        let n = self
+            .b
+            .srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtp(&mut buf, n)
+            .unwrap();
+        self.sock.send_to(&buf[..n], self.relay).unwrap();
+        plain
+    }
+
+    fn recv_rtp(&mut self) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 2048];
+        let (n, from) = recv(&self.sock, &mut buf)?;
+        assert_eq!(from, self.relay);
+        let n = self
+            .b
+            .srtp_in
+            .as_mut()
+            .unwrap()
+            .unprotect_rtp(&mut buf, n)
+            .ok()?;
+        Some(buf[..n].to_vec())
+    }
+}
+
+struct Pbx {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+impl Pbx {
+    fn new() -> Self {
+        Self {
+            rtp: udp(),
+            rtcp: udp(),
+        }
+    }
+
+    fn remote(&self) -> PlainRemote {
+        PlainRemote {
+            rtp: Some(self.rtp.local_addr().unwrap()),
+            rtcp: Some(self.rtcp.local_addr().unwrap()),
+            rtcp_mux: false,
+            direction: Direction::SendRecv,
+            payload_types: vec![0, 8],
+        }
+    }
+}
+
+/// Allocates a browser + PBX call and brings the browser up; returns the relay's plain port.
+fn call(h: &mut EngineHandle, id: u64, peer: &mut Peer, pbx: &Pbx) -> SocketAddr {
+    let id = SessionId(id);
+    h.send(Command::Allocate {
+        id,
+        legs: [
+            LegSpec::WebRtc(Some(peer.b.remote())),
+            LegSpec::Plain(Some(pbx.remote())),
+        ],
+    });
+    let legs = allocated(h, id).unwrap();
+    peer.learn(&legs[0]);
+    let LocalLeg::Plain { rtp } = legs[1] else {
+        panic!()
+    };
+    let fp = h.fingerprint().to_owned();
+    peer.connect(&fp);
+    wait_for(h, |o| {
+        matches!(o, Output::Event(Event::DtlsConnected { id: i, .. }) if *i == id).then_some(())
+    });
+    rtp
+}
+
+fn media_both_ways(peer: &mut Peer, pbx: &Pbx, relay_plain: SocketAddr, seqs: Range<u16>) {
+    let mut buf = [0u8; 2048];
+    for seq in seqs {
+        let plain = peer.send_rtp(seq);
+        let (n, from) = recv(&pbx.rtp, &mut buf).expect("RTP at the PBX");
+        assert_eq!(from, relay_plain);
+        assert_eq!(&buf[..n], &plain[..]);
+
+        let n = rtp(&mut buf, 8, 1000 + seq, 0xfeed);
+        let sent = buf[..n].to_vec();
+        pbx.rtp.send_to(&sent, relay_plain).unwrap();
+        assert_eq!(peer.recv_rtp().expect("SRTP at the browser"), sent);
+    }
+}
+
+#[test]
+fn webrtc_and_plain_peers_exchange_media_through_a_reactor() {
+    let mut h = engine(0, 12, 1);
+    let mut peer = Peer::new(Setup::Active);
+    let pbx = Pbx::new();
+    let relay_plain = call(&mut h, 1, &mut peer, &pbx);
+    media_both_ways(&mut peer, &pbx, relay_plain, 0..50);
+
+    // RTCP: the PBX's RTCP reaches the browser as SRTCP on the one WebRTC port.
+    let mut buf = [0u8; 2048];
+    let n = rtcp(&mut buf, 0xfeed);
+    let relay_rtcp = SocketAddr::new(relay_plain.ip(), relay_plain.port() + 1);
+    pbx.rtcp.send_to(&buf[..n], relay_rtcp).unwrap();
+    let (m, _) = recv(&peer.sock, &mut buf).expect("SRTCP at the browser");
+    let m = peer
+        .b
+        .srtp_in
+        .as_mut()
+        .unwrap()
+        .unprotect_rtcp(&mut buf, m)
+        .unwrap();
+    assert_eq!(m, 8);
+
+    h.send(Command::Release { id: SessionId(1) });
+    let stats = wait_for(&mut h, |o| match o {
+        Output::Event(Event::Released { id, stats }) if *id == SessionId(1) => Some(*stats),
+        _ => None,
+    });
+    assert_eq!(stats.legs[0].packets_in, 50);
+    assert_eq!(stats.legs[1].packets_in, 51);
+    assert_eq!(stats.legs[0].packets_out, 51);
+
+    // Nothing reaches a released session: the browser's packets are dropped and counted.
+    peer.send_rtp(100);
+    assert!(recv(&pbx.rtp, &mut buf).is_none());
+    let t0 = start();
+    while h.stats()[0].drops.get(DropReason::UnknownSession) == 0 && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(h.stats()[0].drops.get(DropReason::UnknownSession) >= 1);
+    assert_eq!(h.stats()[0].sessions, 0);
+    h.shutdown();
+}
+
+#[test]
+fn relay_as_dtls_client_through_a_reactor() {
+    let mut h = engine(1, 12, 1);
+    let mut peer = Peer::new(Setup::Passive);
+    let pbx = Pbx::new();
+    let relay_plain = call(&mut h, 2, &mut peer, &pbx);
+    media_both_ways(&mut peer, &pbx, relay_plain, 0..10);
+    h.shutdown();
+}
+
+#[test]
+fn third_party_packets_on_the_plain_port_never_reach_the_browser() {
+    let mut h = engine(2, 12, 1);
+    let mut peer = Peer::new(Setup::Active);
+    let pbx = Pbx::new();
+    let relay_plain = call(&mut h, 3, &mut peer, &pbx);
+    media_both_ways(&mut peer, &pbx, relay_plain, 0..3);
+    let intruder = udp();
+    let mut buf = [0u8; 2048];
+    for seq in 0..10 {
+        let n = rtp(&mut buf, 0, 5000 + seq, 0xbad);
+        intruder.send_to(&buf[..n], relay_plain).unwrap();
+    }
+    assert!(
+        peer.recv_rtp().is_none(),
+        "the intruder's RTP reached the browser"
+    );
+    let t0 = start();
+    while h.stats()[0].drops.get(DropReason::UnknownSource) < 10 && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(h.stats()[0].drops.get(DropReason::UnknownSource), 10);
+    // The real PBX still gets through.
+    media_both_ways(&mut peer, &pbx, relay_plain, 3..6);
+    h.shutdown();
+}
+
+#[test]
+fn two_reactors_share_the_load() {
+    let mut h = engine(3, 24, 2);
+    let mut peers = [Peer::new(Setup::Active), Peer::new(Setup::ActPass)];
+    let pbxs = [Pbx::new(), Pbx::new()];
+    let mut relays = Vec::new();
+    for (i, (peer, pbx)) in peers.iter_mut().zip(&pbxs).enumerate() {
+        relays.push(call(&mut h, 10 + i as u64, peer, pbx));
+    }
+    assert_ne!(peers[0].relay, peers[1].relay, "one session per reactor");
+    for (i, (peer, pbx)) in peers.iter_mut().zip(&pbxs).enumerate() {
+        media_both_ways(peer, pbx, relays[i], 0..10);
+    }
+    let stats = h.stats();
+    assert_eq!(stats.len(), 2);
+    assert!(stats.iter().all(|s| s.sessions == 1 && s.packets_in >= 20));
+    h.shutdown();
+}
+
+#[test]
+fn an_exhausted_shard_fails_the_allocation() {
+    // 4 ports on an odd start: the WebRTC port and exactly one RTP/RTCP pair.
+    let r = range(4, 4);
+    let start_port = if r.start() % 2 == 1 {
+        *r.start()
+    } else {
+        r.start() + 1
+    };
+    let mut h = Engine::start(EngineConfig {
+        shards: plan_shards(start_port..=start_port + 2, 1).unwrap(),
+        bind: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+        media_timeout: Duration::from_secs(60),
+    })
+    .unwrap();
+    let plain = || LegSpec::Plain(None);
+    h.send(Command::Allocate {
+        id: SessionId(1),
+        legs: [LegSpec::WebRtc(None), plain()],
+    });
+    assert!(allocated(&mut h, SessionId(1)).is_ok());
+    h.send(Command::Allocate {
+        id: SessionId(2),
+        legs: [LegSpec::WebRtc(None), plain()],
+    });
+    assert_eq!(
+        allocated(&mut h, SessionId(2)),
+        Err(Failure::PortsExhausted)
+    );
+    // Updates to the failed id are refused locally.
+    h.send(Command::Release { id: SessionId(2) });
+    assert!(matches!(
+        h.try_recv(),
+        Some(Output::Reply(Reply::Failed {
+            failure: Failure::UnknownSession,
+            ..
+        }))
+    ));
+    // The pair comes back after a release (once the ring let go of the old sockets).
+    h.send(Command::Release { id: SessionId(1) });
+    wait_for(&mut h, |o| {
+        matches!(o, Output::Event(Event::Released { id, .. }) if *id == SessionId(1)).then_some(())
+    });
+    let mut ok = false;
+    for i in 0..50 {
+        let id = SessionId(100 + i);
+        h.send(Command::Allocate {
+            id,
+            legs: [LegSpec::WebRtc(None), plain()],
+        });
+        if allocated(&mut h, id).is_ok() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(ok, "the released pair is allocated again");
+    h.shutdown();
+}
+
+#[test]
+fn echo_leg_through_a_reactor() {
+    let mut h = engine(5, 12, 1);
+    let mut peer = Peer::new(Setup::Active);
+    h.send(Command::Allocate {
+        id: SessionId(5),
+        legs: [LegSpec::WebRtc(Some(peer.b.remote())), LegSpec::Echo],
+    });
+    let legs = allocated(&mut h, SessionId(5)).unwrap();
+    assert_eq!(legs[1], LocalLeg::Echo);
+    peer.learn(&legs[0]);
+    let fp = h.fingerprint().to_owned();
+    peer.connect(&fp);
+    for seq in 0..20 {
+        let sent = peer.send_rtp(seq);
+        assert_eq!(peer.recv_rtp().expect("the echo"), sent);
+    }
+    h.shutdown();
+}
+
+#[test]
+fn commands_for_unknown_sessions_fail() {
+    let mut h = engine(6, 12, 1);
+    h.send(Command::Update {
+        id: SessionId(9),
+        leg: LegIndex::A,
+        remote: LegSpec::Echo,
+    });
+    assert_eq!(
+        h.try_recv(),
+        Some(Output::Reply(Reply::Failed {
+            id: SessionId(9),
+            failure: Failure::UnknownSession
+        }))
+    );
+    h.shutdown();
+}
+
+#[test]
+fn busy_webrtc_port_is_named_in_the_error() {
+    let r = range(7, 12);
+    let shards = plan_shards(r, 1).unwrap();
+    let hog = UdpSocket::bind(("127.0.0.1", shards[0].webrtc_port)).unwrap();
+    let err = Engine::start(EngineConfig {
+        shards: shards.clone(),
+        bind: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+        media_timeout: Duration::from_secs(60),
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(&shards[0].webrtc_port.to_string()),
+        "{err}"
+    );
+    drop(hog);
+}
+
+#[test]
+fn a_panicking_session_is_torn_down_alone() {
+    let mut h = engine(8, 12, 1);
+    let mut peers = [Peer::new(Setup::Active), Peer::new(Setup::Active)];
+    let pbxs = [Pbx::new(), Pbx::new()];
+    let mut relays = Vec::new();
+    for (i, (peer, pbx)) in peers.iter_mut().zip(&pbxs).enumerate() {
+        relays.push(call(&mut h, 20 + i as u64, peer, pbx));
+    }
+    pbxs[0].rtp.send_to(PANIC_PAYLOAD, relays[0]).unwrap();
+    wait_for(&mut h, |o| {
+        matches!(o, Output::Event(Event::Released { id, .. }) if *id == SessionId(20)).then_some(())
+    });
+    let t0 = start();
+    while h.stats()[0].panics == 0 && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(h.stats()[0].panics, 1);
+    assert_eq!(h.stats()[0].sessions, 1);
+    // The other call carries on.
+    let [_, peer] = &mut peers;
+    media_both_ways(peer, &pbxs[1], relays[1], 0..10);
+    h.shutdown();
+}
