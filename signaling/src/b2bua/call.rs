@@ -90,6 +90,9 @@ pub(super) struct Call {
     pub(super) from_user: String,
     pub(super) to_user: String,
     pub(super) released: bool,
+    pub(super) timers: super::timers::CallTimers,
+    /// A 422 was answered once with a larger Session-Expires.
+    pub(super) retried_422: bool,
 }
 
 /// Why a client transaction of a call exists.
@@ -103,6 +106,8 @@ pub(super) enum CallTxn {
     Cancel,
     /// A request relayed from the other leg: its final response goes back on `server`.
     Relay { server: ServerKey, method: Method },
+    /// An RFC 4028 session refresh (UPDATE) sent by the gateway.
+    Refresh,
 }
 
 fn strip_tag(na: &str) -> String {
@@ -380,6 +385,8 @@ impl Core {
                 from_user,
                 to_user,
                 released: false,
+                timers: Default::default(),
+                retried_422: false,
             },
         );
     }
@@ -527,10 +534,21 @@ impl Core {
                 }
             }
         }
-        for name in ["Supported", "Allow", "User-Agent"] {
+        for name in ["Allow", "User-Agent"] {
             if let Some(v) = c.a_invite.header(name) {
                 inv.push_header(name, v);
             }
+        }
+        if matches!(b_peer, Peer::Udp(_)) {
+            // RFC 4028 on the SIP leg, so long calls are refreshed instead of dropped.
+            inv.push_header("Supported", "timer");
+            inv.push_header(
+                "Session-Expires",
+                super::timers::SESSION_EXPIRES.to_string(),
+            );
+            inv.push_header("Min-SE", super::timers::MIN_SE.to_string());
+        } else if let Some(v) = c.a_invite.header("Supported") {
+            inv.push_header("Supported", v);
         }
         if let Some(p) = self
             .cfg
@@ -546,6 +564,15 @@ impl Core {
         inv.push_header("Content-Type", "application/sdp");
         let c = self.calls.get_mut(&id).expect("checked above");
         c.state = CallState::Calling;
+        if let Some(p) = self
+            .cfg
+            .route
+            .as_ref()
+            .map(|r| &r.params)
+            .filter(|_| c.kind == CallKind::BrowserToSip)
+        {
+            c.timers.start_setup(now, p);
+        }
         c.b_invite_branch = Some(branch.clone());
         c.b_invite = Some(inv.clone());
         let reliable = b_peer.is_reliable();
@@ -638,6 +665,18 @@ impl Core {
             }
             return;
         }
+        if code == 422 && !c.retried_422 {
+            if let Some(min) = resp
+                .header("Min-SE")
+                .and_then(|v| v.split(';').next()?.trim().parse::<u32>().ok())
+            {
+                c.retried_422 = true;
+                return self.retry_invite_with_session_expires(now, id, min);
+            }
+        }
+        if code < 200 {
+            c.timers.on_provisional(code);
+        }
         c.b_provisional = true;
         if c.b.remote_tag.is_none() || code >= 200 {
             if let Some(tag) = resp.to_hdr().and_then(|t| t.tag().map(str::to_string)) {
@@ -728,13 +767,141 @@ impl Core {
             c.state = CallState::Confirmed;
             c.answered = true;
             c.answered_at = Some(now);
+            let params = self
+                .cfg
+                .route
+                .as_ref()
+                .map(|r| &r.params)
+                .filter(|_| c.kind == CallKind::BrowserToSip);
+            c.timers.on_answer(now, params);
+            if matches!(c.b.peer, Peer::Udp(_)) {
+                if let Some((secs, refresher)) = super::timers::session_expires(&resp) {
+                    // We are the UAC on leg B: refresher=uac means us (RFC 4028 §7.2).
+                    let who = if refresher.as_deref() == Some("uas") {
+                        super::timers::Refresher::FarEnd
+                    } else {
+                        super::timers::Refresher::Gateway
+                    };
+                    c.timers.on_session(
+                        now,
+                        Duration::from_secs(secs.max(super::timers::MIN_SE).into()),
+                        who,
+                    );
+                }
+            }
             self.ack_b(now, id);
             let setup = now.saturating_duration_since(self.calls[&id].started);
             self.events
                 .push_back(super::core::CoreEvent::CallAnswered { id, setup });
         }
-        let _ = kind;
+        if kind == CallKind::SipToBrowser && (200..300).contains(&code) {
+            if let Some((secs, _)) = super::timers::session_expires(&inv) {
+                // The far end (the UAC on leg A) refreshes; we watch for it (RFC 4028 §9).
+                let secs = secs.max(super::timers::MIN_SE);
+                r.push_header("Session-Expires", format!("{secs};refresher=uac"));
+                if inv
+                    .headers_named("Supported")
+                    .any(|v| v.eq_ignore_ascii_case("timer"))
+                {
+                    r.push_header("Require", "timer");
+                }
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.timers.on_session(
+                        now,
+                        Duration::from_secs(secs.into()),
+                        super::timers::Refresher::FarEnd,
+                    );
+                }
+            }
+        }
         self.answer_a(now, id, &key, r);
+    }
+
+    /// 422 Session Interval Too Small: the INVITE again with the far end's Min-SE.
+    fn retry_invite_with_session_expires(&mut self, now: Instant, id: SessionId, min: u32) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let Some(mut inv) = c.b_invite.clone() else {
+            return;
+        };
+        let peer = c.b.peer.clone();
+        let (via, branch) = self.via_for(&peer);
+        let c = self.calls.get_mut(&id).expect("checked above");
+        c.b.local_cseq += 1;
+        inv.set_header("Via", via);
+        inv.set_header("CSeq", format!("{} INVITE", c.b.local_cseq));
+        inv.set_header("Session-Expires", min.to_string());
+        inv.set_header("Min-SE", min.to_string());
+        c.b_invite_branch = Some(branch.clone());
+        c.b_invite = Some(inv.clone());
+        let txn = ClientTxn::new(now, inv, peer.is_reliable(), self.cfg.timers);
+        self.add_client(
+            branch,
+            txn,
+            peer,
+            super::core::ClientPurpose::Call {
+                id,
+                what: CallTxn::Invite,
+            },
+        );
+    }
+
+    /// RFC 4028: the gateway refreshes the session on the SIP leg with a body-less UPDATE.
+    pub(super) fn refresh_session(&mut self, now: Instant, id: SessionId) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let Some(leg) = sip_leg(c.kind) else { return };
+        let Some((interval, _)) = c.timers.session else {
+            return;
+        };
+        let peer = c.leg(leg).peer.clone();
+        let (via, branch) = self.via_for(&peer);
+        let contact = self.contact_for(&peer, "gw");
+        let c = self.calls.get_mut(&id).expect("checked above");
+        let l = c.leg_mut(leg);
+        l.local_cseq += 1;
+        let mut upd = dialog_request(l, Method::Update, via, l.local_cseq);
+        upd.push_header("Contact", contact);
+        upd.push_header("Supported", "timer");
+        upd.push_header(
+            "Session-Expires",
+            format!("{};refresher=uac", interval.as_secs()),
+        );
+        let txn = ClientTxn::new(now, upd, peer.is_reliable(), self.cfg.timers);
+        self.add_client(
+            branch,
+            txn,
+            peer,
+            super::core::ClientPurpose::Call {
+                id,
+                what: CallTxn::Refresh,
+            },
+        );
+    }
+
+    /// The answer to the gateway's refresh.
+    pub(super) fn on_refresh_response(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        resp: Option<SipMsg>,
+    ) {
+        let code = resp.as_ref().and_then(SipMsg::status).unwrap_or(408);
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if (200..300).contains(&code) {
+            let secs = resp
+                .as_ref()
+                .and_then(super::timers::session_expires)
+                .map_or(super::timers::SESSION_EXPIRES, |(s, _)| s);
+            c.timers.on_session(
+                now,
+                Duration::from_secs(secs.max(super::timers::MIN_SE).into()),
+                super::timers::Refresher::Gateway,
+            );
+        } else if code >= 300 && code != 491 {
+            // 481, 408 and friends: the far end lost the dialog (RFC 4028 §10).
+            self.hang_up_both(now, id, "session refresh failed");
+        }
     }
 
     /// The callee's SDP answer: tell the engine, and translate it for the caller.
@@ -937,7 +1104,42 @@ impl Core {
                 self.send_bye(now, id, leg.other(), "");
                 self.end_call(now, id, "hung up");
             }
-            Method::Invite | Method::Update => self.relay_offer(now, id, leg, key, msg),
+            Method::Invite | Method::Update => {
+                let c = self.calls.get_mut(&id).expect("checked above");
+                let from_sip_leg = sip_leg(c.kind) == Some(leg);
+                if from_sip_leg {
+                    if let Some((secs, _)) = super::timers::session_expires(&msg) {
+                        let secs = secs.max(super::timers::MIN_SE);
+                        c.timers.on_session(
+                            now,
+                            Duration::from_secs(secs.into()),
+                            super::timers::Refresher::FarEnd,
+                        );
+                    } else if let Some((interval, super::timers::Refresher::FarEnd)) =
+                        c.timers.session
+                    {
+                        c.timers
+                            .on_session(now, interval, super::timers::Refresher::FarEnd);
+                    }
+                }
+                if from_sip_leg && method == Method::Update && msg.body.is_empty() {
+                    // A session refresh: answered here, the browser need not know.
+                    let mut ok = msg.response(200, "OK", None);
+                    if let Some((secs, _)) = super::timers::session_expires(&msg) {
+                        ok.push_header(
+                            "Session-Expires",
+                            format!("{};refresher=uac", secs.max(super::timers::MIN_SE)),
+                        );
+                        ok.push_header("Require", "timer");
+                    }
+                    let peer = c.leg(leg).peer.clone();
+                    let contact = self.contact_for(&peer, "gw");
+                    ok.push_header("Contact", contact);
+                    self.send_on(now, &key, ok);
+                } else {
+                    self.relay_offer(now, id, leg, key, msg);
+                }
+            }
             Method::Info
             | Method::Message
             | Method::Notify
@@ -1424,6 +1626,15 @@ fn dialog_request(leg: &Leg, method: Method, via: String, cseq: u32) -> SipMsg {
         m.push_header("Route", r.clone());
     }
     m
+}
+
+/// The leg that faces the SIP network, if any.
+fn sip_leg(kind: CallKind) -> Option<LegIndex> {
+    match kind {
+        CallKind::BrowserToSip => Some(LegIndex::B),
+        CallKind::SipToBrowser => Some(LegIndex::A),
+        CallKind::DemoEcho | CallKind::DemoBrowserToBrowser => None,
+    }
 }
 
 fn resp_reason(r: &SipMsg) -> &str {

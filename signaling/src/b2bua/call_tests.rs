@@ -578,3 +578,167 @@ fn info_is_relayed_and_answered() {
     assert_eq!(r.status(), Some(200));
     assert_eq!(r.cseq().method, Method::Info);
 }
+
+fn cfg_route(route: &str) -> CoreConfig {
+    let mut c = cfg(false);
+    let mut r = StaticRoute::parse(route).unwrap();
+    r.resolve().unwrap();
+    c.route = Some(r);
+    c
+}
+
+/// Runs the core's timers up to `until`.
+fn run_until(core: &mut Core, until: Instant) {
+    while let Some(at) = core.poll_timeout() {
+        if at > until {
+            break;
+        }
+        core.handle_timeout(at);
+    }
+}
+
+/// The browser ACKs the 200 it got.
+fn ack_from_browser(core: &mut Core, now: Instant) {
+    let o = out(core);
+    let ok_a = o
+        .iter()
+        .find(|(p, m)| *p == ws(1) && m.status() == Some(200))
+        .expect("200 to the browser")
+        .1
+        .clone();
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKackt"));
+}
+
+/// Browser INVITE up to the INVITE sent to the PBX.
+fn invite_out(core: &mut Core, now: Instant) -> SipMsg {
+    core.handle_ws_opened(&conn(1));
+    core.handle_message(now, ws(1), INVITE);
+    let _ = out(core);
+    allocate(core, now);
+    out(core).remove(0).1
+}
+
+#[test]
+fn session_timer_refreshed_by_the_gateway() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let inv = invite_out(&mut core, now);
+    assert_eq!(inv.header("Session-Expires"), Some("1800"));
+    assert_eq!(inv.header("Supported"), Some("timer"));
+    let mut ok = with_sdp(inv.response(200, "OK", Some("far")), SIP_SDP);
+    ok.push_header("Session-Expires", "120;refresher=uac");
+    ok.push_header("Contact", "<sip:callee@127.0.0.1:5092>");
+    core.handle_message(now, udp(), &ok.to_bytes());
+    ack_from_browser(&mut core, now);
+    run_until(&mut core, now + Duration::from_secs(59));
+    assert!(!out(&mut core)
+        .iter()
+        .any(|(_, m)| m.method() == Some(&Method::Update)));
+    run_until(&mut core, now + Duration::from_secs(60));
+    let o = out(&mut core);
+    let upd = o
+        .iter()
+        .find(|(p, m)| *p == udp() && m.method() == Some(&Method::Update))
+        .expect("UPDATE at half the interval")
+        .1
+        .clone();
+    assert!(upd.header("Session-Expires").unwrap().starts_with("120"));
+    let mut ok = upd.response(200, "OK", None);
+    ok.push_header("Session-Expires", "120;refresher=uac");
+    core.handle_message(now + Duration::from_secs(60), udp(), &ok.to_bytes());
+    run_until(&mut core, now + Duration::from_secs(119));
+    let o = out(&mut core);
+    assert!(
+        !o.iter().any(|(_, m)| m.method() == Some(&Method::Bye)),
+        "the call survives its refreshes"
+    );
+    assert_eq!(core.call_count(), 1);
+}
+
+#[test]
+fn session_expires_without_the_far_ends_refresh() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let inv = invite_out(&mut core, now);
+    let mut ok = with_sdp(inv.response(200, "OK", Some("far")), SIP_SDP);
+    ok.push_header("Session-Expires", "120;refresher=uas");
+    ok.push_header("Contact", "<sip:callee@127.0.0.1:5092>");
+    core.handle_message(now, udp(), &ok.to_bytes());
+    ack_from_browser(&mut core, now);
+    run_until(&mut core, now + Duration::from_secs(87));
+    assert_eq!(core.call_count(), 1);
+    run_until(&mut core, now + Duration::from_secs(88));
+    let o = out(&mut core);
+    let byes: Vec<_> = o
+        .iter()
+        .filter(|(_, m)| m.method() == Some(&Method::Bye))
+        .collect();
+    assert_eq!(byes.len(), 2, "{o:?}");
+    assert!(byes[0]
+        .1
+        .header("Reason")
+        .unwrap()
+        .contains("session timer"));
+}
+
+#[test]
+fn interval_too_small_422_is_retried_with_min_se() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let inv = invite_out(&mut core, now);
+    let mut r = inv.response(422, "Session Interval Too Small", Some("far"));
+    r.push_header("Min-SE", "3600");
+    core.handle_message(now, udp(), &r.to_bytes());
+    let o = out(&mut core);
+    let retry = o
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .expect("a new INVITE")
+        .1
+        .clone();
+    assert_eq!(retry.header("Session-Expires"), Some("3600"));
+    assert_eq!(retry.cseq().seq, inv.cseq().seq + 1);
+    assert!(
+        !o.iter().any(|(p, _)| *p == ws(1)),
+        "the browser sees nothing of it"
+    );
+}
+
+#[test]
+fn credit_time_ends_the_call() {
+    let now = t0();
+    let mut core = Core::new(cfg_route("127.0.0.1:5090;credit-time=5"));
+    let inv = invite_out(&mut core, now);
+    let mut ok = with_sdp(inv.response(200, "OK", Some("far")), SIP_SDP);
+    ok.push_header("Contact", "<sip:callee@127.0.0.1:5092>");
+    core.handle_message(now, udp(), &ok.to_bytes());
+    let _ = out(&mut core);
+    run_until(&mut core, now + Duration::from_secs(5));
+    let o = out(&mut core);
+    assert_eq!(
+        o.iter()
+            .filter(|(_, m)| m.method() == Some(&Method::Bye))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn no_reply_timer_gives_up() {
+    let now = t0();
+    let mut core = Core::new(cfg_route("127.0.0.1:5090;nr_expires=2;expires=20"));
+    let inv = invite_out(&mut core, now);
+    run_until(&mut core, now + Duration::from_millis(1900));
+    assert!(!out(&mut core)
+        .iter()
+        .any(|(p, m)| *p == ws(1) && m.status().is_some_and(|s| s >= 300)));
+    run_until(&mut core, now + Duration::from_secs(2));
+    let o = out(&mut core);
+    let r = o
+        .iter()
+        .find(|(p, _)| *p == ws(1))
+        .expect("a final response to the browser");
+    assert_eq!(r.1.status(), Some(480));
+    let _ = inv;
+    assert_eq!(core.call_count(), 0);
+}

@@ -470,6 +470,12 @@ impl Core {
                     (CallTxn::Relay { server, method }, ClientEvent::Timeout) => {
                         self.on_relay_response(now, id, &server, &method, None)
                     }
+                    (CallTxn::Refresh, ClientEvent::Response(r)) => {
+                        self.on_refresh_response(now, id, Some(r))
+                    }
+                    (CallTxn::Refresh, ClientEvent::Timeout) => {
+                        self.on_refresh_response(now, id, None)
+                    }
                     (CallTxn::Bye | CallTxn::Cancel, _) => {}
                 }
             }
@@ -601,6 +607,8 @@ impl Core {
             }
         }
         self.pump(now);
+        self.handle_call_timeouts(now);
+        self.pump(now);
     }
 
     /// Moves what the transactions produced to the output queues, handles client events, and
@@ -658,7 +666,7 @@ impl Core {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let c = self.clients.values().filter_map(|c| c.txn.poll_timeout());
         let s = self.servers.values().filter_map(|s| s.txn.poll_timeout());
-        c.chain(s).min()
+        c.chain(s).chain(self.next_call_timeout()).min()
     }
 
     /// Commands for the media engine.

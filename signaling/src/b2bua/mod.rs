@@ -8,3 +8,4 @@ pub mod demo;
 pub mod policy;
 pub mod register;
 pub mod route;
+pub mod timers;
