@@ -51,6 +51,9 @@ const BGID: u16 = 0;
 const SQ_ENTRIES: u32 = 1024;
 /// Longest wait when no timer is armed (commands and packets wake the ring anyway).
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// Shortest timer wait: a re-armed timer that is already due (OpenSSL's DTLS timer runs on the
+/// wall clock and may lag ours by a few ms) must not spin the loop.
+const MIN_TIMER_WAIT: Duration = Duration::from_millis(1);
 /// Commands handled per loop iteration, so a burst of allocations cannot starve media.
 const COMMAND_BUDGET: usize = 64;
 
@@ -233,6 +236,7 @@ struct Reactor {
     timers: BTreeSet<(Instant, Key)>,
     free_pairs: VecDeque<u16>,
     rearm: Vec<usize>,
+    due: Vec<Key>,
     cqes: Vec<(u64, i32, u32)>,
     local: ReactorSnapshot,
     outputs_pending: bool,
@@ -312,6 +316,7 @@ impl Reactor {
             timers: BTreeSet::new(),
             free_pairs,
             rearm: Vec::new(),
+            due: Vec::new(),
             cqes: Vec::with_capacity(SQ_ENTRIES as usize * 2),
             local: ReactorSnapshot::default(),
             outputs_pending: false,
@@ -431,7 +436,8 @@ impl Reactor {
                 .timers
                 .first()
                 .map_or(IDLE_WAIT, |(t, _)| t.saturating_duration_since(now))
-                .min(IDLE_WAIT);
+                // Packets and commands wake the ring at once; a timer need not be finer.
+                .clamp(MIN_TIMER_WAIT, IDLE_WAIT);
             if let Err(e) = submit_and_wait(&self.ring, wait) {
                 // Nothing sensible is left to do with a broken ring; stop this reactor.
                 eprintln!("media reactor stops: io_uring wait failed: {e}");
@@ -660,30 +666,46 @@ impl Reactor {
         while let Some(e) = entry.session.poll_event() {
             events.push(e);
         }
+        // Re-arm only when the session wants to wake earlier than already armed. Media moves
+        // the media-timeout deadline later on every packet; the armed (earlier) entry then
+        // fires early, finds nothing due, and is re-armed from poll_timeout: no timer-table
+        // work per packet.
+        let old = entry.deadline;
         let deadline = entry.session.poll_timeout();
-        let old = std::mem::replace(&mut entry.deadline, deadline);
+        let rearm = match (old, deadline) {
+            (_, None) => None,
+            (None, Some(t)) => Some(t),
+            (Some(o), Some(t)) => (t < o).then_some(t),
+        };
+        if let Some(t) = rearm {
+            entry.deadline = Some(t);
+        }
         for addr in new_routes {
             self.by_addr.insert(addr, key);
         }
         for e in events {
             self.emit(Output::Event(e));
         }
-        if old != deadline {
-            if let Some(t) = old {
-                self.timers.remove(&(t, key));
+        if let Some(t) = rearm {
+            if let Some(o) = old {
+                self.timers.remove(&(o, key));
             }
-            if let Some(t) = deadline {
-                self.timers.insert((t, key));
-            }
+            self.timers.insert((t, key));
         }
     }
 
     fn run_timers(&mut self, now: Instant) {
+        // Take the due entries first: a session may re-arm at or before `now` (OpenSSL's timer
+        // not quite expired), and that must wait for the next iteration, not spin here.
+        let mut due = std::mem::take(&mut self.due);
         while let Some(&(t, key)) = self.timers.first() {
             if t > now {
                 break;
             }
             self.timers.pop_first();
+            due.push(key);
+        }
+        for key in due.drain(..) {
             let Some(entry) = self.entry_mut(key) else {
                 continue;
             };
@@ -695,6 +717,7 @@ impl Reactor {
             }
             self.after_session(key);
         }
+        self.due = due;
     }
 
     fn panicked(&mut self, key: Key) {

@@ -36,11 +36,15 @@ fn range(block: u16, len: u16) -> std::ops::RangeInclusive<u16> {
 }
 
 fn engine(block: u16, ports: u16, reactors: usize) -> EngineHandle {
+    engine_with_timeout(block, ports, reactors, Duration::from_secs(60))
+}
+
+fn engine_with_timeout(block: u16, ports: u16, reactors: usize, t: Duration) -> EngineHandle {
     Engine::start(EngineConfig {
         shards: plan_shards(range(block, ports), reactors).unwrap(),
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
-        media_timeout: Duration::from_secs(60),
+        media_timeout: t,
     })
     .unwrap()
 }
@@ -476,5 +480,20 @@ fn a_panicking_session_is_torn_down_alone() {
     // The other call carries on.
     let [_, peer] = &mut peers;
     media_both_ways(peer, &pbxs[1], relays[1], 0..10);
+    h.shutdown();
+}
+
+#[test]
+fn media_timeout_reaches_signaling() {
+    let mut h = engine_with_timeout(9, 12, 1, Duration::from_millis(300));
+    let mut peer = Peer::new(Setup::Active);
+    let pbx = Pbx::new();
+    let relay_plain = call(&mut h, 30, &mut peer, &pbx);
+    media_both_ways(&mut peer, &pbx, relay_plain, 0..2);
+    let t0 = start();
+    wait_for(&mut h, |o| {
+        matches!(o, Output::Event(Event::MediaTimeout { id }) if *id == SessionId(30)).then_some(())
+    });
+    assert!(t0.elapsed() >= Duration::from_millis(250));
     h.shutdown();
 }
