@@ -72,6 +72,7 @@ pub struct Gateway {
     https: TcpListener,
     wss: TcpListener,
     sip_udp: UdpSocket,
+    engine: engine::EngineHandle,
 }
 
 impl Gateway {
@@ -96,12 +97,23 @@ impl Gateway {
         sip_udp
             .set_nonblocking(true)
             .map_err(|e| ConfigError::new("SIP_PORT", e))?;
+        let engine = engine::Engine::start(engine::EngineConfig {
+            shards: config.port_shards.clone(),
+            bind: config.bind,
+            advertise: config.advertise,
+            media_timeout: config.media_timeout,
+        })
+        .map_err(|e| match e {
+            engine::EngineError::Bind { .. } => ConfigError::new("MIN_RTP_PORT/MAX_RTP_PORT", e),
+            other => ConfigError::new("MEDIA_THREADS", other),
+        })?;
         Ok(Gateway {
             config,
             tls,
             https,
             wss,
             sip_udp,
+            engine,
         })
     }
 
@@ -120,8 +132,9 @@ impl Gateway {
             https,
             wss,
             sip_udp,
+            engine,
         } = self;
-        let metrics = Metrics::new();
+        let metrics = Metrics::new_with_media(engine.stats_handles());
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             metrics: metrics.clone(),
@@ -196,7 +209,13 @@ impl Gateway {
                 wss_router,
                 shared.clone(),
             )),
-            tokio::spawn(core_task(events_rx, sip_udp, metrics.clone(), core_cfg)),
+            tokio::spawn(core_task(
+                events_rx,
+                sip_udp,
+                metrics.clone(),
+                core_cfg,
+                engine,
+            )),
         ];
 
         let signal = wait_for_signal().await?;
@@ -274,9 +293,19 @@ async fn core_task(
     sock: tokio::net::UdpSocket,
     metrics: Arc<Metrics>,
     cfg: CoreConfig,
+    mut engine: engine::EngineHandle,
 ) {
     let mut core = Core::new(cfg);
-    let mut engine = NoEngine::default();
+    // SAFETY: the eventfd belongs to `engine`, a parameter of this function, which outlives
+    // `notify` (a local, dropped first) and never closes or replaces the descriptor meanwhile.
+    let registered = unsafe { tokio::io::unix::AsyncFd::register(NotifyFd(engine.notify_fd())) };
+    let notify = match registered {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch the media engine's notifications");
+            return;
+        }
+    };
     let mut conns: HashMap<ConnName, (SocketAddr, mpsc::Sender<String>)> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     loop {
@@ -293,6 +322,11 @@ async fn core_task(
         tokio::select! {
             _ = timer => {
                 core.handle_timeout(clock());
+            }
+            guard = notify.readable() => {
+                if let Ok(mut g) = guard {
+                    g.clear_ready();
+                }
             }
             ev = rx.recv() => match ev {
                 Some(WsEvent::Opened { conn, peer, tx }) => {
@@ -459,26 +493,12 @@ async fn core_task(
     }
 }
 
-/// Stands where the media engine goes until the reactors are wired: every allocation fails,
-/// so new calls get 503 with a Reason that says why.
-#[derive(Default)]
-struct NoEngine {
-    out: std::collections::VecDeque<engine::api::Output>,
-}
+/// The engine's notification eventfd, for tokio's `AsyncFd` (the engine owns and closes it).
+struct NotifyFd(std::os::fd::RawFd);
 
-impl NoEngine {
-    fn send(&mut self, cmd: engine::api::Command) {
-        use engine::api::{Command, Failure, Output, Reply};
-        if let Command::Allocate { id, .. } = cmd {
-            self.out.push_back(Output::Reply(Reply::Failed {
-                id,
-                failure: Failure::BadRequest("media engine not started".into()),
-            }));
-        }
-    }
-
-    fn try_recv(&mut self) -> Option<engine::api::Output> {
-        self.out.pop_front()
+impl std::os::fd::AsRawFd for NotifyFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
     }
 }
 

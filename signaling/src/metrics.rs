@@ -64,8 +64,14 @@ pub struct TransportLabels {
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
+        Self::new_with_media(Vec::new())
+    }
+
+    /// With the media reactors' counters exported as well.
+    pub fn new_with_media(reactors: Vec<Arc<engine::ReactorStats>>) -> Arc<Self> {
         let mut root = Registry::default();
         root.register_collector(Box::new(ProcessCollector));
+        root.register_collector(Box::new(MediaCollector(reactors)));
         let reg = root.sub_registry_with_prefix("webrtc_phone");
         let connections = Family::<ConnLabels, Gauge>::default();
         let connections_total = Family::<ConnLabels, Counter>::default();
@@ -157,6 +163,92 @@ pub struct ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.metrics.connections.get_or_create(&self.labels).dec();
+    }
+}
+
+/// Reads one counter of a reactor snapshot.
+type SnapshotField = fn(&engine::ReactorSnapshot) -> u64;
+
+/// Per-reactor packets, bytes, drops by reason, sessions (read at scrape time).
+#[derive(Debug)]
+struct MediaCollector(Vec<Arc<engine::ReactorStats>>);
+
+impl Collector for MediaCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let snaps: Vec<_> = self.0.iter().map(|r| r.snapshot()).collect();
+        let counters: [(&str, &str, SnapshotField); 6] = [
+            (
+                "webrtc_phone_media_packets_received",
+                "Datagrams received by each media reactor",
+                |s| s.packets_in,
+            ),
+            (
+                "webrtc_phone_media_bytes_received",
+                "Bytes received by each media reactor",
+                |s| s.bytes_in,
+            ),
+            (
+                "webrtc_phone_media_packets_sent",
+                "Datagrams sent by each media reactor",
+                |s| s.packets_out,
+            ),
+            (
+                "webrtc_phone_media_bytes_sent",
+                "Bytes sent by each media reactor",
+                |s| s.bytes_out,
+            ),
+            (
+                "webrtc_phone_media_send_errors",
+                "Sends the kernel refused",
+                |s| s.send_errors,
+            ),
+            (
+                "webrtc_phone_media_session_panics",
+                "Sessions torn down because they panicked",
+                |s| s.panics,
+            ),
+        ];
+        for (name, help, get) in counters {
+            let mut fam = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (i, s) in snaps.iter().enumerate() {
+                let reactor = i.to_string();
+                let labels = [("reactor", reactor.as_str())];
+                ConstCounter::new(get(s)).encode(fam.encode_family(&labels)?)?;
+            }
+        }
+        let mut fam = encoder.encode_descriptor(
+            "webrtc_phone_media_sessions",
+            "Live media sessions on each reactor",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (i, s) in snaps.iter().enumerate() {
+            let reactor = i.to_string();
+            ConstGauge::new(s.sessions as i64)
+                .encode(fam.encode_family(&[("reactor", reactor.as_str())])?)?;
+        }
+        let mut fam = encoder.encode_descriptor(
+            "webrtc_phone_media_dropped",
+            "Datagrams dropped by each media reactor, by reason",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (i, s) in snaps.iter().enumerate() {
+            let reactor = i.to_string();
+            for r in engine::proto::stats::DropReason::ALL {
+                let labels = [("reactor", reactor.as_str()), ("reason", r.name())];
+                ConstCounter::new(s.drops.get(r)).encode(fam.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }
 

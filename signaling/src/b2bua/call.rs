@@ -1179,7 +1179,10 @@ impl Core {
         if c.state != CallState::Confirmed {
             return self.reply(now, &key, &msg, 491);
         }
-        if self.clients.values().any(|e| matches!(&e.purpose, super::core::ClientPurpose::Call { id: i, what: CallTxn::Relay { method: Method::Invite | Method::Update, .. }, .. } if *i == id)) {
+        if self.clients.values().any(|e| {
+            e.txn.is_pending()
+                && matches!(&e.purpose, super::core::ClientPurpose::Call { id: i, what: CallTxn::Relay { method: Method::Invite | Method::Update, .. } } if *i == id)
+        }) {
             return self.reply(now, &key, &msg, 491);
         }
         let c = self.calls.get_mut(&id).expect("checked above");

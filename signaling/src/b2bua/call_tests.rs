@@ -742,3 +742,52 @@ fn no_reply_timer_gives_up() {
     let _ = inv;
     assert_eq!(core.call_count(), 0);
 }
+
+#[test]
+fn browser_hold_re_invite_is_relayed_with_translated_sdp() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (id, _, ok_a) = browser_call_answered(&mut core, now);
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
+    let offer = String::from_utf8(SipMsg::parse(INVITE).unwrap().body)
+        .unwrap()
+        .replace("a=sendrecv", "a=sendonly");
+    let reinv = with_sdp(
+        SipMsg::parse(&browser_request(&ok_a, "INVITE", 2, "z9hG4bKre1")).unwrap(),
+        &offer,
+    );
+    core.handle_message(now, ws(1), &reinv.to_bytes());
+    let o = out(&mut core);
+    let fwd = o
+        .iter()
+        .find(|(p, m)| *p == udp() && m.method() == Some(&Method::Invite))
+        .unwrap_or_else(|| panic!("{o:?}"))
+        .1
+        .clone();
+    let sdp = String::from_utf8(fwd.body.clone()).unwrap();
+    assert!(
+        sdp.contains("a=sendonly") && sdp.contains("RTP/AVP"),
+        "{sdp}"
+    );
+    assert!(
+        matches!(core.poll_command(), Some(Command::Update { id: i, leg: LegIndex::A, .. }) if i == id)
+    );
+    let ok = with_sdp(
+        fwd.response(200, "OK", None),
+        &SIP_SDP.replace("t=0 0", "t=0 0\r\na=recvonly"),
+    );
+    core.handle_message(now, udp(), &ok.to_bytes());
+    let o = out(&mut core);
+    let back = o
+        .iter()
+        .find(|(p, m)| *p == ws(1) && m.status() == Some(200))
+        .expect("200 to the browser")
+        .1
+        .clone();
+    assert!(String::from_utf8_lossy(&back.body).contains("a=recvonly"));
+    assert!(
+        o.iter()
+            .any(|(p, m)| *p == udp() && m.method() == Some(&Method::Ack)),
+        "the far end's 200 is ACKed"
+    );
+}

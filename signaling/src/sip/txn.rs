@@ -137,6 +137,14 @@ impl ClientTxn {
         self.state == ClientState::Terminated
     }
 
+    /// No final response yet.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self.state,
+            ClientState::Calling | ClientState::Trying | ClientState::Proceeding
+        )
+    }
+
     fn set(&mut self, t: ClientTimer, at: Option<Instant>) {
         self.timers[t as usize] = at;
     }

@@ -61,8 +61,18 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// A private media port range for each gateway a test binary starts (tests run in parallel),
+/// below the kernel's ephemeral range so OS-chosen ports never collide with it.
+pub fn rtp_range() -> (u16, u16) {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 120;
+    let min = 20000 + n * 100;
+    (min, min + 99)
+}
+
 /// The command with loopback binding, OS-chosen ports and a private state dir.
 pub fn command(state_dir: &Path) -> Command {
+    let (min, max) = rtp_range();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_webrtc-phone"));
     for k in ENV_SETTINGS {
         cmd.env_remove(k);
@@ -72,6 +82,8 @@ pub fn command(state_dir: &Path) -> Command {
         .env("WSS_PORT", "0")
         .env("SIP_PORT", "0")
         .env("MEDIA_THREADS", "1")
+        .env("MIN_RTP_PORT", min.to_string())
+        .env("MAX_RTP_PORT", max.to_string())
         .env("STATE_DIR", state_dir)
         .stdin(Stdio::null());
     cmd
