@@ -75,6 +75,8 @@ struct ReactorHandle {
 pub struct EngineHandle {
     reactors: Vec<ReactorHandle>,
     owners: HashMap<SessionId, usize>,
+    /// Sessions per reactor, from `owners`.
+    load: Vec<usize>,
     allocating: HashSet<SessionId>,
     outputs: Receiver<Output>,
     local: VecDeque<Output>,
@@ -121,6 +123,7 @@ impl Engine {
         let mut handle = EngineHandle {
             reactors: Vec::with_capacity(count),
             owners: HashMap::new(),
+            load: vec![0; count],
             allocating: HashSet::new(),
             outputs: out_rx,
             local: VecDeque::new(),
@@ -181,20 +184,14 @@ impl EngineHandle {
         let target = match &cmd {
             Command::Allocate { id, .. } => {
                 if self.owners.contains_key(id) {
-                    self.local.push_back(Output::Reply(Reply::Failed {
-                        id: *id,
-                        failure: Failure::BadRequest("session id already allocated".into()),
-                    }));
-                    return;
+                    let failure = Failure::BadRequest("session id already allocated".into());
+                    return self.answer_locally(Reply::Failed { id: *id, failure });
                 }
-                let mut load = vec![0usize; self.reactors.len()];
-                for &r in self.owners.values() {
-                    load[r] += 1;
-                }
-                let r = (0..load.len())
-                    .min_by_key(|&i| load[i])
+                let r = (0..self.load.len())
+                    .min_by_key(|&i| self.load[i])
                     .expect("at least one reactor");
                 self.owners.insert(*id, r);
+                self.load[r] += 1;
                 self.allocating.insert(*id);
                 Some(r)
             }
@@ -206,19 +203,39 @@ impl EngineHandle {
                 | Command::Update { id, .. }
                 | Command::Release { id } => *id,
             };
-            self.local.push_back(Output::Reply(Reply::Failed {
-                id,
-                failure: Failure::UnknownSession,
-            }));
-            return;
+            let failure = Failure::UnknownSession;
+            return self.answer_locally(Reply::Failed { id, failure });
         };
         let reactor = &self.reactors[r];
-        if reactor
-            .commands
-            .send(reactor::Msg::Command(Box::new(cmd)))
-            .is_ok()
-        {
-            reactor::write_eventfd(reactor.wake.as_raw_fd());
+        match reactor.commands.send(reactor::Msg::Command(Box::new(cmd))) {
+            Ok(()) => reactor::write_eventfd(reactor.wake.as_raw_fd()),
+            Err(crossbeam_channel::SendError(msg)) => {
+                // The reactor thread is gone (its ring failed): say so rather than go quiet.
+                if let reactor::Msg::Command(cmd) = msg {
+                    let id = match *cmd {
+                        Command::Allocate { id, .. }
+                        | Command::Update { id, .. }
+                        | Command::Release { id } => id,
+                    };
+                    self.forget(id);
+                    let failure = Failure::BadRequest("the media reactor stopped".into());
+                    self.answer_locally(Reply::Failed { id, failure });
+                }
+            }
+        }
+    }
+
+    /// Queues a reply the handle gives itself, and raises the notification like a reactor would.
+    fn answer_locally(&mut self, reply: Reply) {
+        self.local.push_back(Output::Reply(reply));
+        reactor::write_eventfd(self.notify.as_raw_fd());
+    }
+
+    /// The session is gone: it no longer counts towards its reactor's load.
+    fn forget(&mut self, id: SessionId) {
+        self.allocating.remove(&id);
+        if let Some(r) = self.owners.remove(&id) {
+            self.load[r] -= 1;
         }
     }
 
@@ -240,13 +257,10 @@ impl EngineHandle {
             Output::Reply(Reply::Allocated { id, .. }) => {
                 self.allocating.remove(id);
             }
-            Output::Reply(Reply::Failed { id, .. }) if self.allocating.remove(id) => {
-                self.owners.remove(id);
+            Output::Reply(Reply::Failed { id, .. }) if self.allocating.contains(id) => {
+                self.forget(*id);
             }
-            Output::Event(Event::Released { id, .. }) => {
-                self.owners.remove(id);
-                self.allocating.remove(id);
-            }
+            Output::Event(Event::Released { id, .. }) => self.forget(*id),
             _ => {}
         }
         Some(out)

@@ -1729,6 +1729,137 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn bundled_audio_and_video_pass_through_unchanged() {
+        let mut c = Call::new(Setup::Active, SessionConfig::default());
+        let mut r = c.b.remote();
+        r.payload_types = vec![0, 96];
+        c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(r)))
+            .unwrap();
+        c.connect();
+        for (i, (pt, ssrc)) in [(0u8, 0xa0d1_u32), (96, 0x71de0), (0, 0xa0d1), (96, 0x71de0)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut plain = [0u8; 172];
+            rtp(&mut plain, pt, i as u16, ssrc);
+            c.buf[..172].copy_from_slice(&plain);
+            let n =
+                c.b.srtp_out
+                    .as_mut()
+                    .unwrap()
+                    .protect_rtp(&mut c.buf, 172)
+                    .unwrap();
+            let v =
+                c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+            assert!(forwarded(v), "{v:?}");
+            assert_eq!(&c.buf[..172], &plain[..]);
+        }
+    }
+
+    #[test]
+    fn wrong_browser_certificate_fails_dtls() {
+        let now = start();
+        let mut b = Browser::new(addr(BROWSER), Setup::Active);
+        let mut remote = b.remote();
+        // The SDP names the relay's own certificate, not the one the browser will present.
+        remote.fingerprint = identity(0).fingerprint().to_sdp();
+        let s = Session::new(
+            SessionId(12),
+            &[
+                LegSpec::WebRtc(Some(remote)),
+                LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+            ],
+            [Some(addr(WEBRTC_LOCAL)), Some(addr(PLAIN_LOCAL))],
+            identity(0),
+            SessionConfig::default(),
+            now,
+        )
+        .unwrap();
+        b.learn(&s.local_leg(LegIndex::A));
+        let mut c = Call {
+            s,
+            now,
+            b,
+            buf: vec![0u8; 2048],
+        };
+        assert!(forwarded(c.check(true)));
+        let _ = c.s.poll_route();
+        c.b.start_dtls(&identity(0).fingerprint().to_sdp(), c.now);
+        for _ in 0..10 {
+            while let Some(d) = c.b.dtls.as_mut().unwrap().poll_transmit() {
+                c.buf[..d.len()].copy_from_slice(&d);
+                let _ =
+                    c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, d.len());
+            }
+            let mut out = [0u8; 2048];
+            while let Some(t) = c.s.poll_transmit(&mut out) {
+                c.b.dtls
+                    .as_mut()
+                    .unwrap()
+                    .handle_input(c.now, &out[..t.len]);
+            }
+        }
+        let events: Vec<Event> = std::iter::from_fn(|| c.s.poll_event()).collect();
+        assert!(
+            events.iter().any(|e| matches!(e, Event::DtlsFailed { leg: LegIndex::A, reason, .. } if reason.contains("fingerprint"))),
+            "{events:?}"
+        );
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, Event::DtlsConnected { .. })));
+        assert_eq!(c.pbx_sends(1), Verdict::Drop(DropReason::NotConnected));
+    }
+
+    #[test]
+    fn plain_to_plain_relays_rtp_and_rtcp() {
+        let now = start();
+        let other = PlainRemote {
+            rtp: Some(addr("127.0.0.2:7000")),
+            rtcp: Some(addr("127.0.0.2:7001")),
+            ..plain_remote(Direction::SendRecv)
+        };
+        let mut s = Session::new(
+            SessionId(13),
+            &[
+                LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+                LegSpec::Plain(Some(other)),
+            ],
+            [Some(addr(PLAIN_LOCAL)), Some(addr("127.0.0.1:40004"))],
+            identity(0),
+            SessionConfig::default(),
+            now,
+        )
+        .unwrap();
+        let mut buf = [0u8; 2048];
+        let n = rtp(&mut buf, 8, 1, 1);
+        let v = s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n);
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                via: Socket::Rtp(LegIndex::B),
+                to: addr("127.0.0.2:7000"),
+                len: n
+            }
+        );
+        let n = rtcp(&mut buf, 2);
+        let v = s.handle_datagram(
+            now,
+            Socket::Rtcp(LegIndex::B),
+            addr("127.0.0.2:7001"),
+            &mut buf,
+            n,
+        );
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                via: Socket::Rtcp(LegIndex::A),
+                to: addr(PBX_RTCP),
+                len: n
+            }
+        );
+    }
+
+    #[test]
     fn never_panics_on_any_input() {
         let mut c = Call::new(Setup::Active, SessionConfig::default());
         c.connect();

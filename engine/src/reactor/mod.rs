@@ -562,7 +562,7 @@ impl Reactor {
         match verdict {
             Ok(Verdict::Forward { via, to, len }) => match self.socket_fd(key, via) {
                 Some(fd) => {
-                    let (dest, dest_len) = self.bufs.set_dest(bid, to);
+                    let (dest, dest_len) = self.bufs.set_dest(bid, to, self.init.bind.is_ipv6());
                     // SAFETY: as above, `bid` is still ours; the pointer stays valid until the
                     // send completes and the buffer is recycled.
                     let ptr = unsafe { self.bufs.buf_mut(bid) }[off..].as_ptr();
@@ -641,7 +641,7 @@ impl Reactor {
             };
             match self.socket_fd(key, t.via) {
                 Some(fd) => {
-                    let (dest, dest_len) = self.bufs.set_dest(bid, t.to);
+                    let (dest, dest_len) = self.bufs.set_dest(bid, t.to, self.init.bind.is_ipv6());
                     // SAFETY: `bid` is ours until its send completes.
                     let ptr = unsafe { self.bufs.buf_mut(bid) }.as_ptr();
                     let sqe = opcode::Send::new(types::Fd(fd), ptr, t.len as u32)

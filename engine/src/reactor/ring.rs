@@ -167,11 +167,20 @@ impl Buffers {
 
     /// Stores `to` as buffer `bid`'s send destination; returns the pointer and length for the
     /// SQE (valid until the buffer is recycled).
+    /// `v6_socket`: the socket is AF_INET6, so an IPv4 peer (reported as IPv4 by
+    /// [`read_sockaddr`]) is addressed by its v4-mapped form.
     pub(crate) fn set_dest(
         &mut self,
         bid: u16,
         to: SocketAddr,
+        v6_socket: bool,
     ) -> (*const libc::sockaddr, libc::socklen_t) {
+        let to = match to {
+            SocketAddr::V4(a) if v6_socket => {
+                SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port())
+            }
+            other => other,
+        };
         let slot = &mut self.addrs[usize::from(bid)];
         let len = write_sockaddr(to, slot);
         ((slot as *const libc::sockaddr_storage).cast(), len)

@@ -28,11 +28,22 @@ fn start() -> std::time::Instant {
     std::time::Instant::now()
 }
 
-/// A port range for one test: tests run in parallel, so each takes its own block, offset by
-/// the process id to stay clear of an earlier run's sockets.
-fn range(block: u16, len: u16) -> std::ops::RangeInclusive<u16> {
-    let base = 20_000 + (std::process::id() % 200) as u16 * 150 + block * 30;
-    base..=base + len - 1
+/// A free port range for one test. Tests run in parallel and other processes use ports too,
+/// so each call takes the next block of a process-wide counter (offset by the process id) and
+/// skips blocks where any port is taken.
+fn range(_block: u16, len: u16) -> std::ops::RangeInclusive<u16> {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let origin = 20_000 + (std::process::id() % 300) as u16 * 100;
+    for _ in 0..200 {
+        let block = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = 20_000 + (origin - 20_000 + block * 32) % 40_000;
+        let free = (base..base + len).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base..=base + len - 1;
+        }
+    }
+    panic!("no free block of {len} ports");
 }
 
 fn engine(block: u16, ports: u16, reactors: usize) -> EngineHandle {
@@ -495,5 +506,46 @@ fn media_timeout_reaches_signaling() {
         matches!(o, Output::Event(Event::MediaTimeout { id }) if *id == SessionId(30)).then_some(())
     });
     assert!(t0.elapsed() >= Duration::from_millis(250));
+    h.shutdown();
+}
+
+#[test]
+fn ice_restart_moves_the_browser_to_a_new_address() {
+    let mut h = engine(10, 12, 1);
+    let mut peer = Peer::new(Setup::Active);
+    let pbx = Pbx::new();
+    let relay_plain = call(&mut h, 40, &mut peer, &pbx);
+    media_both_ways(&mut peer, &pbx, relay_plain, 0..5);
+
+    // The browser changes network and restarts ICE with new credentials.
+    peer.b.creds = crate::proto::ice::IceCredentials::random().unwrap();
+    h.send(Command::Update {
+        id: SessionId(40),
+        leg: LegIndex::A,
+        remote: LegSpec::WebRtc(Some(peer.b.remote())),
+    });
+    let local = wait_for(&mut h, |o| match o {
+        Output::Reply(Reply::Updated { local, .. }) => Some(local.clone()),
+        _ => None,
+    });
+    peer.learn(&local);
+    let old = std::mem::replace(&mut peer.sock, udp());
+    peer.b.addr = peer.sock.local_addr().unwrap();
+    let mut buf = [0u8; 2048];
+    let n = peer.b.check(&mut buf, true);
+    peer.sock.send_to(&buf[..n], peer.relay).unwrap();
+    let (n, _) = recv(&peer.sock, &mut buf).expect("the new credentials are answered");
+    peer.b.verify_response(&buf[..n]);
+    let new_addr = peer.b.addr;
+    wait_for(&mut h, |o| {
+        matches!(o, Output::Event(Event::IceConnected { remote, .. }) if *remote == new_addr)
+            .then_some(())
+    });
+    // Same DTLS association and SRTP contexts, new path.
+    media_both_ways(&mut peer, &pbx, relay_plain, 5..15);
+    assert!(
+        recv(&old, &mut buf).is_none(),
+        "nothing goes to the old address"
+    );
     h.shutdown();
 }
