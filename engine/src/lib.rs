@@ -114,7 +114,7 @@ impl Engine {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (out_tx, out_rx) = crossbeam_channel::unbounded();
-        let notify = Arc::new(reactor::eventfd().map_err(EngineError::Setup)?);
+        let notify = Arc::new(reactor::eventfd(true).map_err(EngineError::Setup)?);
         let config = SessionConfig {
             media_timeout: cfg.media_timeout,
             ..SessionConfig::default()
@@ -132,7 +132,7 @@ impl Engine {
         };
         for (index, (shard, webrtc)) in cfg.shards.iter().zip(sockets).enumerate() {
             let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-            let wake = Arc::new(reactor::eventfd().map_err(EngineError::Setup)?);
+            let wake = Arc::new(reactor::eventfd(false).map_err(EngineError::Setup)?);
             let stats = Arc::new(ReactorStats::default());
             let init = reactor::ReactorInit {
                 shard: shard.clone(),

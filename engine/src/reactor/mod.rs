@@ -730,10 +730,6 @@ impl Reactor {
     }
 
     fn drain_commands(&mut self, now: Instant) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reading 8 bytes into a local buffer from the non-blocking wake eventfd just to
-        // reset it; the read SQE consumed the counter already in the common case.
-        let _ = unsafe { libc::read(self.init.wake.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
         for _ in 0..COMMAND_BUDGET {
             match self.init.commands.try_recv() {
                 Ok(Msg::Command(cmd)) => self.command(now, *cmd),
@@ -1004,10 +1000,17 @@ pub(crate) fn write_eventfd(fd: RawFd) {
     let _ = unsafe { libc::write(fd, one.as_ptr().cast(), 8) };
 }
 
-/// A non-blocking, close-on-exec eventfd.
-pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+/// A close-on-exec eventfd; non-blocking for one that signaling polls, blocking for a reactor's
+/// wake-up, which only the ring reads (a blocking file makes io_uring wait for the counter
+/// instead of completing the read with `EAGAIN`).
+pub(crate) fn eventfd(nonblocking: bool) -> io::Result<OwnedFd> {
+    let flags = if nonblocking {
+        libc::EFD_NONBLOCK | libc::EFD_CLOEXEC
+    } else {
+        libc::EFD_CLOEXEC
+    };
     // SAFETY: eventfd has no memory arguments; the result is checked.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    let fd = unsafe { libc::eventfd(0, flags) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
