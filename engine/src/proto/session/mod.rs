@@ -1,0 +1,857 @@
+//! One call: two legs, each WebRTC (ICE-lite + DTLS-SRTP, rtcp-mux, bundle), plain RTP/RTCP, or
+//! an echo. Pure: datagrams come in with the local socket they arrived on and `now`; verdicts,
+//! transmits and events come out. The reactor does the IO.
+//!
+//! A datagram from one leg is transformed in place (SRTP unprotect, then protect for the other
+//! side) and the same buffer is forwarded on the other leg's socket: [`Verdict::Forward`].
+//! STUN checks are answered in place too. Only DTLS flights come out of
+//! [`Session::poll_transmit`].
+//!
+//! WebRTC legs (RFC 8829 media, RFC 8842 DTLS roles):
+//! * media and DTLS only from ICE-validated sources; SRTP/SRTCP only from the nominated one;
+//! * DTLS role from the browser's `a=setup`: `active`/`actpass` → we are the server
+//!   (passive), `passive` → we are the client and start once a pair is validated;
+//! * any SSRC is accepted (bundle: audio and video share the 5-tuple and pass through
+//!   unchanged); an ICE restart keeps DTLS and SRTP when the fingerprint is unchanged.
+//!
+//! Plain legs send to the SDP address; they accept from it, or latch once to the first source
+//! that sends RTP with a negotiated payload type (symmetric RTP behind NAT). Anything else is
+//! dropped and counted.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::dtls::{DtlsConfig, DtlsEndpoint, DtlsEvent, DtlsIdentity, DtlsRole, Fingerprint};
+use super::ice::{local_ufrag_of, IceAgent, IceCredentials, IceEvent};
+use super::srtp::{Direction as SrtpDirection, SrtpError, SrtpSession, MAX_TRAILER_LEN};
+use super::stats::{since, DropCounts, DropReason, RtpRx};
+use super::wire::{demux, PacketKind, RtcpHeader, RtpHeader};
+use crate::api::{
+    Event, Failure, LegIndex, LegSpec, LegStats, LocalLeg, PlainRemote, SessionId, SessionStats,
+    Setup, WebRtcRemote,
+};
+
+/// Default media timeout (the replaced system's rtpproxy used 60 s).
+pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A local socket of the reactor, as the session sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Socket {
+    /// The reactor's shared WebRTC port.
+    WebRtc,
+    /// A plain leg's RTP socket (even port).
+    Rtp(LegIndex),
+    /// A plain leg's RTCP socket (RTP port + 1).
+    Rtcp(LegIndex),
+}
+
+/// What to do with a datagram just handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send `buf[..len]` (transformed in place) on `via` to `to`.
+    Forward {
+        via: Socket,
+        to: SocketAddr,
+        len: usize,
+    },
+    /// Used up by the session (DTLS); recycle the buffer.
+    Consumed,
+    /// Dropped and counted; recycle the buffer.
+    Drop(DropReason),
+}
+
+/// A datagram the session originates (DTLS flights), written into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    pub via: Socket,
+    pub to: SocketAddr,
+    pub len: usize,
+}
+
+/// Settings shared by a reactor's sessions.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// No media in either direction for this long (no leg held) → [`Event::MediaTimeout`].
+    pub media_timeout: Duration,
+    /// First DTLS retransmit timeout.
+    pub dtls_initial_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            media_timeout: DEFAULT_MEDIA_TIMEOUT,
+            dtls_initial_timeout: super::dtls::DEFAULT_INITIAL_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    stats: LegStats,
+    rx: RtpRx,
+}
+
+struct WebRtcLeg {
+    local_addr: SocketAddr,
+    remote: Option<WebRtcRemote>,
+    remote_fp: Option<Fingerprint>,
+    ice: IceAgent,
+    dtls: Option<DtlsEndpoint>,
+    role: Option<DtlsRole>,
+    /// Where DTLS flights go before nomination: the last validated source that sent DTLS.
+    dtls_peer: Option<SocketAddr>,
+    srtp_in: Option<SrtpSession>,
+    srtp_out: Option<SrtpSession>,
+}
+
+#[derive(Debug)]
+struct PlainLeg {
+    local_rtp: SocketAddr,
+    remote: Option<PlainRemote>,
+    /// Where RTP goes: the SDP address, or the latched source.
+    rtp_peer: Option<SocketAddr>,
+    rtp_latched: bool,
+    rtcp_peer: Option<SocketAddr>,
+    rtcp_latched: bool,
+}
+
+enum LegKind {
+    WebRtc(Box<WebRtcLeg>),
+    Plain(PlainLeg),
+    Echo,
+}
+
+struct Leg {
+    kind: LegKind,
+    counters: Counters,
+}
+
+/// One call's media state.
+pub struct Session {
+    id: SessionId,
+    legs: [Leg; 2],
+    identity: DtlsIdentity,
+    config: SessionConfig,
+    started: Instant,
+    last_media: Instant,
+    timed_out: bool,
+    drops: DropCounts,
+    events: VecDeque<Event>,
+    routes: VecDeque<SocketAddr>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("drops", &self.drops)
+            .finish()
+    }
+}
+
+fn idx(leg: LegIndex) -> usize {
+    match leg {
+        LegIndex::A => 0,
+        LegIndex::B => 1,
+    }
+}
+
+const LEGS: [LegIndex; 2] = [LegIndex::A, LegIndex::B];
+
+/// Our DTLS role from the browser's `a=setup` (RFC 5763 §5).
+fn role_for(remote: Setup) -> DtlsRole {
+    match remote {
+        Setup::Active | Setup::ActPass => DtlsRole::Server,
+        Setup::Passive => DtlsRole::Client,
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Failure {
+    Failure::BadRequest(msg.into())
+}
+
+fn creds_of(r: &WebRtcRemote) -> IceCredentials {
+    IceCredentials {
+        ufrag: r.ice_ufrag.clone(),
+        pwd: r.ice_pwd.clone(),
+    }
+}
+
+fn srtp_drop(e: SrtpError) -> DropReason {
+    match e {
+        SrtpError::AuthFail => DropReason::SrtpAuth,
+        SrtpError::Replay | SrtpError::ReplayOld => DropReason::SrtpReplay,
+        SrtpError::NoTailRoom { .. } => DropReason::TooLarge,
+        _ => DropReason::SrtpOther,
+    }
+}
+
+impl Session {
+    /// A new session. `local` gives each leg's local address for the SDP: the reactor's WebRTC
+    /// port for WebRTC legs, the RTP port for plain legs, nothing for echo.
+    pub fn new(
+        id: SessionId,
+        specs: &[LegSpec; 2],
+        local: [Option<SocketAddr>; 2],
+        identity: DtlsIdentity,
+        config: SessionConfig,
+        now: Instant,
+    ) -> Result<Self, Failure> {
+        let mk = |spec: &LegSpec, local: Option<SocketAddr>| -> Result<Leg, Failure> {
+            let kind = match spec {
+                LegSpec::WebRtc(remote) => {
+                    let local_addr = local.ok_or_else(|| bad("WebRTC leg without a port"))?;
+                    let creds = IceCredentials::random().map_err(|e| bad(e.to_string()))?;
+                    let mut leg = WebRtcLeg {
+                        local_addr,
+                        remote: None,
+                        remote_fp: None,
+                        ice: IceAgent::new(creds, None),
+                        dtls: None,
+                        role: None,
+                        dtls_peer: None,
+                        srtp_in: None,
+                        srtp_out: None,
+                    };
+                    if let Some(r) = remote {
+                        leg.remote_fp = Some(
+                            Fingerprint::parse(&r.fingerprint).map_err(|e| bad(e.to_string()))?,
+                        );
+                        leg.role = Some(role_for(r.setup));
+                        leg.ice.set_remote(creds_of(r));
+                        leg.remote = Some(r.clone());
+                    }
+                    LegKind::WebRtc(Box::new(leg))
+                }
+                LegSpec::Plain(remote) => {
+                    let local_rtp = local.ok_or_else(|| bad("plain leg without ports"))?;
+                    let mut leg = PlainLeg {
+                        local_rtp,
+                        remote: None,
+                        rtp_peer: None,
+                        rtp_latched: false,
+                        rtcp_peer: None,
+                        rtcp_latched: false,
+                    };
+                    leg.set_remote(remote.clone());
+                    LegKind::Plain(leg)
+                }
+                LegSpec::Echo => LegKind::Echo,
+            };
+            Ok(Leg {
+                kind,
+                counters: Counters::default(),
+            })
+        };
+        if matches!(specs, [LegSpec::Echo, LegSpec::Echo]) {
+            return Err(bad("two echo legs"));
+        }
+        let legs = [mk(&specs[0], local[0])?, mk(&specs[1], local[1])?];
+        let mut s = Self {
+            id,
+            legs,
+            identity,
+            config,
+            started: now,
+            last_media: now,
+            timed_out: false,
+            drops: DropCounts::default(),
+            events: VecDeque::new(),
+            routes: VecDeque::new(),
+        };
+        for leg in LEGS {
+            s.maybe_start_dtls(now, leg);
+        }
+        Ok(s)
+    }
+
+    /// Signaling's id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// What signaling puts in its SDP for `leg`.
+    pub fn local_leg(&self, leg: LegIndex) -> LocalLeg {
+        match &self.legs[idx(leg)].kind {
+            LegKind::WebRtc(w) => LocalLeg::WebRtc {
+                addr: w.local_addr,
+                ice_ufrag: w.ice.local().ufrag.clone(),
+                ice_pwd: w.ice.local().pwd.clone(),
+                fingerprint: self.identity.fingerprint().to_sdp(),
+                setup: match w.role {
+                    None => Setup::ActPass,
+                    Some(DtlsRole::Server) => Setup::Passive,
+                    Some(DtlsRole::Client) => Setup::Active,
+                },
+            },
+            LegKind::Plain(p) => LocalLeg::Plain { rtp: p.local_rtp },
+            LegKind::Echo => LocalLeg::Echo,
+        }
+    }
+
+    /// The local ufrags STUN checks for this session may carry (for routing on the shared port).
+    pub fn ice_ufrags(&self) -> impl Iterator<Item = &str> {
+        self.legs.iter().flat_map(|l| {
+            match &l.kind {
+                LegKind::WebRtc(w) => Some(w.ice.local_ufrags()),
+                _ => None,
+            }
+            .into_iter()
+            .flatten()
+        })
+    }
+
+    /// A remote address newly validated by ICE: the reactor routes datagrams from it on the
+    /// WebRTC port to this session.
+    #[must_use]
+    pub fn poll_route(&mut self) -> Option<SocketAddr> {
+        self.routes.pop_front()
+    }
+
+    /// Figures so far.
+    pub fn stats(&self) -> SessionStats {
+        let mut s = SessionStats::default();
+        for (out, leg) in s.legs.iter_mut().zip(&self.legs) {
+            *out = leg.counters.stats;
+            out.lost = leg.counters.rx.lost();
+            out.jitter = leg.counters.rx.jitter();
+        }
+        s
+    }
+
+    /// Drops by reason, both legs.
+    pub fn drops(&self) -> &DropCounts {
+        &self.drops
+    }
+
+    /// The remote SDP of `leg` changed: an answer, a new address, hold, an ICE restart.
+    pub fn update(
+        &mut self,
+        now: Instant,
+        leg: LegIndex,
+        spec: &LegSpec,
+    ) -> Result<LocalLeg, Failure> {
+        match (&mut self.legs[idx(leg)].kind, spec) {
+            (LegKind::WebRtc(w), LegSpec::WebRtc(Some(r))) => {
+                let fp = Fingerprint::parse(&r.fingerprint).map_err(|e| bad(e.to_string()))?;
+                let role = role_for(r.setup);
+                let fp_changed = w.remote_fp.as_ref().is_some_and(|old| *old != fp);
+                if w.dtls.is_some() && !fp_changed && w.role.is_some_and(|old| old != role) {
+                    return Err(bad("DTLS role change after the handshake started"));
+                }
+                let creds = creds_of(r);
+                match w.ice.remote() {
+                    Some(old) if *old != creds => {
+                        let fresh = IceCredentials::random().map_err(|e| bad(e.to_string()))?;
+                        w.ice.restart(fresh, creds);
+                    }
+                    Some(_) => {}
+                    None => w.ice.set_remote(creds),
+                }
+                if fp_changed {
+                    // A new certificate is a new association (RFC 8842 §5.5): new handshake.
+                    w.dtls = None;
+                    w.srtp_in = None;
+                    w.srtp_out = None;
+                }
+                w.remote_fp = Some(fp);
+                w.role = Some(role);
+                w.remote = Some(r.clone());
+            }
+            (LegKind::WebRtc(_), LegSpec::WebRtc(None)) => {}
+            (LegKind::Plain(p), LegSpec::Plain(r)) => p.set_remote(r.clone()),
+            (LegKind::Echo, LegSpec::Echo) => {}
+            _ => return Err(bad("an update cannot change a leg's kind")),
+        }
+        self.maybe_start_dtls(now, leg);
+        Ok(self.local_leg(leg))
+    }
+
+    fn maybe_start_dtls(&mut self, now: Instant, leg: LegIndex) {
+        let initial_timeout = self.config.dtls_initial_timeout;
+        let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind else {
+            return;
+        };
+        let (Some(role), Some(fp), None) = (w.role, &w.remote_fp, &w.dtls) else {
+            return;
+        };
+        // A client needs somewhere to send its ClientHello.
+        if role == DtlsRole::Client && w.ice.nominated().is_none() && w.dtls_peer.is_none() {
+            return;
+        }
+        let config = DtlsConfig {
+            initial_timeout,
+            ..DtlsConfig::new(role, fp.clone())
+        };
+        match DtlsEndpoint::new(&self.identity, config, now) {
+            Ok(ep) => w.dtls = Some(ep),
+            Err(e) => self.events.push_back(Event::DtlsFailed {
+                id: self.id,
+                leg,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Which WebRTC leg a datagram on the shared port belongs to.
+    fn webrtc_leg_of(&self, src: SocketAddr, buf: &[u8], kind: PacketKind) -> Option<LegIndex> {
+        let ufrag = if kind == PacketKind::Stun {
+            Some(local_ufrag_of(buf)?)
+        } else {
+            None
+        };
+        LEGS.into_iter().find(|&l| match &self.legs[idx(l)].kind {
+            LegKind::WebRtc(w) => match ufrag {
+                Some(u) => w.ice.local_ufrags().any(|x| x.as_bytes() == u),
+                None => w.ice.is_validated(src),
+            },
+            _ => false,
+        })
+    }
+
+    /// Handles one datagram `buf[..len]` from `src` on local socket `via`. On
+    /// [`Verdict::Forward`] the buffer holds what to send.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        via: Socket,
+        src: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Verdict {
+        let len = len.min(buf.len());
+        let kind = demux(&buf[..len]);
+        let leg = match via {
+            Socket::Rtp(l) | Socket::Rtcp(l) => l,
+            Socket::WebRtc => match self.webrtc_leg_of(src, &buf[..len], kind) {
+                Some(l) => l,
+                None => {
+                    let reason = if kind == PacketKind::Stun {
+                        DropReason::StunRejected
+                    } else {
+                        DropReason::UnknownSource
+                    };
+                    self.drops.add(reason);
+                    return Verdict::Drop(reason);
+                }
+            },
+        };
+        let verdict = match self.ingress(now, leg, via, kind, src, buf, len) {
+            Ok(Ingress::Done(v)) => v,
+            Ok(Ingress::Media { len, rtcp }) => self
+                .egress(leg, via, src, rtcp, buf, len)
+                .unwrap_or_else(Verdict::Drop),
+            Err(reason) => Verdict::Drop(reason),
+        };
+        if let Verdict::Drop(reason) = verdict {
+            self.drops.add(reason);
+            self.legs[idx(leg)].counters.stats.dropped += 1;
+        }
+        verdict
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the receive path's inputs, passed without building a struct per packet"
+    )]
+    fn ingress(
+        &mut self,
+        now: Instant,
+        leg: LegIndex,
+        via: Socket,
+        kind: PacketKind,
+        src: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Ingress, DropReason> {
+        let started = self.started;
+        let l = &mut self.legs[idx(leg)];
+        let counters = &mut l.counters;
+        let (len, rtcp, pts) = match &mut l.kind {
+            LegKind::Echo => return Err(DropReason::UnknownSource),
+            LegKind::WebRtc(w) => match kind {
+                PacketKind::Stun => {
+                    let answered = w
+                        .ice
+                        .handle_stun(now, src, buf, len)
+                        .map_err(|_| DropReason::StunRejected)?;
+                    if answered.new_source {
+                        self.routes.push_back(src);
+                    }
+                    self.after_ice(now, leg);
+                    return Ok(Ingress::Done(Verdict::Forward {
+                        via: Socket::WebRtc,
+                        to: src,
+                        len: answered.len,
+                    }));
+                }
+                PacketKind::Dtls => {
+                    if !w.ice.is_validated(src) {
+                        return Err(DropReason::UnknownSource);
+                    }
+                    if w.dtls.is_none() && w.role == Some(DtlsRole::Server) {
+                        // Created in maybe_start_dtls; only missing if creation failed.
+                        return Err(DropReason::NotConnected);
+                    }
+                    let Some(dtls) = w.dtls.as_mut() else {
+                        return Err(DropReason::NotConnected);
+                    };
+                    w.dtls_peer = Some(src);
+                    dtls.handle_input(now, &buf[..len]);
+                    self.after_dtls(leg);
+                    return Ok(Ingress::Done(Verdict::Consumed));
+                }
+                PacketKind::Rtp | PacketKind::Rtcp => {
+                    if w.ice.nominated() != Some(src) {
+                        return Err(DropReason::UnknownSource);
+                    }
+                    let Some(srtp) = w.srtp_in.as_mut() else {
+                        return Err(DropReason::NotConnected);
+                    };
+                    let rtcp = kind == PacketKind::Rtcp;
+                    let n = if rtcp {
+                        srtp.unprotect_rtcp(buf, len)
+                    } else {
+                        srtp.unprotect_rtp(buf, len)
+                    }
+                    .map_err(srtp_drop)?;
+                    let pts = w.remote.as_ref().map(|r| r.payload_types.as_slice());
+                    (n, rtcp, pts)
+                }
+                PacketKind::Unknown => return Err(DropReason::Malformed),
+            },
+            LegKind::Plain(p) => {
+                let rtcp = match (via, kind) {
+                    (Socket::Rtp(_), PacketKind::Rtp) => false,
+                    (Socket::Rtp(_), PacketKind::Rtcp) | (Socket::Rtcp(_), PacketKind::Rtcp) => {
+                        true
+                    }
+                    _ => return Err(DropReason::Malformed),
+                };
+                if rtcp {
+                    RtcpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
+                    p.accept_rtcp(via, src)?;
+                } else {
+                    let h = RtpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
+                    let pt = h.pt().0;
+                    let negotiated = p.remote.as_ref().is_none_or(|r| {
+                        r.payload_types.is_empty() || r.payload_types.contains(&pt)
+                    });
+                    p.accept_rtp(src, negotiated)?;
+                }
+                let pts = p.remote.as_ref().map(|r| r.payload_types.as_slice());
+                (len, rtcp, pts)
+            }
+        };
+        if !rtcp {
+            let h = RtpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
+            let pt = h.pt().0;
+            if pts.is_some_and(|p| !p.is_empty() && !p.contains(&pt)) {
+                return Err(DropReason::WrongPt);
+            }
+            counters
+                .rx
+                .record(h.seq(), h.timestamp(), pt, h.ssrc().0, since(started, now));
+        }
+        counters.stats.packets_in += 1;
+        counters.stats.bytes_in += len as u64;
+        self.last_media = now;
+        self.timed_out = false;
+        Ok(Ingress::Media { len, rtcp })
+    }
+
+    /// Sends media that arrived on `from` out of the other leg (or back, for an echo).
+    fn egress(
+        &mut self,
+        from: LegIndex,
+        via_in: Socket,
+        src: SocketAddr,
+        rtcp: bool,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Verdict, DropReason> {
+        let mut to_leg = from.other();
+        let mut back = None;
+        if matches!(self.legs[idx(to_leg)].kind, LegKind::Echo) {
+            to_leg = from;
+            back = Some((via_in, src));
+        }
+        let l = &mut self.legs[idx(to_leg)];
+        let (via, to, len) = match &mut l.kind {
+            LegKind::Echo => return Err(DropReason::NoDestination),
+            LegKind::WebRtc(w) => {
+                let to = w.ice.nominated().ok_or(DropReason::NotConnected)?;
+                let srtp = w.srtp_out.as_mut().ok_or(DropReason::NotConnected)?;
+                if len + MAX_TRAILER_LEN > buf.len() {
+                    return Err(DropReason::TooLarge);
+                }
+                let n = if rtcp {
+                    srtp.protect_rtcp(buf, len)
+                } else {
+                    srtp.protect_rtp(buf, len)
+                }
+                .map_err(srtp_drop)?;
+                (Socket::WebRtc, to, n)
+            }
+            LegKind::Plain(p) => match back {
+                Some((via, src)) => (via, src, len),
+                None => {
+                    let mux = p.remote.as_ref().is_some_and(|r| r.rtcp_mux);
+                    if rtcp && !mux {
+                        (
+                            Socket::Rtcp(to_leg),
+                            p.rtcp_peer.ok_or(DropReason::NoDestination)?,
+                            len,
+                        )
+                    } else {
+                        (
+                            Socket::Rtp(to_leg),
+                            p.rtp_peer.ok_or(DropReason::NoDestination)?,
+                            len,
+                        )
+                    }
+                }
+            },
+        };
+        l.counters.stats.packets_out += 1;
+        l.counters.stats.bytes_out += len as u64;
+        Ok(Verdict::Forward { via, to, len })
+    }
+
+    fn after_ice(&mut self, now: Instant, leg: LegIndex) {
+        let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind else {
+            return;
+        };
+        let mut start = false;
+        while let Some(e) = w.ice.poll_event() {
+            match e {
+                IceEvent::Nominated(remote) => {
+                    self.events.push_back(Event::IceConnected {
+                        id: self.id,
+                        leg,
+                        remote,
+                    });
+                    start = true;
+                }
+                IceEvent::ConsentLost => self
+                    .events
+                    .push_back(Event::ConsentLost { id: self.id, leg }),
+            }
+        }
+        if start {
+            self.maybe_start_dtls(now, leg);
+        }
+    }
+
+    fn after_dtls(&mut self, leg: LegIndex) {
+        let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind else {
+            return;
+        };
+        let Some(dtls) = w.dtls.as_mut() else {
+            return;
+        };
+        while let Some(e) = dtls.poll_event() {
+            match e {
+                DtlsEvent::Connected { profile, keys } => {
+                    let sessions = SrtpSession::new(profile, &keys.remote, SrtpDirection::Inbound)
+                        .and_then(|i| {
+                            SrtpSession::new(profile, &keys.local, SrtpDirection::Outbound)
+                                .map(|o| (i, o))
+                        });
+                    match sessions {
+                        Ok((i, o)) => {
+                            w.srtp_in = Some(i);
+                            w.srtp_out = Some(o);
+                            self.events.push_back(Event::DtlsConnected {
+                                id: self.id,
+                                leg,
+                                profile: profile.openssl_name().to_owned(),
+                            });
+                        }
+                        Err(e) => self.events.push_back(Event::DtlsFailed {
+                            id: self.id,
+                            leg,
+                            reason: e.to_string(),
+                        }),
+                    }
+                }
+                DtlsEvent::Failed(e) => self.events.push_back(Event::DtlsFailed {
+                    id: self.id,
+                    leg,
+                    reason: e.to_string(),
+                }),
+                DtlsEvent::Closed => self.events.push_back(Event::DtlsFailed {
+                    id: self.id,
+                    leg,
+                    reason: "the peer closed DTLS".to_owned(),
+                }),
+            }
+        }
+    }
+
+    /// The next DTLS datagram to send, written into `buf`.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        for l in &mut self.legs {
+            let LegKind::WebRtc(w) = &mut l.kind else {
+                continue;
+            };
+            let Some(to) = w
+                .ice
+                .nominated()
+                .or(w.dtls_peer)
+                .or_else(|| w.ice.validated().next())
+            else {
+                continue;
+            };
+            let Some(dtls) = w.dtls.as_mut() else {
+                continue;
+            };
+            while let Some(d) = dtls.poll_transmit() {
+                if d.len() <= buf.len() {
+                    buf[..d.len()].copy_from_slice(&d);
+                    return Some(Transmit {
+                        via: Socket::WebRtc,
+                        to,
+                        len: d.len(),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// The next event for signaling.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn is_held(&self) -> bool {
+        self.legs.iter().any(|l| match &l.kind {
+            LegKind::WebRtc(w) => w.remote.as_ref().is_some_and(|r| r.direction.is_held()),
+            LegKind::Plain(p) => p.remote.as_ref().is_none_or(|r| r.direction.is_held()),
+            LegKind::Echo => false,
+        })
+    }
+
+    fn media_deadline(&self) -> Option<Instant> {
+        (!self.timed_out && !self.is_held()).then(|| self.last_media + self.config.media_timeout)
+    }
+
+    /// The earliest instant [`Session::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.media_deadline();
+        for l in &self.legs {
+            if let LegKind::WebRtc(w) = &l.kind {
+                for d in [
+                    w.ice.poll_timeout(),
+                    w.dtls.as_ref().and_then(|d| d.poll_timeout()),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    t = Some(t.map_or(d, |t| t.min(d)));
+                }
+            }
+        }
+        t
+    }
+
+    /// Runs the timers due at `now`: DTLS retransmission, consent, media timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for leg in LEGS {
+            if let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind {
+                w.ice.handle_timeout(now);
+                if let Some(d) = w.dtls.as_mut() {
+                    d.handle_timeout(now);
+                }
+                self.after_ice(now, leg);
+                self.after_dtls(leg);
+            }
+        }
+        if self.media_deadline().is_some_and(|d| now >= d) {
+            self.timed_out = true;
+            self.events.push_back(Event::MediaTimeout { id: self.id });
+        }
+    }
+}
+
+enum Ingress {
+    Done(Verdict),
+    Media { len: usize, rtcp: bool },
+}
+
+impl PlainLeg {
+    fn set_remote(&mut self, remote: Option<PlainRemote>) {
+        let old_rtp = self.remote.as_ref().and_then(|r| r.rtp);
+        if let Some(r) = &remote {
+            // A new SDP address replaces any latch (re-INVITE to another host).
+            if r.rtp != old_rtp || !self.rtp_latched {
+                self.rtp_peer = r.rtp;
+                self.rtp_latched = false;
+                self.rtcp_peer = if r.rtcp_mux { r.rtp } else { r.rtcp };
+                self.rtcp_latched = false;
+            }
+        }
+        self.remote = remote;
+    }
+
+    fn sdp_rtp(&self) -> Option<SocketAddr> {
+        self.remote.as_ref().and_then(|r| r.rtp)
+    }
+
+    /// RTP from `src`: the latched or SDP source, or latch once to a sender of a negotiated PT.
+    fn accept_rtp(&mut self, src: SocketAddr, negotiated: bool) -> Result<(), DropReason> {
+        if self.rtp_latched {
+            return if self.rtp_peer == Some(src) {
+                Ok(())
+            } else {
+                Err(DropReason::UnknownSource)
+            };
+        }
+        if self.sdp_rtp() == Some(src) || negotiated {
+            self.rtp_peer = Some(src);
+            self.rtp_latched = true;
+            if !self.rtcp_latched && self.sdp_rtp() != Some(src) {
+                // Symmetric RTCP from the latched host: learn it when it first speaks.
+                self.rtcp_peer = None;
+            }
+            return Ok(());
+        }
+        Err(DropReason::UnknownSource)
+    }
+
+    fn accept_rtcp(&mut self, via: Socket, src: SocketAddr) -> Result<(), DropReason> {
+        if let Socket::Rtp(_) = via {
+            // rtcp-mux: same source as RTP.
+            return if self.rtp_peer == Some(src) || self.sdp_rtp() == Some(src) {
+                Ok(())
+            } else {
+                Err(DropReason::UnknownSource)
+            };
+        }
+        if self.rtcp_peer == Some(src) {
+            self.rtcp_latched = true;
+            return Ok(());
+        }
+        // Learn the RTCP source only when RTP itself latched away from the SDP (NAT), or the
+        // SDP named no RTCP address; then only from the RTP peer's host, once.
+        let rtp_moved = self.rtp_latched && self.rtp_peer != self.sdp_rtp();
+        let peer_ip = self.rtp_peer.or(self.sdp_rtp()).map(|a| a.ip());
+        if !self.rtcp_latched
+            && (rtp_moved || self.rtcp_peer.is_none())
+            && peer_ip == Some(src.ip())
+        {
+            self.rtcp_peer = Some(src);
+            self.rtcp_latched = true;
+            return Ok(());
+        }
+        Err(DropReason::UnknownSource)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,1033 @@
+//! Whole-session tests on a virtual clock: a browser built from engine::proto (ICE checks,
+//! DTLS in either role, SRTP) against a session whose other leg is plain or an echo.
+
+use super::*;
+use crate::api::Direction;
+use crate::proto::srtp::SrtpKeys;
+use crate::proto::stun::{Class, StunMessage, StunWriter, METHOD_BINDING};
+use std::sync::OnceLock;
+use std::time::UNIX_EPOCH;
+
+/// Two process-wide identities: the relay's and the test browser's.
+pub(crate) fn identity(n: usize) -> DtlsIdentity {
+    static IDS: OnceLock<[DtlsIdentity; 2]> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let t = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        [
+            DtlsIdentity::generate(t).unwrap(),
+            DtlsIdentity::generate(t).unwrap(),
+        ]
+    })[n]
+        .clone()
+}
+
+fn start() -> Instant {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test's virtual clock starts from one real instant"
+    )]
+    Instant::now()
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// A browser in the client role of everything, built from engine::proto: ICE checks with
+/// USE-CANDIDATE, DTLS in the role its `a=setup` implies, SRTP from the exported keys.
+pub(crate) struct Browser {
+    pub(crate) addr: SocketAddr,
+    pub(crate) creds: IceCredentials,
+    pub(crate) relay: IceCredentials,
+    pub(crate) setup: Setup,
+    pub(crate) dtls: Option<DtlsEndpoint>,
+    pub(crate) srtp_in: Option<SrtpSession>,
+    pub(crate) srtp_out: Option<SrtpSession>,
+    tx: u8,
+}
+
+impl Browser {
+    pub(crate) fn new(addr: SocketAddr, setup: Setup) -> Self {
+        Self {
+            addr,
+            creds: IceCredentials::random().unwrap(),
+            relay: IceCredentials {
+                ufrag: String::new(),
+                pwd: String::new(),
+            },
+            setup,
+            dtls: None,
+            srtp_in: None,
+            srtp_out: None,
+            tx: 0,
+        }
+    }
+
+    pub(crate) fn remote(&self) -> WebRtcRemote {
+        WebRtcRemote {
+            ice_ufrag: self.creds.ufrag.clone(),
+            ice_pwd: self.creds.pwd.clone(),
+            fingerprint: identity(1).fingerprint().to_sdp(),
+            setup: self.setup,
+            direction: Direction::SendRecv,
+            payload_types: vec![0, 8, 101],
+        }
+    }
+
+    pub(crate) fn learn(&mut self, local: &LocalLeg) {
+        let LocalLeg::WebRtc {
+            ice_ufrag, ice_pwd, ..
+        } = local
+        else {
+            panic!("not a WebRTC leg: {local:?}");
+        };
+        self.relay = IceCredentials {
+            ufrag: ice_ufrag.clone(),
+            pwd: ice_pwd.clone(),
+        };
+    }
+
+    /// A Binding request to the relay.
+    pub(crate) fn check(&mut self, buf: &mut [u8], nominate: bool) -> usize {
+        self.tx = self.tx.wrapping_add(1);
+        let user = format!("{}:{}", self.relay.ufrag, self.creds.ufrag);
+        let mut w = StunWriter::new(buf, METHOD_BINDING, Class::Request, &[self.tx; 12])
+            .unwrap()
+            .username(user.as_bytes())
+            .unwrap()
+            .priority(1_853_817_087)
+            .unwrap()
+            .ice_controlling(0x1234)
+            .unwrap();
+        if nominate {
+            w = w.use_candidate().unwrap();
+        }
+        w.message_integrity(self.relay.pwd.as_bytes())
+            .unwrap()
+            .fingerprint()
+            .unwrap()
+            .finish()
+    }
+
+    /// Checks a Binding success response from the relay.
+    pub(crate) fn verify_response(&self, resp: &[u8]) {
+        let m = StunMessage::parse(resp).unwrap();
+        assert_eq!(m.class(), Class::Success);
+        assert_eq!(m.txid(), &[self.tx; 12]);
+        assert_eq!(m.xor_mapped_address(), Some(self.addr));
+        m.verify_integrity(self.relay.pwd.as_bytes()).unwrap();
+        m.verify_fingerprint().unwrap();
+    }
+
+    pub(crate) fn start_dtls(&mut self, relay_fp: &str, now: Instant) {
+        let role = match self.setup {
+            Setup::Active | Setup::ActPass => DtlsRole::Client,
+            Setup::Passive => DtlsRole::Server,
+        };
+        let fp = Fingerprint::parse(relay_fp).unwrap();
+        self.dtls = Some(DtlsEndpoint::new(&identity(1), DtlsConfig::new(role, fp), now).unwrap());
+    }
+
+    /// Takes the DTLS result, if the handshake finished.
+    pub(crate) fn poll_dtls(&mut self) {
+        while let Some(e) = self.dtls.as_mut().unwrap().poll_event() {
+            match e {
+                DtlsEvent::Connected { profile, keys } => {
+                    let SrtpKeys { local, remote, .. } = keys;
+                    self.srtp_in =
+                        Some(SrtpSession::new(profile, &remote, SrtpDirection::Inbound).unwrap());
+                    self.srtp_out =
+                        Some(SrtpSession::new(profile, &local, SrtpDirection::Outbound).unwrap());
+                }
+                other => panic!("browser DTLS: {other:?}"),
+            }
+        }
+    }
+}
+
+/// An RTP packet: 12-byte header, 160-byte payload that depends on `seq`.
+pub(crate) fn rtp(buf: &mut [u8], pt: u8, seq: u16, ssrc: u32) -> usize {
+    buf[0] = 0x80;
+    buf[1] = pt;
+    buf[2..4].copy_from_slice(&seq.to_be_bytes());
+    buf[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    for (i, b) in buf[12..172].iter_mut().enumerate() {
+        *b = (i as u8) ^ (seq as u8);
+    }
+    172
+}
+
+/// An RTCP receiver report with no blocks, plus an SDES-less padding-free body.
+pub(crate) fn rtcp(buf: &mut [u8], ssrc: u32) -> usize {
+    buf[..4].copy_from_slice(&[0x80, 201, 0, 1]);
+    buf[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    8
+}
+
+const WEBRTC_LOCAL: &str = "127.0.0.1:40000";
+const PLAIN_LOCAL: &str = "127.0.0.1:40002";
+const BROWSER: &str = "127.0.0.1:50000";
+const PBX: &str = "127.0.0.1:60000";
+const PBX_RTCP: &str = "127.0.0.1:60001";
+
+fn plain_remote(direction: Direction) -> PlainRemote {
+    PlainRemote {
+        rtp: Some(addr(PBX)),
+        rtcp: Some(addr(PBX_RTCP)),
+        rtcp_mux: false,
+        direction,
+        payload_types: vec![0, 8, 101],
+    }
+}
+
+struct Call {
+    s: Session,
+    now: Instant,
+    b: Browser,
+    buf: Vec<u8>,
+}
+
+impl Call {
+    /// Allocates WebRTC (leg A) + plain (leg B) with both remotes known.
+    fn new(setup: Setup, config: SessionConfig) -> Self {
+        let now = start();
+        let mut b = Browser::new(addr(BROWSER), setup);
+        let s = Session::new(
+            SessionId(7),
+            &[
+                LegSpec::WebRtc(Some(b.remote())),
+                LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+            ],
+            [Some(addr(WEBRTC_LOCAL)), Some(addr(PLAIN_LOCAL))],
+            identity(0),
+            config,
+            now,
+        )
+        .unwrap();
+        b.learn(&s.local_leg(LegIndex::A));
+        Self {
+            s,
+            now,
+            b,
+            buf: vec![0u8; 2048],
+        }
+    }
+
+    fn check(&mut self, nominate: bool) -> Verdict {
+        let n = self.b.check(&mut self.buf, nominate);
+        let v = self
+            .s
+            .handle_datagram(self.now, Socket::WebRtc, self.b.addr, &mut self.buf, n);
+        if let Verdict::Forward { via, to, len } = v {
+            assert_eq!((via, to), (Socket::WebRtc, self.b.addr));
+            self.b.verify_response(&self.buf[..len]);
+        }
+        v
+    }
+
+    /// Moves DTLS datagrams both ways until quiet.
+    fn pump_dtls(&mut self) {
+        for _ in 0..20 {
+            let mut moved = false;
+            while let Some(d) = self.b.dtls.as_mut().unwrap().poll_transmit() {
+                moved = true;
+                self.buf[..d.len()].copy_from_slice(&d);
+                let v = self.s.handle_datagram(
+                    self.now,
+                    Socket::WebRtc,
+                    self.b.addr,
+                    &mut self.buf,
+                    d.len(),
+                );
+                assert_eq!(v, Verdict::Consumed);
+            }
+            let mut out = [0u8; 2048];
+            while let Some(t) = self.s.poll_transmit(&mut out) {
+                moved = true;
+                assert_eq!((t.via, t.to), (Socket::WebRtc, self.b.addr));
+                self.b
+                    .dtls
+                    .as_mut()
+                    .unwrap()
+                    .handle_input(self.now, &out[..t.len]);
+            }
+            if !moved {
+                break;
+            }
+        }
+        self.b.poll_dtls();
+    }
+
+    /// ICE nomination and the DTLS handshake; returns the events.
+    fn connect(&mut self) -> Vec<Event> {
+        assert!(matches!(self.check(true), Verdict::Forward { .. }));
+        assert_eq!(self.s.poll_route(), Some(self.b.addr));
+        let fp = identity(0).fingerprint().to_sdp();
+        self.b.start_dtls(&fp, self.now);
+        self.pump_dtls();
+        assert!(self.b.srtp_out.is_some(), "browser DTLS connected");
+        std::iter::from_fn(|| self.s.poll_event()).collect()
+    }
+
+    /// Browser → relay → PBX: the PBX receives the browser's plaintext unchanged.
+    fn browser_sends(&mut self, seq: u16) -> Verdict {
+        let mut plain = [0u8; 172];
+        rtp(&mut plain, 0, seq, 0xb0b0);
+        self.buf[..172].copy_from_slice(&plain);
+        let n = self
+            .b
+            .srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtp(&mut self.buf, 172)
+            .unwrap();
+        let v = self
+            .s
+            .handle_datagram(self.now, Socket::WebRtc, self.b.addr, &mut self.buf, n);
+        if let Verdict::Forward { via, to, len } = v {
+            assert_eq!((via, to), (Socket::Rtp(LegIndex::B), addr(PBX)));
+            assert_eq!(&self.buf[..len], &plain[..]);
+        }
+        v
+    }
+
+    /// PBX → relay → browser: the browser decrypts what the PBX sent.
+    fn pbx_sends(&mut self, seq: u16) -> Verdict {
+        let mut plain = [0u8; 172];
+        rtp(&mut plain, 8, seq, 0xfeed);
+        self.buf[..172].copy_from_slice(&plain);
+        let v = self.s.handle_datagram(
+            self.now,
+            Socket::Rtp(LegIndex::B),
+            addr(PBX),
+            &mut self.buf,
+            172,
+        );
+        if let Verdict::Forward { via, to, len } = v {
+            assert_eq!((via, to), (Socket::WebRtc, self.b.addr));
+            assert_ne!(&self.buf[12..172], &plain[12..], "encrypted");
+            let n = self
+                .b
+                .srtp_in
+                .as_mut()
+                .unwrap()
+                .unprotect_rtp(&mut self.buf, len)
+                .unwrap();
+            assert_eq!(&self.buf[..n], &plain[..]);
+        }
+        v
+    }
+}
+
+fn forwarded(v: Verdict) -> bool {
+    matches!(v, Verdict::Forward { .. })
+}
+
+fn media_both_ways(setup: Setup) {
+    let mut c = Call::new(setup, SessionConfig::default());
+    let want_setup = if setup == Setup::Passive {
+        Setup::Active
+    } else {
+        Setup::Passive
+    };
+    assert!(
+        matches!(c.s.local_leg(LegIndex::A), LocalLeg::WebRtc { setup, .. } if setup == want_setup)
+    );
+    let events = c.connect();
+    assert_eq!(
+        events[0],
+        Event::IceConnected {
+            id: SessionId(7),
+            leg: LegIndex::A,
+            remote: c.b.addr
+        }
+    );
+    assert!(matches!(
+        &events[1],
+        Event::DtlsConnected {
+            leg: LegIndex::A,
+            ..
+        }
+    ));
+    for seq in 0..50 {
+        assert!(forwarded(c.browser_sends(seq)));
+        assert!(forwarded(c.pbx_sends(1000 + seq)));
+    }
+    // RTCP: SRTCP from the browser reaches the PBX's RTCP port in the clear, and back.
+    let mut plain = [0u8; 8];
+    rtcp(&mut plain, 0xb0b0);
+    c.buf[..8].copy_from_slice(&plain);
+    let n =
+        c.b.srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtcp(&mut c.buf, 8)
+            .unwrap();
+    let v =
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            via: Socket::Rtcp(LegIndex::B),
+            to: addr(PBX_RTCP),
+            len: 8
+        }
+    );
+    assert_eq!(&c.buf[..8], &plain);
+    rtcp(&mut c.buf, 0xfeed);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtcp(LegIndex::B),
+        addr(PBX_RTCP),
+        &mut c.buf,
+        8,
+    );
+    let Verdict::Forward { via, to, len } = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!((via, to), (Socket::WebRtc, c.b.addr));
+    let n =
+        c.b.srtp_in
+            .as_mut()
+            .unwrap()
+            .unprotect_rtcp(&mut c.buf, len)
+            .unwrap();
+    assert_eq!(n, 8);
+    let st = c.s.stats();
+    assert_eq!(st.legs[0].packets_in, 51);
+    assert_eq!(st.legs[0].bytes_in, 50 * 172 + 8);
+    assert_eq!(st.legs[1].packets_out, 51);
+    assert_eq!(st.legs[1].packets_in, 51);
+    assert_eq!(st.legs[0].packets_out, 51);
+    assert_eq!((st.legs[0].lost, st.legs[1].lost), (0, 0));
+    assert_eq!(c.s.drops().total(), 0);
+}
+
+#[test]
+fn media_both_ways_relay_as_dtls_server() {
+    media_both_ways(Setup::Active);
+}
+
+#[test]
+fn media_both_ways_relay_as_dtls_server_for_actpass() {
+    media_both_ways(Setup::ActPass);
+}
+
+#[test]
+fn media_both_ways_relay_as_dtls_client() {
+    media_both_ways(Setup::Passive);
+}
+
+#[test]
+fn nothing_but_stun_before_ice_and_no_media_before_dtls() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    // Before any check, the browser's address is unknown to the session.
+    rtp(&mut c.buf, 0, 1, 1);
+    let v =
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, 172);
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+    assert!(forwarded(c.check(true)));
+    rtp(&mut c.buf, 0, 1, 1);
+    let v =
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, 172);
+    assert_eq!(v, Verdict::Drop(DropReason::NotConnected));
+    // The PBX speaks before the browser's DTLS is up: nowhere to send it yet.
+    rtp(&mut c.buf, 0, 1, 1);
+    let v =
+        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+    assert_eq!(v, Verdict::Drop(DropReason::NotConnected));
+    // A check with a wrong password is not answered.
+    let n = c.b.check(&mut c.buf, true);
+    c.buf[n - 30] ^= 1;
+    let v =
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+    assert_eq!(v, Verdict::Drop(DropReason::StunRejected));
+    assert_eq!(c.s.drops().total(), 4);
+}
+
+#[test]
+fn wrong_payload_type_and_garbage_are_dropped() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    rtp(&mut c.buf, 96, 1, 1);
+    let v =
+        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+    assert_eq!(v, Verdict::Drop(DropReason::WrongPt));
+    c.buf[0] = 0xff;
+    let v =
+        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+    assert_eq!(v, Verdict::Drop(DropReason::Malformed));
+    // A forged SRTP packet from the nominated address fails authentication.
+    rtp(&mut c.buf, 0, 5, 1);
+    let v =
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, 172);
+    assert_eq!(v, Verdict::Drop(DropReason::SrtpAuth));
+    assert_eq!(c.s.drops().get(DropReason::WrongPt), 1);
+    assert_eq!(c.s.stats().legs[1].dropped, 2);
+}
+
+#[test]
+fn third_party_on_plain_port_never_reaches_the_browser() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    assert!(forwarded(c.pbx_sends(1)));
+    for (i, src) in ["127.0.0.9:60000", "127.0.0.1:60002"].iter().enumerate() {
+        rtp(&mut c.buf, 0, 2 + i as u16, 0xbad);
+        let v =
+            c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(src), &mut c.buf, 172);
+        assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+        rtcp(&mut c.buf, 0xbad);
+        let v =
+            c.s.handle_datagram(c.now, Socket::Rtcp(LegIndex::B), addr(src), &mut c.buf, 8);
+        assert_eq!(v, Verdict::Drop(DropReason::UnknownSource), "{src}");
+    }
+    assert!(forwarded(c.pbx_sends(4)));
+    assert_eq!(c.s.drops().get(DropReason::UnknownSource), 4);
+}
+
+#[test]
+fn plain_leg_latches_once_to_a_nat_source() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    let nat = addr("127.0.0.5:7000");
+    rtp(&mut c.buf, 0, 1, 3);
+    let v =
+        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), nat, &mut c.buf, 172);
+    assert!(forwarded(v));
+    // Now the browser's media goes to the latched source, and the SDP address is a stranger.
+    let n = {
+        let mut p = [0u8; 172];
+        rtp(&mut p, 0, 9, 9);
+        c.buf[..172].copy_from_slice(&p);
+        c.b.srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtp(&mut c.buf, 172)
+            .unwrap()
+    };
+    let v =
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+    assert!(matches!(v, Verdict::Forward { to, .. } if to == nat));
+    rtp(&mut c.buf, 0, 2, 3);
+    let v =
+        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+}
+
+#[test]
+fn media_timeout_fires_once_and_not_while_held() {
+    let config = SessionConfig {
+        media_timeout: Duration::from_secs(60),
+        ..SessionConfig::default()
+    };
+    let mut c = Call::new(Setup::Active, config.clone());
+    c.connect();
+    assert!(forwarded(c.browser_sends(1)));
+    let t0 = c.now;
+    // Consent checks every 10 s keep ICE alive; no media.
+    let mut events = Vec::new();
+    for i in 1..=8 {
+        c.now = t0 + Duration::from_secs(10 * i);
+        assert!(forwarded(c.check(false)));
+        if let Some(d) = c.s.poll_timeout() {
+            if d <= c.now {
+                c.s.handle_timeout(c.now);
+            }
+        }
+        events.extend(std::iter::from_fn(|| c.s.poll_event()));
+        if i < 6 {
+            assert!(events.is_empty(), "at {} s: {events:?}", 10 * i);
+        }
+    }
+    assert_eq!(events, [Event::MediaTimeout { id: SessionId(7) }]);
+
+    // The same call put on hold by the PBX: no timeout however long it stays quiet.
+    let mut c = Call::new(Setup::Active, config);
+    c.connect();
+    let held = LegSpec::Plain(Some(plain_remote(Direction::SendOnly)));
+    assert!(c.s.update(c.now, LegIndex::B, &held).is_ok());
+    let t0 = c.now;
+    for i in 1..=20 {
+        c.now = t0 + Duration::from_secs(10 * i);
+        assert!(forwarded(c.check(false)));
+        c.s.handle_timeout(c.now);
+        assert_eq!(c.s.poll_event(), None);
+    }
+}
+
+#[test]
+fn consent_lost_after_30s_without_checks() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    let t = c.s.poll_timeout().unwrap();
+    assert!(t <= c.now + Duration::from_secs(30));
+    c.now += Duration::from_secs(30);
+    c.s.handle_timeout(c.now);
+    assert_eq!(
+        c.s.poll_event(),
+        Some(Event::ConsentLost {
+            id: SessionId(7),
+            leg: LegIndex::A
+        })
+    );
+    assert_eq!(c.pbx_sends(1), Verdict::Drop(DropReason::NotConnected));
+}
+
+#[test]
+fn ice_restart_relatches_and_keeps_srtp() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    assert!(forwarded(c.browser_sends(1)));
+    let old_local = c.s.local_leg(LegIndex::A);
+    // The browser restarts ICE: new credentials; same certificate and role.
+    c.b.creds = IceCredentials::random().unwrap();
+    let local =
+        c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(c.b.remote())))
+            .unwrap();
+    let (
+        LocalLeg::WebRtc {
+            ice_ufrag: new_u,
+            ice_pwd: new_p,
+            ..
+        },
+        LocalLeg::WebRtc {
+            ice_ufrag: old_u,
+            ice_pwd: old_p,
+            ..
+        },
+    ) = (&local, &old_local)
+    else {
+        panic!()
+    };
+    assert_ne!(new_u, old_u, "RFC 8839: new local credentials on restart");
+    assert_ne!(new_p, old_p);
+    // Media keeps flowing on the old path until the new nomination.
+    assert!(forwarded(c.pbx_sends(1)));
+    c.b.learn(&local);
+    let old_addr = c.b.addr;
+    c.b.addr = addr("127.0.0.7:50001");
+    assert!(forwarded(c.check(true)));
+    assert_eq!(c.s.poll_route(), Some(c.b.addr));
+    assert_eq!(
+        c.s.poll_event(),
+        Some(Event::IceConnected {
+            id: SessionId(7),
+            leg: LegIndex::A,
+            remote: c.b.addr
+        })
+    );
+    assert_eq!(c.s.poll_event(), None, "no new DTLS handshake");
+    assert!(forwarded(c.browser_sends(2)));
+    assert!(forwarded(c.pbx_sends(2)));
+    // The old address is no longer the media path.
+    c.b.addr = old_addr;
+    assert_eq!(c.browser_sends(3), Verdict::Drop(DropReason::UnknownSource));
+    assert_eq!(c.s.ice_ufrags().collect::<Vec<_>>(), [new_u.as_str()]);
+}
+
+#[test]
+fn dtls_role_change_is_refused_and_fingerprint_change_rekeys() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    let mut r = c.b.remote();
+    r.setup = Setup::Passive;
+    assert!(matches!(
+        c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(r))),
+        Err(Failure::BadRequest(_))
+    ));
+    assert!(matches!(
+        c.s.update(c.now, LegIndex::A, &LegSpec::Echo),
+        Err(Failure::BadRequest(_))
+    ));
+    assert!(forwarded(c.pbx_sends(1)));
+}
+
+/// A seeded network between the PBX and the relay (and the browser and the relay): loss,
+/// reordering and duplication. Every packet that arrives once reaches the other side once,
+/// byte for byte; duplicates die in the SRTP replay checks; loss shows in the stats.
+#[test]
+fn loss_reorder_and_duplication() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    let mut seed = 0x9e37_79b9_u32;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    let mut order: Vec<u16> = Vec::new();
+    let mut lost = 0;
+    let mut dups = 0;
+    for seq in 0..300u16 {
+        match rand() % 20 {
+            0 => lost += 1,
+            1 => {
+                order.push(seq);
+                order.push(seq);
+                dups += 1;
+            }
+            _ => order.push(seq),
+        }
+    }
+    for i in (0..order.len() - 1).step_by(7) {
+        order.swap(i, i + 1);
+    }
+    // The browser protects each packet once, in order; the network then loses, reorders
+    // and duplicates the SRTP packets.
+    let mut sent: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for seq in 0..300u16 {
+        let mut p = [0u8; 172];
+        rtp(&mut p, 0, seq, 0xb0b0);
+        let mut b = p.to_vec();
+        b.resize(400, 0);
+        let n =
+            c.b.srtp_out
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&mut b, 172)
+                .unwrap();
+        b.truncate(n);
+        sent.push((p.to_vec(), b));
+    }
+    let (mut fwd_pbx, mut fwd_browser) = (0, 0);
+    let mut delivered = vec![0; 300];
+    for &seq in &order {
+        c.now += Duration::from_millis(20);
+        match c.pbx_sends(seq) {
+            Verdict::Forward { .. } => fwd_pbx += 1,
+            v => assert_eq!(v, Verdict::Drop(DropReason::SrtpReplay)),
+        }
+        let (plain, cipher) = &sent[usize::from(seq)];
+        c.buf[..cipher.len()].copy_from_slice(cipher);
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, cipher.len());
+        match v {
+            Verdict::Forward { len, .. } => {
+                assert_eq!(&c.buf[..len], &plain[..]);
+                delivered[usize::from(seq)] += 1;
+                fwd_browser += 1;
+            }
+            v => assert_eq!(v, Verdict::Drop(DropReason::SrtpReplay)),
+        }
+    }
+    assert!(delivered.iter().all(|&d| d <= 1), "never twice");
+    // Losses after the last packet that arrived cannot be seen by sequence number.
+    let seen = |s: &u16| order.contains(s);
+    let first = (0..300u16).find(seen).unwrap();
+    let last = (0..300u16).rev().find(seen).unwrap();
+    let visible = (first..=last).filter(|s| !seen(s)).count();
+    assert_eq!(fwd_pbx, 300 - lost);
+    assert_eq!(fwd_browser, 300 - lost);
+    assert_eq!(c.s.drops().get(DropReason::SrtpReplay), 2 * dups);
+    let st = c.s.stats();
+    assert!(visible > 5);
+    assert_eq!(st.legs[0].lost, visible as u64, "browser leg");
+    assert_eq!(st.legs[1].lost, visible as u64, "PBX leg");
+    assert!(st.legs[1].jitter > 0, "reordering shows as jitter");
+}
+
+#[test]
+fn echo_leg_reflects_webrtc_media() {
+    let now = start();
+    let mut b = Browser::new(addr(BROWSER), Setup::Active);
+    let s = Session::new(
+        SessionId(9),
+        &[LegSpec::WebRtc(Some(b.remote())), LegSpec::Echo],
+        [Some(addr(WEBRTC_LOCAL)), None],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    assert_eq!(s.local_leg(LegIndex::B), LocalLeg::Echo);
+    b.learn(&s.local_leg(LegIndex::A));
+    let mut c = Call {
+        s,
+        now,
+        b,
+        buf: vec![0u8; 2048],
+    };
+    c.connect();
+    for seq in 0..20 {
+        let mut plain = [0u8; 172];
+        rtp(&mut plain, 0, seq, 0xb0b0);
+        c.buf[..172].copy_from_slice(&plain);
+        let n =
+            c.b.srtp_out
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&mut c.buf, 172)
+                .unwrap();
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+        let Verdict::Forward { via, to, len } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!((via, to), (Socket::WebRtc, c.b.addr));
+        let n =
+            c.b.srtp_in
+                .as_mut()
+                .unwrap()
+                .unprotect_rtp(&mut c.buf, len)
+                .unwrap();
+        assert_eq!(&c.buf[..n], &plain[..]);
+    }
+    assert_eq!(c.s.stats().legs[0].packets_out, 20);
+}
+
+#[test]
+fn echo_leg_reflects_plain_media() {
+    let now = start();
+    let mut s = Session::new(
+        SessionId(10),
+        &[
+            LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+            LegSpec::Echo,
+        ],
+        [Some(addr(PLAIN_LOCAL)), None],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    let n = rtp(&mut buf, 0, 1, 1);
+    let v = s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n);
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            via: Socket::Rtp(LegIndex::A),
+            to: addr(PBX),
+            len: n
+        }
+    );
+    let n = rtcp(&mut buf, 1);
+    let v = s.handle_datagram(now, Socket::Rtcp(LegIndex::A), addr(PBX_RTCP), &mut buf, n);
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            via: Socket::Rtcp(LegIndex::A),
+            to: addr(PBX_RTCP),
+            len: n
+        }
+    );
+}
+
+#[test]
+fn offer_to_browser_then_answer() {
+    // The gateway offers to the browser: remote unknown, setup actpass; the answer sets it.
+    let now = start();
+    let mut s = Session::new(
+        SessionId(11),
+        &[LegSpec::WebRtc(None), LegSpec::Plain(None)],
+        [Some(addr(WEBRTC_LOCAL)), Some(addr(PLAIN_LOCAL))],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    assert!(matches!(
+        s.local_leg(LegIndex::A),
+        LocalLeg::WebRtc {
+            setup: Setup::ActPass,
+            ..
+        }
+    ));
+    let b = Browser::new(addr(BROWSER), Setup::Active);
+    let local = s
+        .update(now, LegIndex::A, &LegSpec::WebRtc(Some(b.remote())))
+        .unwrap();
+    assert!(matches!(
+        local,
+        LocalLeg::WebRtc {
+            setup: Setup::Passive,
+            ..
+        }
+    ));
+    let local = s
+        .update(
+            now,
+            LegIndex::B,
+            &LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+        )
+        .unwrap();
+    assert_eq!(
+        local,
+        LocalLeg::Plain {
+            rtp: addr(PLAIN_LOCAL)
+        }
+    );
+    let mut c = Call {
+        s,
+        now,
+        b,
+        buf: vec![0u8; 2048],
+    };
+    c.b.learn(&c.s.local_leg(LegIndex::A));
+    c.connect();
+    assert!(forwarded(c.browser_sends(1)));
+    assert!(forwarded(c.pbx_sends(1)));
+}
+
+#[test]
+fn bundled_audio_and_video_pass_through_unchanged() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    let mut r = c.b.remote();
+    r.payload_types = vec![0, 96];
+    c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(r)))
+        .unwrap();
+    c.connect();
+    for (i, (pt, ssrc)) in [(0u8, 0xa0d1_u32), (96, 0x71de0), (0, 0xa0d1), (96, 0x71de0)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut plain = [0u8; 172];
+        rtp(&mut plain, pt, i as u16, ssrc);
+        c.buf[..172].copy_from_slice(&plain);
+        let n =
+            c.b.srtp_out
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&mut c.buf, 172)
+                .unwrap();
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+        assert!(forwarded(v), "{v:?}");
+        assert_eq!(&c.buf[..172], &plain[..]);
+    }
+}
+
+#[test]
+fn wrong_browser_certificate_fails_dtls() {
+    let now = start();
+    let mut b = Browser::new(addr(BROWSER), Setup::Active);
+    let mut remote = b.remote();
+    // The SDP names the relay's own certificate, not the one the browser will present.
+    remote.fingerprint = identity(0).fingerprint().to_sdp();
+    let s = Session::new(
+        SessionId(12),
+        &[
+            LegSpec::WebRtc(Some(remote)),
+            LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+        ],
+        [Some(addr(WEBRTC_LOCAL)), Some(addr(PLAIN_LOCAL))],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    b.learn(&s.local_leg(LegIndex::A));
+    let mut c = Call {
+        s,
+        now,
+        b,
+        buf: vec![0u8; 2048],
+    };
+    assert!(forwarded(c.check(true)));
+    let _ = c.s.poll_route();
+    c.b.start_dtls(&identity(0).fingerprint().to_sdp(), c.now);
+    for _ in 0..10 {
+        while let Some(d) = c.b.dtls.as_mut().unwrap().poll_transmit() {
+            c.buf[..d.len()].copy_from_slice(&d);
+            let _ =
+                c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, d.len());
+        }
+        let mut out = [0u8; 2048];
+        while let Some(t) = c.s.poll_transmit(&mut out) {
+            c.b.dtls
+                .as_mut()
+                .unwrap()
+                .handle_input(c.now, &out[..t.len]);
+        }
+    }
+    let events: Vec<Event> = std::iter::from_fn(|| c.s.poll_event()).collect();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::DtlsFailed { leg: LegIndex::A, reason, .. } if reason.contains("fingerprint"))),
+        "{events:?}"
+    );
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::DtlsConnected { .. })));
+    assert_eq!(c.pbx_sends(1), Verdict::Drop(DropReason::NotConnected));
+}
+
+#[test]
+fn plain_to_plain_relays_rtp_and_rtcp() {
+    let now = start();
+    let other = PlainRemote {
+        rtp: Some(addr("127.0.0.2:7000")),
+        rtcp: Some(addr("127.0.0.2:7001")),
+        ..plain_remote(Direction::SendRecv)
+    };
+    let mut s = Session::new(
+        SessionId(13),
+        &[
+            LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+            LegSpec::Plain(Some(other)),
+        ],
+        [Some(addr(PLAIN_LOCAL)), Some(addr("127.0.0.1:40004"))],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    let n = rtp(&mut buf, 8, 1, 1);
+    let v = s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n);
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            via: Socket::Rtp(LegIndex::B),
+            to: addr("127.0.0.2:7000"),
+            len: n
+        }
+    );
+    let n = rtcp(&mut buf, 2);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtcp(LegIndex::B),
+        addr("127.0.0.2:7001"),
+        &mut buf,
+        n,
+    );
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            via: Socket::Rtcp(LegIndex::A),
+            to: addr(PBX_RTCP),
+            len: n
+        }
+    );
+}
+
+#[test]
+fn never_panics_on_any_input() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    let mut seed = 0x2545_f491_u32;
+    let sockets = [
+        Socket::WebRtc,
+        Socket::Rtp(LegIndex::B),
+        Socket::Rtcp(LegIndex::B),
+    ];
+    let srcs = [c.b.addr, addr(PBX), addr(PBX_RTCP)];
+    for i in 0..5000usize {
+        let n = match i % 4 {
+            0 => c.b.check(&mut c.buf, i % 8 == 0),
+            1 => rtp(&mut c.buf, 0, i as u16, 1),
+            2 => rtcp(&mut c.buf, 1),
+            _ => 40,
+        };
+        for _ in 0..(i % 6) {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            c.buf[(seed as usize >> 4) % n.max(1)] = (seed >> 24) as u8;
+        }
+        let len = (seed as usize) % (n + 1);
+        let _ =
+            c.s.handle_datagram(c.now, sockets[i % 3], srcs[(i / 3) % 3], &mut c.buf, len);
+    }
+}
