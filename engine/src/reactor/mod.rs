@@ -748,7 +748,14 @@ impl Reactor {
         match cmd {
             Command::Allocate { id, legs } => {
                 let reply = self.allocate(now, id, &legs);
+                let key = matches!(reply, Reply::Allocated { .. })
+                    .then(|| self.by_id.get(&id).copied())
+                    .flatten();
+                // The reply first, then whatever the new session has to say.
                 self.emit(Output::Reply(reply));
+                if let Some(key) = key {
+                    self.after_session(key);
+                }
             }
             Command::Update { id, leg, remote } => {
                 let Some(&key) = self.by_id.get(&id) else {
@@ -906,7 +913,6 @@ impl Reactor {
         self.by_id.insert(id, key);
         self.sync_ufrags(key);
         self.init.stats.sessions.fetch_add(1, Ordering::Relaxed);
-        self.after_session(key);
         Reply::Allocated { id, legs }
     }
 
