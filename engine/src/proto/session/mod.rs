@@ -336,7 +336,11 @@ impl Session {
         match (&mut self.legs[idx(leg)].kind, spec) {
             (LegKind::WebRtc(w), LegSpec::WebRtc(Some(r))) => {
                 let fp = Fingerprint::parse(&r.fingerprint).map_err(|e| bad(e.to_string()))?;
-                let role = role_for(r.setup);
+                let role = match (r.setup, w.role) {
+                    // A re-offer says actpass; the answerer keeps the role it has (RFC 8842 §5.3).
+                    (Setup::ActPass, Some(old)) => old,
+                    (setup, _) => role_for(setup),
+                };
                 let fp_changed = w.remote_fp.as_ref().is_some_and(|old| *old != fp);
                 if w.dtls.is_some() && !fp_changed && w.role.is_some_and(|old| old != role) {
                     return Err(bad("DTLS role change after the handshake started"));

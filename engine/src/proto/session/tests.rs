@@ -10,10 +10,11 @@ use std::time::UNIX_EPOCH;
 
 /// Two process-wide identities: the relay's and the test browser's.
 pub(crate) fn identity(n: usize) -> DtlsIdentity {
-    static IDS: OnceLock<[DtlsIdentity; 2]> = OnceLock::new();
+    static IDS: OnceLock<[DtlsIdentity; 3]> = OnceLock::new();
     IDS.get_or_init(|| {
         let t = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
         [
+            DtlsIdentity::generate(t).unwrap(),
             DtlsIdentity::generate(t).unwrap(),
             DtlsIdentity::generate(t).unwrap(),
         ]
@@ -43,6 +44,8 @@ pub(crate) struct Browser {
     pub(crate) dtls: Option<DtlsEndpoint>,
     pub(crate) srtp_in: Option<SrtpSession>,
     pub(crate) srtp_out: Option<SrtpSession>,
+    /// Which test identity the browser's certificate is (1, or 2 after a "new device").
+    pub(crate) cert: usize,
     tx: u8,
 }
 
@@ -59,6 +62,7 @@ impl Browser {
             dtls: None,
             srtp_in: None,
             srtp_out: None,
+            cert: 1,
             tx: 0,
         }
     }
@@ -67,7 +71,7 @@ impl Browser {
         WebRtcRemote {
             ice_ufrag: self.creds.ufrag.clone(),
             ice_pwd: self.creds.pwd.clone(),
-            fingerprint: identity(1).fingerprint().to_sdp(),
+            fingerprint: identity(self.cert).fingerprint().to_sdp(),
             setup: self.setup,
             direction: Direction::SendRecv,
             payload_types: vec![0, 8, 101],
@@ -125,7 +129,8 @@ impl Browser {
             Setup::Passive => DtlsRole::Server,
         };
         let fp = Fingerprint::parse(relay_fp).unwrap();
-        self.dtls = Some(DtlsEndpoint::new(&identity(1), DtlsConfig::new(role, fp), now).unwrap());
+        self.dtls =
+            Some(DtlsEndpoint::new(&identity(self.cert), DtlsConfig::new(role, fp), now).unwrap());
     }
 
     /// Takes the DTLS result, if the handshake finished.
@@ -627,6 +632,26 @@ fn ice_restart_relatches_and_keeps_srtp() {
 }
 
 #[test]
+fn reoffer_with_actpass_keeps_our_dtls_client_role() {
+    let mut c = Call::new(Setup::Passive, SessionConfig::default());
+    c.connect();
+    let mut r = c.b.remote();
+    r.setup = Setup::ActPass;
+    let local =
+        c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(r)))
+            .unwrap();
+    assert!(matches!(
+        local,
+        LocalLeg::WebRtc {
+            setup: Setup::Active,
+            ..
+        }
+    ));
+    assert!(forwarded(c.browser_sends(1)));
+    assert!(forwarded(c.pbx_sends(1)));
+}
+
+#[test]
 fn dtls_role_change_is_refused_and_fingerprint_change_rekeys() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
     c.connect();
@@ -641,6 +666,27 @@ fn dtls_role_change_is_refused_and_fingerprint_change_rekeys() {
         Err(Failure::BadRequest(_))
     ));
     assert!(forwarded(c.pbx_sends(1)));
+
+    // A new certificate (a new DTLS association): SRTP stops until the new handshake is done.
+    c.b.cert = 2;
+    c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(c.b.remote())))
+        .unwrap();
+    assert_eq!(c.pbx_sends(2), Verdict::Drop(DropReason::NotConnected));
+    let fp = identity(0).fingerprint().to_sdp();
+    c.b.srtp_in = None;
+    c.b.srtp_out = None;
+    c.b.start_dtls(&fp, c.now);
+    c.pump_dtls();
+    assert!(c.b.srtp_out.is_some());
+    assert!(matches!(
+        c.s.poll_event(),
+        Some(Event::DtlsConnected {
+            leg: LegIndex::A,
+            ..
+        })
+    ));
+    assert!(forwarded(c.browser_sends(1)));
+    assert!(forwarded(c.pbx_sends(3)));
 }
 
 /// A seeded network between the PBX and the relay (and the browser and the relay): loss,
