@@ -71,7 +71,18 @@ struct ReactorHandle {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Signaling's handle on the running engine. Not `Sync`: one control thread drives it.
+/// Signaling's handle on the running engine. `Send` but not `Sync`: one control task drives it.
+///
+/// ```text
+/// let mut engine = Engine::start(cfg)?;
+/// let ready = tokio::io::unix::AsyncFd::new(engine.notify_fd())?;   // a RawFd wrapper
+/// engine.send(Command::Allocate { id, legs });
+/// loop {
+///     let mut guard = ready.readable().await?;
+///     while let Some(out) = engine.try_recv() { handle(out) }           // clears the eventfd
+///     guard.clear_ready();
+/// }
+/// ```
 pub struct EngineHandle {
     reactors: Vec<ReactorHandle>,
     owners: HashMap<SessionId, usize>,
@@ -310,5 +321,29 @@ impl EngineHandle {
 impl Drop for EngineHandle {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_can_move_to_the_signaling_task() {
+        fn is_send<T: Send>() {}
+        is_send::<EngineHandle>();
+        is_send::<Output>();
+    }
+
+    #[test]
+    fn no_shards_is_an_error() {
+        let err = Engine::start(EngineConfig {
+            shards: Vec::new(),
+            bind: "127.0.0.1".parse().unwrap(),
+            advertise: "127.0.0.1".parse().unwrap(),
+            media_timeout: Duration::from_secs(60),
+        })
+        .unwrap_err();
+        assert!(matches!(err, EngineError::NoShards));
     }
 }
