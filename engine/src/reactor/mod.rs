@@ -236,6 +236,7 @@ struct Reactor {
     timers: BTreeSet<(Instant, Key)>,
     free_pairs: VecDeque<u16>,
     rearm: Vec<usize>,
+    wake_lost: bool,
     due: Vec<Key>,
     cqes: Vec<(u64, i32, u32)>,
     local: ReactorSnapshot,
@@ -316,6 +317,7 @@ impl Reactor {
             timers: BTreeSet::new(),
             free_pairs,
             rearm: Vec::new(),
+            wake_lost: false,
             due: Vec::new(),
             cqes: Vec::with_capacity(SQ_ENTRIES as usize * 2),
             local: ReactorSnapshot::default(),
@@ -330,18 +332,29 @@ impl Reactor {
         Ok(r)
     }
 
-    fn push(&mut self, sqe: squeue::Entry) {
+    /// Queues an SQE; false if the ring would not take it even after a submit (the caller
+    /// then still owns what the SQE pointed at).
+    #[must_use]
+    fn push(&mut self, sqe: squeue::Entry) -> bool {
         for _ in 0..2 {
             // SAFETY: every SQE the reactor builds points at memory the reactor owns and keeps
             // until the completion: the msghdr (boxed, lives as long as the reactor), the wake
             // buffer (boxed), and buffers/addresses of `bufs` owned until their send completes.
             if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
-                return;
+                return true;
             }
             // The queue is full: hand it to the kernel and retry.
             let _ = self.ring.submit();
         }
-        self.local.send_errors += 1;
+        false
+    }
+
+    /// Queues a send of buffer `bid`; on failure the buffer goes back at once.
+    fn push_send(&mut self, sqe: squeue::Entry, bid: u16) {
+        if !self.push(sqe) {
+            self.local.send_errors += 1;
+            self.bufs.recycle(bid);
+        }
     }
 
     fn add_socket(&mut self, sock: UdpSocket, owner: Owner) -> usize {
@@ -377,7 +390,10 @@ impl Reactor {
         let sqe = opcode::RecvMsgMulti::new(types::Fd(fd), &*self.msghdr, BGID)
             .build()
             .user_data(self.recv_ud(slot));
-        self.push(sqe);
+        if !self.push(sqe) {
+            // Try again on the next iteration rather than lose the socket.
+            self.rearm.push(slot);
+        }
     }
 
     fn arm_wake(&mut self) {
@@ -385,7 +401,10 @@ impl Reactor {
         let sqe = opcode::Read::new(types::Fd(fd), self.wake_buf.as_mut_ptr(), 8)
             .build()
             .user_data(ud(OP_WAKE, 0));
-        self.push(sqe);
+        if !self.push(sqe) {
+            // Without the wake read commands would stall: poll them from the loop instead.
+            self.wake_lost = true;
+        }
     }
 
     fn close_socket(&mut self, slot: usize) {
@@ -398,7 +417,9 @@ impl Reactor {
             let sqe = opcode::AsyncCancel::new(user_data)
                 .build()
                 .user_data(ud(OP_CANCEL, 0));
-            self.push(sqe);
+            // If even the cancel cannot be queued, the receive ends when the ring does; the
+            // generation bump already makes its completions miss.
+            let _ = self.push(sqe);
             self.free_socks.push(slot);
         }
     }
@@ -420,6 +441,10 @@ impl Reactor {
             for i in 0..self.cqes.len() {
                 let (user_data, res, flags) = self.cqes[i];
                 self.complete(now, user_data, res, flags);
+            }
+            if std::mem::take(&mut self.wake_lost) {
+                self.drain_commands(now);
+                self.arm_wake();
             }
             for slot in std::mem::take(&mut self.rearm) {
                 self.local.rearms += 1;
@@ -571,7 +596,7 @@ impl Reactor {
                         .dest_addr_len(dest_len)
                         .build()
                         .user_data(ud(OP_SEND, u64::from(bid)));
-                    self.push(sqe);
+                    self.push_send(sqe, bid);
                 }
                 None => {
                     self.local.drops.add(DropReason::NoDestination);
@@ -649,7 +674,7 @@ impl Reactor {
                         .dest_addr_len(dest_len)
                         .build()
                         .user_data(ud(OP_SEND, u64::from(bid)));
-                    self.push(sqe);
+                    self.push_send(sqe, bid);
                 }
                 None => self.bufs.recycle(bid),
             }
