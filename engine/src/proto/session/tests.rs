@@ -1049,6 +1049,78 @@ fn plain_to_plain_relays_rtp_and_rtcp() {
 }
 
 #[test]
+fn plain_rtcp_mux_uses_the_rtp_port_both_ways() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    let muxed = PlainRemote {
+        rtcp: Some(addr(PBX)),
+        rtcp_mux: true,
+        ..plain_remote(Direction::SendRecv)
+    };
+    c.s.update(c.now, LegIndex::B, &LegSpec::Plain(Some(muxed)))
+        .unwrap();
+    c.connect();
+    let mut plain = [0u8; 8];
+    rtcp(&mut plain, 0xb0b0);
+    c.buf[..8].copy_from_slice(&plain);
+    let n =
+        c.b.srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtcp(&mut c.buf, 8)
+            .unwrap();
+    let v =
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            via: Socket::Rtp(LegIndex::B),
+            to: addr(PBX),
+            len: 8
+        }
+    );
+    let n = rtcp(&mut c.buf, 0xfeed);
+    let v =
+        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, n);
+    assert!(
+        matches!(
+            v,
+            Verdict::Forward {
+                via: Socket::WebRtc,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn plain_leg_without_sdp_latches_to_the_first_sender() {
+    let now = start();
+    let mut s = Session::new(
+        SessionId(14),
+        &[LegSpec::Plain(None), LegSpec::Echo],
+        [Some(addr(PLAIN_LOCAL)), None],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    let first = addr("127.0.0.3:9000");
+    let n = rtp(&mut buf, 0, 1, 1);
+    assert!(forwarded(s.handle_datagram(
+        now,
+        Socket::Rtp(LegIndex::A),
+        first,
+        &mut buf,
+        n
+    )));
+    let n = rtp(&mut buf, 0, 2, 1);
+    let v = s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n);
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+}
+
+#[test]
 fn never_panics_on_any_input() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
     c.connect();
