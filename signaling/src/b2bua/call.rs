@@ -93,6 +93,8 @@ pub(super) struct Call {
     pub(super) timers: super::timers::CallTimers,
     /// A 422 was answered once with a larger Session-Expires.
     pub(super) retried_422: bool,
+    /// A challenge was answered once with the route's `auth=` credentials.
+    pub(super) auth_retried: bool,
 }
 
 /// Why a client transaction of a call exists.
@@ -244,7 +246,8 @@ impl Core {
                 let Dest::Host { addrs, host, port } = &route.dest else {
                     return self.reply(now, &key, &msg, 501);
                 };
-                let Some(addr) = addrs.first().copied() else {
+                // `op=` names an outbound proxy for this leg: the request goes there instead.
+                let Some(addr) = route.op_addrs.first().or(addrs.first()).copied() else {
                     return self.reply(now, &key, &msg, 503);
                 };
                 // Keep the Request-URI the browser signed (its digest `uri`), with the user the
@@ -387,6 +390,7 @@ impl Core {
                 released: false,
                 timers: Default::default(),
                 retried_422: false,
+                auth_retried: false,
             },
         );
     }
@@ -665,6 +669,56 @@ impl Core {
             }
             return;
         }
+        if (code == 401 || code == 407) && c.kind == CallKind::BrowserToSip {
+            let auth = self
+                .cfg
+                .route
+                .as_ref()
+                .map(|r| r.params.auth.clone())
+                .unwrap_or_default();
+            match auth {
+                super::route::RouteAuth::Credentials { user, pass } if !c.auth_retried => {
+                    c.auth_retried = true;
+                    let (ch_name, answer_name) = if code == 401 {
+                        ("WWW-Authenticate", "Authorization")
+                    } else {
+                        ("Proxy-Authenticate", "Proxy-Authorization")
+                    };
+                    let challenge = resp.header(ch_name).unwrap_or_default().to_string();
+                    let cnonce = self.new_id();
+                    let sent = self.calls.get(&id).and_then(|c| c.b_invite.clone());
+                    let uri = match sent.as_ref().map(|m| &m.start) {
+                        Some(StartLine::Request { uri, .. }) => uri.clone(),
+                        _ => String::new(),
+                    };
+                    if let Some(value) = crate::sip::digest::answer(
+                        &challenge, "INVITE", &uri, &user, &pass, &cnonce,
+                    ) {
+                        return self.retry_b_invite(now, id, |inv| {
+                            inv.remove_headers("Authorization");
+                            inv.remove_headers("Proxy-Authorization");
+                            inv.push_header(answer_name, value);
+                        });
+                    }
+                }
+                super::route::RouteAuth::NoPass => {
+                    // Pass-through is off and there are no credentials: the call fails here.
+                    let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
+                    c.ended_by = Some("callee");
+                    let mut r = inv.response(403, "Forbidden", None);
+                    r.push_header(
+                        "Warning",
+                        "399 webrtc-phone \"the far end asked for credentials (auth=nopass)\"",
+                    );
+                    self.answer_a(now, id, &key, r);
+                    return self.end_call(now, id, "challenged");
+                }
+                _ => {}
+            }
+        }
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
         if code == 422 && !c.retried_422 {
             if let Some(min) = resp
                 .header("Min-SE")
@@ -819,6 +873,14 @@ impl Core {
 
     /// 422 Session Interval Too Small: the INVITE again with the far end's Min-SE.
     fn retry_invite_with_session_expires(&mut self, now: Instant, id: SessionId, min: u32) {
+        self.retry_b_invite(now, id, |inv| {
+            inv.set_header("Session-Expires", min.to_string());
+            inv.set_header("Min-SE", min.to_string());
+        });
+    }
+
+    /// The INVITE on leg B again, changed by `edit`, with a new branch and the next CSeq.
+    fn retry_b_invite(&mut self, now: Instant, id: SessionId, edit: impl FnOnce(&mut SipMsg)) {
         let Some(c) = self.calls.get(&id) else { return };
         let Some(mut inv) = c.b_invite.clone() else {
             return;
@@ -829,8 +891,7 @@ impl Core {
         c.b.local_cseq += 1;
         inv.set_header("Via", via);
         inv.set_header("CSeq", format!("{} INVITE", c.b.local_cseq));
-        inv.set_header("Session-Expires", min.to_string());
-        inv.set_header("Min-SE", min.to_string());
+        edit(&mut inv);
         c.b_invite_branch = Some(branch.clone());
         c.b_invite = Some(inv.clone());
         let txn = ClientTxn::new(now, inv, peer.is_reliable(), self.cfg.timers);

@@ -791,3 +791,71 @@ fn browser_hold_re_invite_is_relayed_with_translated_sdp() {
         "the far end's 200 is ACKed"
     );
 }
+
+#[test]
+fn route_credentials_answer_the_challenge_themselves() {
+    let now = t0();
+    let mut core = Core::new(cfg_route("127.0.0.1:5090;auth=alice:alicePassword"));
+    let inv = invite_out(&mut core, now);
+    let mut challenge = inv.response(407, "Proxy Authentication Required", Some("k"));
+    challenge.push_header(
+        "Proxy-Authenticate",
+        "Digest realm=\"r\", nonce=\"abc\", qop=\"auth\", algorithm=MD5",
+    );
+    core.handle_message(now, udp(), &challenge.to_bytes());
+    let o = out(&mut core);
+    assert!(
+        !o.iter().any(|(p, _)| *p == ws(1)),
+        "the browser sees nothing: {o:?}"
+    );
+    let retry = o
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Invite))
+        .expect("INVITE again")
+        .1
+        .clone();
+    let a = retry.header("Proxy-Authorization").unwrap();
+    assert!(
+        a.contains("username=\"alice\"") && a.contains("realm=\"r\"") && a.contains("response=\""),
+        "{a}"
+    );
+    assert_eq!(retry.cseq().seq, inv.cseq().seq + 1);
+    assert!(
+        o.iter().any(|(_, m)| m.method() == Some(&Method::Ack)),
+        "the 407 is ACKed"
+    );
+}
+
+#[test]
+fn route_nopass_fails_a_challenged_call() {
+    let now = t0();
+    let mut core = Core::new(cfg_route("127.0.0.1:5090;auth=nopass"));
+    let inv = invite_out(&mut core, now);
+    let mut challenge = inv.response(401, "Unauthorized", Some("k"));
+    challenge.push_header("WWW-Authenticate", "Digest realm=\"r\", nonce=\"abc\"");
+    core.handle_message(now, udp(), &challenge.to_bytes());
+    let o = out(&mut core);
+    assert_eq!(
+        o.iter().find(|(p, _)| *p == ws(1)).unwrap().1.status(),
+        Some(403)
+    );
+}
+
+#[test]
+fn route_outbound_proxy_op_receives_the_invite() {
+    let now = t0();
+    let mut core = Core::new(cfg_route(
+        "127.0.0.1:5090;op=127.0.0.1:5999;cli=4711;cnam=Front%20Desk",
+    ));
+    core.handle_ws_opened(&conn(1));
+    core.handle_message(now, ws(1), INVITE);
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let o = out(&mut core);
+    assert_eq!(o[0].0, Peer::Udp("127.0.0.1:5999".parse().unwrap()));
+    let from = o[0].1.header("From").unwrap();
+    assert!(
+        from.contains("sip:4711@") && from.contains("\"Front Desk\""),
+        "{from}"
+    );
+}

@@ -93,6 +93,8 @@ pub struct StaticRoute {
     /// Parameters that are accepted but only affect billing or hunting, which this gateway does
     /// not do; the caller logs them once.
     pub ignored: Vec<String>,
+    /// The addresses of `op=`, filled by [`StaticRoute::resolve`].
+    pub op_addrs: Vec<SocketAddr>,
 }
 
 /// Why a route string does not parse or resolve.
@@ -240,6 +242,7 @@ impl StaticRoute {
             dest,
             params,
             ignored,
+            op_addrs: Vec::new(),
         })
     }
 
@@ -248,6 +251,9 @@ impl StaticRoute {
     pub fn resolve(&mut self) -> Result<(), RouteError> {
         if let Dest::Host { host, port, addrs } = &mut self.dest {
             *addrs = resolve_host(host, *port)?;
+        }
+        if let Some((host, port)) = &self.params.op {
+            self.op_addrs = resolve_host(host, *port)?;
         }
         Ok(())
     }
