@@ -309,9 +309,6 @@ async fn core_task(
     let mut conns: HashMap<ConnName, (SocketAddr, mpsc::Sender<String>)> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     loop {
-        while let Some(out) = engine.try_recv() {
-            core.handle_engine(clock(), out);
-        }
         let deadline = core.poll_timeout();
         let timer = async {
             match deadline {
@@ -360,6 +357,11 @@ async fn core_task(
                     debug!(error = %e, "SIP/UDP receive error");
                 }
             },
+        }
+        // Whatever woke the loop, the engine may have answered meanwhile: take its outputs
+        // before flushing, so what they cause goes out now, not at the next wake-up.
+        while let Some(out) = engine.try_recv() {
+            core.handle_engine(clock(), out);
         }
         while let Some(t) = core.poll_transmit() {
             match t.to {
