@@ -5,6 +5,7 @@ set -euo pipefail
 what=${1:-build}
 
 build_pkgs=(build-essential pkg-config libssl-dev clang libclang-dev openssl ca-certificates curl)
+[[ ${SKIP_WEBROOT:-0} == 1 ]] || build_pkgs+=(nodejs npm) # webroot: npm ci + esbuild (Node >= 18)
 # Real peers for the integration tests: Kamailio (registrar/PBX) and SIPp (package sip-tester).
 test_pkgs=("${build_pkgs[@]}" kamailio sip-tester)
 
