@@ -61,6 +61,8 @@ pub(super) struct Leg {
     pub(super) remote_sdp: Option<Sdp>,
     /// The SDP answer the gateway last sent on this leg (for identical re-offers).
     pub(super) last_answer: Option<Sdp>,
+    /// The re-INVITE on this leg whose 2xx awaits an ACK.
+    pub(super) reinvite_key: Option<ServerKey>,
     pub(super) origin: Origin,
 }
 
@@ -308,6 +310,7 @@ impl Core {
             remote_cseq: msg.cseq().seq,
             remote_sdp: Some(offer.clone()),
             last_answer: None,
+            reinvite_key: None,
             origin: Origin::new(id.0, adv),
         };
         let b_from = match self.cfg.route.as_ref().map(|r| &r.params) {
@@ -340,6 +343,7 @@ impl Core {
             remote_cseq: 0,
             remote_sdp: None,
             last_answer: None,
+            reinvite_key: None,
             origin: Origin::new(id.0 + (1 << 32), adv),
         };
         let legs = match kind {
@@ -478,7 +482,11 @@ impl Core {
                 let c = self.calls.get_mut(&id).expect("checked above");
                 let mut local = webrtc_local(&legs[1]);
                 local.setup = Setup::ActPass;
-                translate::to_webrtc(&offer, &local, &self.cfg.pts, &mut c.b.origin, None)
+                if kind == CallKind::DemoBrowserToBrowser {
+                    translate::relay_webrtc(&offer, &local, &self.cfg.pts, &mut c.b.origin, None)
+                } else {
+                    translate::to_webrtc(&offer, &local, &self.cfg.pts, &mut c.b.origin, None)
+                }
             }
         };
         let sdp = match result {
@@ -974,15 +982,20 @@ impl Core {
             _ => LegSpec::WebRtc(Some(translate::webrtc_remote(sdp)?)),
         };
         let answer = match (c.kind, &c.local[0], &c.local[1]) {
-            (CallKind::BrowserToSip | CallKind::DemoBrowserToBrowser, Some(a), _) => {
-                translate::to_webrtc(
-                    sdp,
-                    &webrtc_local(a),
-                    &self.cfg.pts,
-                    &mut c.a.origin,
-                    Some(&offer),
-                )?
-            }
+            (CallKind::DemoBrowserToBrowser, Some(a), _) => translate::relay_webrtc(
+                sdp,
+                &webrtc_local(a),
+                &self.cfg.pts,
+                &mut c.a.origin,
+                Some(&offer),
+            )?,
+            (CallKind::BrowserToSip, Some(a), _) => translate::to_webrtc(
+                sdp,
+                &webrtc_local(a),
+                &self.cfg.pts,
+                &mut c.a.origin,
+                Some(&offer),
+            )?,
             (CallKind::SipToBrowser, Some(LocalLeg::Plain { rtp }), _) => {
                 translate::to_plain(sdp, *rtp, &self.cfg.pts, &mut c.a.origin, Some(&offer))?
             }
@@ -1146,12 +1159,13 @@ impl Core {
         }
         match method {
             Method::Ack => {
-                // ACK for our 2xx on leg A.
-                if leg == LegIndex::A {
-                    let k = c.a_key.clone();
-                    if let Some(s) = self.servers.get_mut(&k) {
-                        s.txn.handle_ack_for_2xx();
-                    }
+                // ACK for our 2xx: to a re-INVITE on this leg, else to the caller's INVITE.
+                let k = match c.leg_mut(leg).reinvite_key.take() {
+                    Some(k) => Some(k),
+                    None => (leg == LegIndex::A).then(|| c.a_key.clone()),
+                };
+                if let Some(s) = k.and_then(|k| self.servers.get_mut(&k)) {
+                    s.txn.handle_ack_for_2xx();
                 }
             }
             Method::Bye => {
@@ -1237,6 +1251,9 @@ impl Core {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
+        if c.kind == CallKind::DemoEcho && leg == LegIndex::A && c.state == CallState::Confirmed {
+            return self.answer_echo_reoffer(now, id, key, msg);
+        }
         if c.state != CallState::Confirmed {
             return self.reply(now, &key, &msg, 491);
         }
@@ -1278,6 +1295,7 @@ impl Core {
                 translate::plain_remote(&sdp).map(|r| LegSpec::Plain(Some(r)))
             };
             let other_local = c.local[leg.other() as usize].clone();
+            let both_webrtc = c.kind == CallKind::DemoBrowserToBrowser;
             let other = if leg == LegIndex::A {
                 &mut c.b
             } else {
@@ -1305,7 +1323,17 @@ impl Core {
                             setup
                         },
                     };
-                    translate::to_webrtc(&sdp, &local, &self.cfg.pts, &mut other.origin, None)
+                    if both_webrtc {
+                        translate::relay_webrtc(
+                            &sdp,
+                            &local,
+                            &self.cfg.pts,
+                            &mut other.origin,
+                            None,
+                        )
+                    } else {
+                        translate::to_webrtc(&sdp, &local, &self.cfg.pts, &mut other.origin, None)
+                    }
                 }
                 (Ok(_), Some(LocalLeg::Plain { rtp })) => {
                     translate::to_plain(&sdp, rtp, &self.cfg.pts, &mut other.origin, None)
@@ -1332,6 +1360,73 @@ impl Core {
             }
         }
         self.relay_request_with_body(now, id, leg, key, msg, out_sdp);
+    }
+
+    /// A re-INVITE or UPDATE to the demo echo: answered here, direction mirrored (the echo
+    /// sends what it receives, so a browser that only sends is answered recvonly).
+    fn answer_echo_reoffer(&mut self, now: Instant, id: SessionId, key: ServerKey, msg: SipMsg) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let sdp = match (!msg.body.is_empty()).then(|| Sdp::parse(&msg.body)) {
+            Some(Ok(sdp)) => sdp,
+            Some(Err(_)) => return self.reply(now, &key, &msg, 400),
+            None => match c.a.remote_sdp.clone() {
+                // An offer-less re-INVITE: offer what was agreed last.
+                Some(prev) => prev,
+                None => return self.reply(now, &key, &msg, 488),
+            },
+        };
+        let Some(local_leg) = c.local[0].clone() else {
+            return self.reply(now, &key, &msg, 500);
+        };
+        let mut local = webrtc_local(&local_leg);
+        if local.setup == Setup::ActPass {
+            local.setup = Setup::Passive;
+        }
+        let answer = translate::webrtc_remote(&sdp).and_then(|remote| {
+            let mut plainish =
+                translate::to_plain(&sdp, local.addr, &self.cfg.pts, &mut c.b.origin, None)?;
+            for m in &mut plainish.media {
+                for (t, v) in &mut m.lines {
+                    if *t == 'a' {
+                        match v.as_str() {
+                            "sendonly" => *v = "recvonly".into(),
+                            "recvonly" => *v = "sendonly".into(),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            let answer = translate::to_webrtc(
+                &plainish,
+                &local,
+                &self.cfg.pts,
+                &mut c.a.origin,
+                Some(&sdp),
+            )?;
+            Ok((remote, answer))
+        });
+        match answer {
+            Ok((remote, answer)) => {
+                c.a.remote_sdp = Some(sdp);
+                c.a.last_answer = Some(answer.clone());
+                c.a.reinvite_key = (msg.method() == Some(&Method::Invite)).then(|| key.clone());
+                self.commands.push_back(Command::Update {
+                    id,
+                    leg: LegIndex::A,
+                    remote: LegSpec::WebRtc(Some(remote)),
+                });
+                let mut ok = msg.response(200, "OK", None);
+                let peer = self.calls[&id].a.peer.clone();
+                let contact = self.contact_for(&peer, "echo");
+                ok.push_header("Contact", contact);
+                ok.push_header("Content-Type", "application/sdp");
+                ok.body = answer.to_bytes();
+                self.send_on(now, &key, ok);
+            }
+            Err(e) => self.reply(now, &key, &msg, e.status()),
+        }
     }
 
     fn relay_request(
@@ -1473,13 +1568,25 @@ impl Core {
                                     setup
                                 },
                             };
-                            translate::to_webrtc(
-                                &sdp,
-                                &local,
-                                &self.cfg.pts,
-                                &mut c.leg_mut(in_leg).origin,
-                                offer_in.as_ref(),
-                            )
+                            let both_webrtc = c.kind == CallKind::DemoBrowserToBrowser;
+                            let origin = &mut c.leg_mut(in_leg).origin;
+                            if both_webrtc {
+                                translate::relay_webrtc(
+                                    &sdp,
+                                    &local,
+                                    &self.cfg.pts,
+                                    origin,
+                                    offer_in.as_ref(),
+                                )
+                            } else {
+                                translate::to_webrtc(
+                                    &sdp,
+                                    &local,
+                                    &self.cfg.pts,
+                                    origin,
+                                    offer_in.as_ref(),
+                                )
+                            }
                         }
                         Some(LocalLeg::Plain { rtp }) => translate::to_plain(
                             &sdp,
@@ -1504,6 +1611,9 @@ impl Core {
                     }
                     c.leg_mut(resp_leg).remote_sdp = Some(sdp);
                 }
+            }
+            if *method == Method::Invite {
+                c.leg_mut(in_leg).reinvite_key = Some(server.clone());
             }
             let peer = c.leg(in_leg).peer.clone();
             let contact = self.contact_for(&peer, "gw");

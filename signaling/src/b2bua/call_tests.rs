@@ -859,3 +859,48 @@ fn route_outbound_proxy_op_receives_the_invite() {
         "{from}"
     );
 }
+
+#[test]
+fn demo_echo_answers_hold_itself_with_the_direction_mirrored() {
+    let now = t0();
+    let mut core = Core::new(cfg(true));
+    core.handle_ws_opened(&conn(1));
+    let echo = String::from_utf8_lossy(INVITE).replace("INVITE sip:bob@", "INVITE sip:echo@");
+    core.handle_message(now, ws(1), echo.as_bytes());
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let ok_a = out(&mut core)
+        .into_iter()
+        .find(|(_, m)| m.status() == Some(200))
+        .unwrap()
+        .1;
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKa1"));
+    let offer = String::from_utf8(SipMsg::parse(INVITE).unwrap().body)
+        .unwrap()
+        .replace("a=sendrecv", "a=sendonly");
+    let reinv = with_sdp(
+        SipMsg::parse(&browser_request(&ok_a, "INVITE", 2, "z9hG4bKr1")).unwrap(),
+        &offer,
+    );
+    core.handle_message(now, ws(1), &reinv.to_bytes());
+    let o = out(&mut core);
+    let r = o
+        .iter()
+        .find(|(_, m)| m.status().is_some())
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(r.status(), Some(200), "{o:?}");
+    let body = String::from_utf8(r.body).unwrap();
+    assert!(
+        body.contains("a=recvonly") && body.contains("a=setup:passive"),
+        "{body}"
+    );
+    assert!(matches!(
+        core.poll_command(),
+        Some(Command::Update {
+            leg: LegIndex::A,
+            ..
+        })
+    ));
+}

@@ -161,8 +161,151 @@ pub fn webrtc_remote(sdp: &Sdp) -> Result<WebRtcRemote, TranslateError> {
         fingerprint: get("fingerprint")?.to_string(),
         setup,
         direction: direction_of(sdp, m),
-        payload_types: m.payload_types(),
+        // Every bundled section's formats arrive on the one transport.
+        payload_types: sdp
+            .media
+            .iter()
+            .filter(|m| m.is_rtp() && m.port != 0)
+            .flat_map(Media::payload_types)
+            .collect(),
     })
+}
+
+/// Browser to browser: `src` (one browser's SDP) for the other browser, every bundled section
+/// kept. The RTP passes the gateway unchanged, so what describes it (mid, BUNDLE, extmap, msid,
+/// ssrc, rtcp-fb, formats) stays true; only the transport (ICE, DTLS, candidates, address) is
+/// the gateway's. An answer (`answer_to` = the offer it answers) keeps that offer's mids.
+pub fn relay_webrtc(
+    src: &Sdp,
+    local: &LocalWebRtc,
+    filter: &PtFilter,
+    origin: &mut Origin,
+    answer_to: Option<&Sdp>,
+) -> Result<Sdp, TranslateError> {
+    relayed_section(src).ok_or(TranslateError::NoRtpSection)?;
+    let ip = local.addr.ip();
+    let setup = match local.setup {
+        Setup::Active => "active",
+        Setup::Passive => "passive",
+        Setup::ActPass => "actpass",
+    };
+    let transport_attr = |n: &str| {
+        matches!(
+            n,
+            "ice-ufrag"
+                | "ice-pwd"
+                | "ice-options"
+                | "ice-lite"
+                | "candidate"
+                | "end-of-candidates"
+                | "fingerprint"
+                | "setup"
+                | "rtcp"
+                | "crypto"
+        )
+    };
+    let mut out = Sdp {
+        session: session_head(origin),
+        media: Vec::new(),
+    };
+    out.session.retain(|(t, _)| *t != 'c');
+    out.session.push(('a', "ice-lite".into()));
+    for (t, v) in &src.session {
+        let name = v.split(':').next().unwrap_or_default();
+        if *t == 'a' && matches!(name, "group" | "msid-semantic" | "extmap-allow-mixed") {
+            out.session.push(('a', v.clone()));
+        }
+    }
+    for m in &src.media {
+        if !m.is_rtp() || m.port == 0 {
+            out.media.push(disabled(m));
+            continue;
+        }
+        let fmts: Vec<String> = m
+            .fmts
+            .iter()
+            .filter(|f| allowed(filter, m, f) || is_rtx_of_allowed(filter, m, f))
+            .cloned()
+            .collect();
+        if fmts.is_empty() {
+            out.media.push(disabled(m));
+            continue;
+        }
+        let mut lines = vec![
+            ('c', format!("IN {} {ip}", ip_family(ip))),
+            (
+                'a',
+                format!("rtcp:{} IN {} {ip}", local.addr.port(), ip_family(ip)),
+            ),
+            ('a', format!("ice-ufrag:{}", local.ice_ufrag)),
+            ('a', format!("ice-pwd:{}", local.ice_pwd)),
+            ('a', format!("fingerprint:{}", local.fingerprint)),
+            ('a', format!("setup:{setup}")),
+        ];
+        for (t, v) in &m.lines {
+            if *t != 'a' {
+                continue;
+            }
+            let (name, rest) = v.split_once(':').unwrap_or((v.as_str(), ""));
+            if transport_attr(name) {
+                continue;
+            }
+            if matches!(name, "rtpmap" | "fmtp" | "rtcp-fb") {
+                let pt = rest.split_whitespace().next().unwrap_or_default();
+                if pt != "*" && !fmts.iter().any(|f| f == pt) {
+                    continue;
+                }
+            }
+            lines.push(('a', v.clone()));
+        }
+        if !lines.iter().any(|(_, v)| v == "rtcp-mux") {
+            lines.push(('a', "rtcp-mux".into()));
+        }
+        lines.push((
+            'a',
+            format!(
+                "candidate:{} 1 udp 2130706431 {ip} {} typ host",
+                foundation(ip),
+                local.addr.port()
+            ),
+        ));
+        lines.push(('a', "end-of-candidates".into()));
+        out.media.push(Media {
+            kind: m.kind.clone(),
+            port: local.addr.port(),
+            proto: m.proto.clone(),
+            fmts,
+            lines,
+        });
+    }
+    if let Some(offer) = answer_to {
+        if offer.media.len() != out.media.len() {
+            return Err(TranslateError::Bad(
+                "m= sections (answer does not match the offer)",
+            ));
+        }
+    }
+    if !out.media.iter().any(|m| m.port != 0) {
+        return Err(TranslateError::NoCodec);
+    }
+    origin.stamp(&mut out);
+    Ok(out)
+}
+
+/// `rtx` (RFC 4588) formats pass with the format they repair.
+fn is_rtx_of_allowed(filter: &PtFilter, m: &Media, fmt: &str) -> bool {
+    let is_rtx = m
+        .rtpmap(fmt)
+        .is_some_and(|e| e.to_ascii_lowercase().starts_with("rtx/"));
+    is_rtx
+        && m.attrs("fmtp").any(|v| {
+            let mut it = v.split_whitespace();
+            it.next() == Some(fmt)
+                && it
+                    .next()
+                    .and_then(|p| p.strip_prefix("apt="))
+                    .is_some_and(|apt| allowed(filter, m, apt))
+        })
 }
 
 /// What a SIP peer's SDP says about its plain RTP leg.
@@ -663,5 +806,77 @@ mod tests {
         let c = to_webrtc(&held, &local(), &f, &mut o, None).unwrap();
         assert!(text(&c).contains("o=webrtc-phone 42 2 "), "{}", text(&c));
         assert!(text(&c).contains("a=sendonly"));
+    }
+
+    /// The SIP.js fixture offer with a bundled VP8 video section added (as Demo 2 offers).
+    fn av_offer() -> Sdp {
+        let mut sdp = body(include_bytes!("../../tests/fixtures/sipjs/invite.txt"));
+        sdp.session
+            .retain(|(t, v)| !(*t == 'a' && v.starts_with("group:")));
+        sdp.session.insert(4, ('a', "group:BUNDLE 0 1".into()));
+        let video = "v=0\r\nm=video 45421 UDP/TLS/RTP/SAVPF 96 97 98\r\nc=IN IP4 192.0.2.2\r\n\
+            a=ice-ufrag:rTFx\r\na=ice-pwd:eewzYLa06UPpH2vmbrqexlmr\r\na=fingerprint:sha-256 9C:2C\r\n\
+            a=setup:actpass\r\na=mid:1\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=sendrecv\r\n\
+            a=msid:s1 t2\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\n\
+            a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtpmap:98 H264/90000\r\na=fmtp:98 profile-level-id=42e01f\r\n\
+            a=ssrc:111 cname:x\r\na=candidate:1 1 udp 2122194687 192.0.2.2 45421 typ host\r\n";
+        let v = Sdp::parse(video.as_bytes()).unwrap();
+        sdp.media.push(v.media[0].clone());
+        sdp
+    }
+
+    #[test]
+    fn browser_to_browser_keeps_every_bundled_section() {
+        let offer = av_offer();
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let mut l = local();
+        l.setup = Setup::ActPass;
+        let out = relay_webrtc(&offer, &l, &f, &mut origin(), None).unwrap();
+        let t = text(&out);
+        assert!(t.contains("a=group:BUNDLE 0 1\r\n"), "{t}");
+        assert!(
+            t.contains("m=audio 32000 UDP/TLS/RTP/SAVPF 111 9 0 8 110 126\r\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("m=video 32000 UDP/TLS/RTP/SAVPF 96 97\r\n"),
+            "VP8 and its rtx stay, H264 goes: {t}"
+        );
+        assert!(
+            t.contains("a=mid:1")
+                && t.contains("a=rtcp-fb:96 nack pli")
+                && t.contains("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid")
+        );
+        assert!(
+            t.contains("a=ssrc:111 cname:x") && t.contains("a=msid:s1 t2"),
+            "RTP passes unchanged, so its description stays"
+        );
+        assert!(
+            !t.contains("98")
+                && !t.contains("rTFx")
+                && !t.contains("9C:2C")
+                && !t.contains("192.0.2.2"),
+            "{t}"
+        );
+        assert_eq!(t.matches("a=setup:actpass").count(), 2);
+        assert_eq!(t.matches("a=candidate:").count(), 2);
+        let r = webrtc_remote(&offer).unwrap();
+        assert!(
+            r.payload_types.contains(&96) && r.payload_types.contains(&111),
+            "{:?}",
+            r.payload_types
+        );
+        // The answer keeps the number of sections of the offer it answers.
+        assert!(relay_webrtc(
+            &offer,
+            &l,
+            &f,
+            &mut origin(),
+            Some(&body(include_bytes!(
+                "../../tests/fixtures/sipjs/invite.txt"
+            )))
+        )
+        .is_err());
+        assert!(relay_webrtc(&offer, &l, &f, &mut origin(), Some(&offer)).is_ok());
     }
 }
