@@ -154,6 +154,14 @@ impl Gateway {
                  (any user may register, no password check); do not expose it"
             );
         }
+        if let Some(r) = config
+            .route
+            .as_ref()
+            .filter(|r| r.dest == crate::b2bua::route::Dest::SipUa)
+        {
+            let _ = r;
+            warn!("OUTBOUND_ROUTE destination sip-ua cannot carry a browser's call: such calls get 501");
+        }
         if let Some(r) = &config.route {
             if !r.ignored.is_empty() {
                 warn!(

@@ -241,11 +241,32 @@ impl Core {
                     }
                 }
             }
+            Peer::Ws(_)
+                if self
+                    .cfg
+                    .route
+                    .as_ref()
+                    .is_some_and(|r| r.dest == Dest::WssUa) =>
+            {
+                // `wss-ua`: down the WebSocket the Request-URI names (browser to browser).
+                let conn = ruri_parsed
+                    .as_ref()
+                    .filter(|u| u.host.ends_with(".invalid"))
+                    .map(|u| ConnName(u.host.clone()));
+                match conn {
+                    Some(c) if self.ws_open.contains(&c) => {
+                        (CallKind::DemoBrowserToBrowser, Peer::Ws(c), ruri.clone())
+                    }
+                    Some(_) => return self.reply(now, &key, &msg, 480),
+                    None => return self.reply(now, &key, &msg, 404),
+                }
+            }
             Peer::Ws(_) => {
                 let Some(route) = self.cfg.route.clone() else {
                     return self.reply(now, &key, &msg, 503);
                 };
                 let Dest::Host { addrs, host, port } = &route.dest else {
+                    // `sip-ua` ("back to the source") has no meaning for a browser's call.
                     return self.reply(now, &key, &msg, 501);
                 };
                 // `op=` names an outbound proxy for this leg: the request goes there instead.

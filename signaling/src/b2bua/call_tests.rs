@@ -904,3 +904,31 @@ fn demo_echo_answers_hold_itself_with_the_direction_mirrored() {
         })
     ));
 }
+
+#[test]
+fn wss_ua_route_goes_down_the_named_websocket() {
+    let now = t0();
+    let mut core = Core::new(cfg_route("wss-ua"));
+    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(2));
+    let inv = String::from_utf8_lossy(INVITE).replace(
+        "INVITE sip:bob@127.0.0.1",
+        "INVITE sip:tok@c2.invalid;transport=ws",
+    );
+    core.handle_message(now, ws(1), inv.as_bytes());
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let o = out(&mut core);
+    assert_eq!(o[0].0, ws(2), "{o:?}");
+    assert!(o[0]
+        .1
+        .to_bytes()
+        .starts_with(b"INVITE sip:tok@c2.invalid;transport=ws SIP/2.0"));
+    let gone = String::from_utf8_lossy(INVITE)
+        .replace("INVITE sip:bob@127.0.0.1", "INVITE sip:tok@c9.invalid")
+        .replace("Call-ID: ", "Call-ID: z")
+        .replace("branch=z9hG4bK", "branch=z9hG4bKz");
+    core.handle_message(now, ws(1), gone.as_bytes());
+    let o = out(&mut core);
+    assert_eq!(o.last().unwrap().1.status(), Some(480));
+}
