@@ -6,7 +6,7 @@ FROM rust:1.95-bookworm AS rust
 WORKDIR /src
 COPY . .
 RUN SKIP_WEBROOT=1 scripts/build.sh \
- && apt-get install -y -qq --no-install-recommends libcap2-bin \
+ && apt-get update -qq && apt-get install -y -qq --no-install-recommends libcap2-bin \
  && setcap cap_net_bind_service=+ep target/release/webrtc-phone
 
 # --- Node build of the web root ---
