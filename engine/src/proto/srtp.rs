@@ -686,4 +686,146 @@ mod tests {
         assert_eq!(SrtpProfile::AeadAes128Gcm.keying_material_len(), 56);
         assert_eq!(SrtpProfile::AeadAes256Gcm.keying_material_len(), 88);
     }
+
+    /// RFC 3711 §4.1.1 AES counter mode, computed with OpenSSL independently of libsrtp.
+    fn aes_cm(key: &[u8], iv: &[u8; 16], data: &[u8]) -> Vec<u8> {
+        openssl::symm::encrypt(openssl::symm::Cipher::aes_128_ctr(), key, Some(iv), data).unwrap()
+    }
+
+    /// RFC 3711 §4.3.1 key derivation (kdr 0, index 0): AES-CM keyed with the master key, IV =
+    /// (label << 48 XOR master salt) << 16.
+    fn kdf(master_key: &[u8], master_salt: &[u8], label: u8, len: usize) -> Vec<u8> {
+        let mut iv = [0u8; 16];
+        iv[..14].copy_from_slice(master_salt);
+        iv[7] ^= label;
+        aes_cm(master_key, &iv, &vec![0u8; len])
+    }
+
+    /// RFC 3711 Appendix B.2 (AES-CM keystream) and B.3 (key derivation) vectors, then the
+    /// wrapper's SRTP packet checked against a packet built by hand from the B.3 session keys
+    /// (§3.3: AES-CM over the payload, HMAC-SHA1-80 over header, payload and ROC).
+    #[test]
+    fn rfc3711_appendix_b_vectors_through_the_wrapper() {
+        // B.2: keystream for session key 2B7E...3C, salt F0F1..FD, SSRC 0, index 0.
+        let mut iv = [0u8; 16];
+        iv[..14].copy_from_slice(&hex("f0f1f2f3f4f5f6f7f8f9fafbfcfd"));
+        let ks = aes_cm(&hex("2b7e151628aed2a6abf7158809cf4f3c"), &iv, &[0u8; 48]);
+        assert_eq!(
+            ks,
+            hex("e03ead0935c95e80e166b16dd92b4eb4 d23513162b02d0f72a43a2fe4a5f97ab 41e95b3bb0a2e8dd477901e4fca894c0")
+        );
+        // B.3: session keys from master key E1F9..39 and master salt 0EC6..E6.
+        let mk = hex("e1f97a0d3e018be0d64fa32c06de4139");
+        let ms = hex("0ec675ad498afeebb6960b3aabe6");
+        let ck = kdf(&mk, &ms, 0, 16);
+        let ak = kdf(&mk, &ms, 1, 20);
+        let cs = kdf(&mk, &ms, 2, 14);
+        assert_eq!(ck, hex("c61e7a93744f39ee10734afe3ff7a087"));
+        assert_eq!(cs, hex("30cbbc08863d8c85d49db34a9ae1"));
+        assert_eq!(ak, hex("cebe321f6ff7716b6fd4ab49af256a156d38baa4"));
+
+        // One RTP packet (seq 0x1234, SSRC 0xcafebabe, ROC 0) by hand...
+        let header = hex("800f1234decafbadcafebabe");
+        let payload = [0xabu8; 16];
+        let mut iv = [0u8; 16];
+        iv[..14].copy_from_slice(&cs);
+        for (i, b) in 0xcafe_babe_u32.to_be_bytes().iter().enumerate() {
+            iv[4 + i] ^= b;
+        }
+        for (i, b) in 0x1234_u64.to_be_bytes()[2..].iter().enumerate() {
+            iv[8 + i] ^= b;
+        }
+        let mut want = header.clone();
+        want.extend(aes_cm(&ck, &iv, &payload));
+        let mut mac = {
+            use hmac::{Hmac, Mac};
+            let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(&ak).unwrap();
+            m.update(&want);
+            m.update(&0u32.to_be_bytes());
+            m.finalize().into_bytes().to_vec()
+        };
+        mac.truncate(10);
+        want.extend(mac);
+        // ... equals what libsrtp makes through the wrapper from the master key.
+        let k = SrtpKey::from_key_salt(&mk, &ms).unwrap();
+        let (mut tx, _) = pair(SrtpProfile::Aes128CmSha1_80, &k);
+        let mut buf = [0u8; 256];
+        buf[..28].copy_from_slice(&[&header[..], &payload[..]].concat());
+        let n = tx.protect_rtp(&mut buf, 28).unwrap();
+        assert_eq!(&buf[..n], &want[..]);
+    }
+
+    /// RFC 7714 §8.1: AES-GCM over the payload with the RTP header as AAD, IV = (00 00 ||
+    /// SSRC || ROC || SEQ) XOR salt, the 16-byte tag appended. Computed with OpenSSL.
+    fn gcm_packet(key: &[u8], salt: &[u8], packet: &[u8], roc: u32) -> Vec<u8> {
+        let (header, payload) = packet.split_at(12);
+        let mut iv = [0u8; 12];
+        iv[2..6].copy_from_slice(&header[8..12]);
+        iv[6..10].copy_from_slice(&roc.to_be_bytes());
+        iv[10..12].copy_from_slice(&header[2..4]);
+        for (v, s) in iv.iter_mut().zip(salt) {
+            *v ^= s;
+        }
+        let cipher = match key.len() {
+            16 => openssl::symm::Cipher::aes_128_gcm(),
+            _ => openssl::symm::Cipher::aes_256_gcm(),
+        };
+        let mut tag = [0u8; 16];
+        let ct =
+            openssl::symm::encrypt_aead(cipher, key, Some(&iv), header, payload, &mut tag).unwrap();
+        [header, &ct[..], &tag[..]].concat()
+    }
+
+    /// RFC 7714 §16.1.1's AEAD_AES_128_GCM packet from its session key and salt, then the
+    /// wrapper's packets for both GCM profiles checked against ones built by hand from the
+    /// session keys that the RFC 7714 §11 / RFC 3711 §4.3 KDF gives for a master key.
+    #[test]
+    fn rfc7714_vectors_through_the_wrapper() {
+        let packet = hex(
+            "8040f17b8041f8d35501a0b2 47616c6c696120657374206f6d6e69732064697669736120696e207061727465732074726573",
+        );
+        let rfc = gcm_packet(
+            &hex("000102030405060708090a0b0c0d0e0f"),
+            &hex("517569642070726f2071756f"),
+            &packet,
+            0,
+        );
+        assert_eq!(
+            rfc,
+            hex("8040f17b8041f8d35501a0b2 f24de3a3fb34de6cacba861c9d7e4bcabe633bd50d294e6f42a5f47a51c7d19b36de3adf8833899d7f27beb16a9152cf765ee4390cce")
+        );
+        for (profile, mk) in [
+            (
+                SrtpProfile::AeadAes128Gcm,
+                hex("000102030405060708090a0b0c0d0e0f"),
+            ),
+            (
+                SrtpProfile::AeadAes256Gcm,
+                hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
+            ),
+        ] {
+            let ms = hex("517569642070726f2071756f");
+            // The KDF's AES-CM PRF uses AES-128 or AES-256 with the master key.
+            let kdf_n = |label: u8, len: usize| {
+                let mut iv = [0u8; 16];
+                iv[..12].copy_from_slice(&ms);
+                iv[7] ^= label;
+                let c = if mk.len() == 16 {
+                    openssl::symm::Cipher::aes_128_ctr()
+                } else {
+                    openssl::symm::Cipher::aes_256_ctr()
+                };
+                openssl::symm::encrypt(c, &mk, Some(&iv), &vec![0u8; len]).unwrap()
+            };
+            let (sk, ss) = (kdf_n(0, mk.len()), kdf_n(2, 12));
+            let want = gcm_packet(&sk, &ss, &packet, 0);
+            let k = SrtpKey::from_key_salt(&mk, &ms).unwrap();
+            let (mut tx, mut rx) = pair(profile, &k);
+            let mut buf = [0u8; 256];
+            buf[..packet.len()].copy_from_slice(&packet);
+            let n = tx.protect_rtp(&mut buf, packet.len()).unwrap();
+            assert_eq!(&buf[..n], &want[..], "{profile:?}");
+            assert_eq!(rx.unprotect_rtp(&mut buf, n), Ok(packet.len()));
+        }
+    }
 }
