@@ -43,6 +43,12 @@ pub enum WsEvent {
 pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub ws_ping_interval: Duration,
+    pub max_ws_per_ip: usize,
+    pub ws_msg_rate: u32,
+    pub allowed_origins: Vec<String>,
+    /// Open WebSocket connections by source address (transport bookkeeping, not protocol
+    /// state; touched once per connection open and close).
+    ws_per_ip: std::sync::Mutex<HashMap<std::net::IpAddr, usize>>,
     draining: AtomicBool,
     events: mpsc::UnboundedSender<WsEvent>,
     started: tokio::time::Instant,
@@ -59,9 +65,45 @@ impl Shared {
         let _ = self.events.send(ev);
     }
 
+    /// Takes one of `ip`'s WebSocket slots; `None` when it has MAX_WS_PER_IP open already.
+    pub fn take_ws_slot(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<WsSlot> {
+        let mut m = self.ws_per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.max_ws_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(WsSlot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
     /// Whole seconds since start: the coarse clock of idle timeouts.
     pub fn clock_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+}
+
+/// One WebSocket connection's place in the per-address count, given back on drop.
+pub struct WsSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for WsSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .shared
+            .ws_per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -139,6 +181,10 @@ impl Gateway {
         let shared = Arc::new(Shared {
             metrics: metrics.clone(),
             ws_ping_interval: config.ws_ping_interval,
+            max_ws_per_ip: config.max_ws_per_ip,
+            ws_msg_rate: config.ws_msg_rate,
+            allowed_origins: config.allowed_origins.clone(),
+            ws_per_ip: std::sync::Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
             events: events_tx,
             started: tokio::time::Instant::now(),

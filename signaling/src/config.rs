@@ -148,6 +148,32 @@ pub struct Args {
         default_value_t = 20
     )]
     pub ws_ping_interval: u64,
+    /// Most WebSocket connections open at once from one source address.
+    #[arg(
+        long,
+        env = "MAX_WS_PER_IP",
+        value_name = "MAX_WS_PER_IP",
+        default_value_t = 64
+    )]
+    pub max_ws_per_ip: usize,
+    /// Most SIP messages per second one WebSocket connection may send (bursts of twice that);
+    /// a connection above it is closed.
+    #[arg(
+        long,
+        env = "WS_MSG_RATE",
+        value_name = "WS_MSG_RATE",
+        default_value_t = 50
+    )]
+    pub ws_msg_rate: u32,
+    /// Comma-separated Origin values allowed to open a WebSocket (exact match, e.g.
+    /// `https://phone.example.com`). Empty: any origin.
+    #[arg(
+        long,
+        env = "ALLOWED_ORIGINS",
+        value_name = "ALLOWED_ORIGINS",
+        default_value = ""
+    )]
+    pub allowed_origins: String,
     /// Directory of the phone pages. Default: `webroot/dist` beside the working directory, else
     /// `/usr/share/webrtc-phone/webroot`.
     #[arg(long, env = "WEBROOT", value_name = "WEBROOT")]
@@ -231,6 +257,9 @@ pub struct Config {
     pub media_timeout: Duration,
     pub ws_ping_interval: Duration,
     pub webroot: Option<PathBuf>,
+    pub max_ws_per_ip: usize,
+    pub ws_msg_rate: u32,
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -403,6 +432,27 @@ impl Config {
                 "must be at least 1 second",
             ));
         }
+        if args.max_ws_per_ip == 0 {
+            return Err(ConfigError::new("MAX_WS_PER_IP", "must be at least 1"));
+        }
+        if args.ws_msg_rate == 0 {
+            return Err(ConfigError::new("WS_MSG_RATE", "must be at least 1"));
+        }
+        let allowed_origins: Vec<String> = args
+            .allowed_origins
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if let Some(bad) = allowed_origins
+            .iter()
+            .find(|o| !(o.starts_with("https://") || o.starts_with("http://")))
+        {
+            return Err(ConfigError::new(
+                "ALLOWED_ORIGINS",
+                format!("'{bad}' is not an origin like https://host[:port]"),
+            ));
+        }
         if args.media_timeout == 0 {
             return Err(ConfigError::new(
                 "MEDIA_TIMEOUT",
@@ -431,6 +481,9 @@ impl Config {
             media_timeout: Duration::from_secs(args.media_timeout),
             ws_ping_interval: Duration::from_secs(args.ws_ping_interval),
             webroot: args.webroot,
+            max_ws_per_ip: args.max_ws_per_ip,
+            ws_msg_rate: args.ws_msg_rate,
+            allowed_origins,
         })
     }
 }
@@ -577,6 +630,12 @@ mod tests {
             (&["--media-threads", "0"], "MEDIA_THREADS"),
             (&["--https-port", "33000"], "HTTPS_PORT"),
             (&["--https-port", "8443", "--wss-port", "8443"], "WSS_PORT"),
+            (&["--max-ws-per-ip", "0"], "MAX_WS_PER_IP"),
+            (&["--ws-msg-rate", "0"], "WS_MSG_RATE"),
+            (
+                &["--allowed-origins", "phone.example.com"],
+                "ALLOWED_ORIGINS",
+            ),
         ];
         for (argv, setting) in cases {
             let e = parse(argv).unwrap_err();

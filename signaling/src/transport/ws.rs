@@ -71,6 +71,24 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if !shared.allowed_origins.is_empty() {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .unwrap_or("");
+        if !shared
+            .allowed_origins
+            .iter()
+            .any(|a| a == origin.trim_end_matches('/'))
+        {
+            shared
+                .metrics
+                .connections_rejected
+                .get_or_create(&RejectLabels { reason: "origin" })
+                .inc();
+            return (StatusCode::FORBIDDEN, "Origin not allowed\n").into_response();
+        }
+    }
     if !offers_sip(&headers) {
         shared
             .metrics
@@ -85,13 +103,33 @@ pub async fn upgrade(
         )
             .into_response();
     }
+    let Some(slot) = shared.take_ws_slot(peer.ip()) else {
+        shared
+            .metrics
+            .connections_rejected
+            .get_or_create(&RejectLabels {
+                reason: "per_ip_limit",
+            })
+            .inc();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many WebSocket connections from this address\n",
+        )
+            .into_response();
+    };
     ws.protocols(["sip"])
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| run(socket, peer, listener, shared))
+        .on_upgrade(move |socket| run(socket, peer, listener, shared, slot))
 }
 
-async fn run(socket: WebSocket, peer: SocketAddr, listener: &'static str, shared: Arc<Shared>) {
+async fn run(
+    socket: WebSocket,
+    peer: SocketAddr,
+    listener: &'static str,
+    shared: Arc<Shared>,
+    _slot: crate::app::WsSlot,
+) {
     let name = ConnName::random();
     let _guard = shared.metrics.track_connection(ConnLabels {
         listener,
@@ -108,6 +146,10 @@ async fn run(socket: WebSocket, peer: SocketAddr, listener: &'static str, shared
     let interval = shared.ws_ping_interval;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let mut last_heard = tokio::time::Instant::now();
+    // Token bucket: WS_MSG_RATE messages a second, bursts of twice that.
+    let rate = f64::from(shared.ws_msg_rate);
+    let mut tokens = rate * 2.0;
+    let mut refilled = tokio::time::Instant::now();
     let reason = loop {
         tokio::select! {
             msg = stream.next() => {
@@ -131,6 +173,12 @@ async fn run(socket: WebSocket, peer: SocketAddr, listener: &'static str, shared
                     }
                 };
                 last_heard = tokio::time::Instant::now();
+                tokens = (tokens + refilled.elapsed().as_secs_f64() * rate).min(rate * 2.0);
+                refilled = last_heard;
+                if tokens < 1.0 {
+                    break close(&mut sink, &shared, 1008, "message rate limit", "rate_limit").await;
+                }
+                tokens -= 1.0;
                 // RFC 5626 §4.4.1 double-CRLF keep-alive: answer with one CRLF.
                 if text == "\r\n\r\n" {
                     if sink.send(Message::Text("\r\n".into())).await.is_err() {
