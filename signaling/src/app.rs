@@ -13,7 +13,9 @@ use tracing::{debug, info, warn};
 
 use crate::b2bua::core::{Core, CoreConfig, CoreEvent, Peer};
 use crate::config::{Config, ConfigError};
-use crate::metrics::{CodeLabels, MalformedLabels, Metrics, TransportLabels};
+use crate::metrics::{
+    ByLabels, CodeLabels, EventLabels, MalformedLabels, Metrics, TransportLabels,
+};
 use crate::sip::txn::TimerValues;
 use crate::tls::{self, TlsMaterial};
 use crate::transport::{http, ws::ConnName};
@@ -491,7 +493,14 @@ async fn core_task(
                     metrics.calls_total.inc();
                     info!(%call_id, %from, %to, "call started");
                 }
+                CoreEvent::Media { event } => {
+                    metrics
+                        .media_events
+                        .get_or_create(&EventLabels { event })
+                        .inc();
+                }
                 CoreEvent::CallAnswered { id, setup } => {
+                    metrics.call_setup.observe(setup.as_secs_f64());
                     info!(
                         session = id.0,
                         setup_ms = setup.as_millis() as u64,
@@ -509,6 +518,10 @@ async fn core_task(
                     duration,
                     answered,
                 } => {
+                    metrics
+                        .calls_ended
+                        .get_or_create(&ByLabels { hung_up_by: by })
+                        .inc();
                     info!(
                         session = id.0,
                         %call_id,

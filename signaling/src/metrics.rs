@@ -10,6 +10,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 /// Which listener a connection came in on, and what it became.
@@ -35,6 +36,24 @@ pub struct Metrics {
     /// Malformed SIP: requests answered with an error (`rejected`) or messages dropped.
     pub sip_malformed: Family<MalformedLabels, Counter>,
     pub sip_responses_sent: Family<CodeLabels, Counter>,
+    /// What the media engine reported, by event.
+    pub media_events: Family<EventLabels, Counter>,
+    /// INVITE received to 2xx sent.
+    pub call_setup: Histogram,
+    /// Calls ended, by who hung up.
+    pub calls_ended: Family<ByLabels, Counter>,
+}
+
+/// A media engine event name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event: &'static str,
+}
+
+/// Who ended a call: caller, callee or gateway.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ByLabels {
+    pub hung_up_by: &'static str,
 }
 
 /// How a malformed SIP message was handled.
@@ -119,6 +138,27 @@ impl Metrics {
             "SIP responses sent by status code",
             sip_responses_sent.clone(),
         );
+        let media_events = Family::<EventLabels, Counter>::default();
+        reg.register(
+            "media_events",
+            "Media engine events (ICE, DTLS, consent, timeouts)",
+            media_events.clone(),
+        );
+        let call_setup = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]);
+        reg.register_with_unit(
+            "call_setup",
+            "INVITE received to 2xx sent",
+            Unit::Seconds,
+            call_setup.clone(),
+        );
+        let calls_ended = Family::<ByLabels, Counter>::default();
+        reg.register(
+            "calls_ended",
+            "Calls ended, by who hung up",
+            calls_ended.clone(),
+        );
         reg.sub_registry_with_prefix("build")
             .register_collector(Box::new(BuildInfo));
         Arc::new(Metrics {
@@ -132,6 +172,9 @@ impl Metrics {
             sip_messages_received,
             sip_malformed,
             sip_responses_sent,
+            media_events,
+            call_setup,
+            calls_ended,
         })
     }
 

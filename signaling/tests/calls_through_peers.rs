@@ -114,6 +114,24 @@ async fn browser_calls_the_sip_side_and_hangs_up_first() {
         "{}",
         sipp_messages(&s.dir, "uas")
     );
+    let m = https_get(s.gw.https_port, "/metrics", "").await.body;
+    assert_eq!(
+        metric(&m, "webrtc_phone_call_setup_seconds_count"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "webrtc_phone_calls_ended_total{hung_up_by=\"caller\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "webrtc_phone_calls_active"), Some(0.0));
+    assert_eq!(metric(&m, "webrtc_phone_calls_started_total"), Some(1.0));
+    let ended = s.gw.log_text();
+    assert!(
+        ended.contains("call ended") && ended.contains("hung_up_by=\"caller\""),
+        "{ended}"
+    );
 }
 
 #[tokio::test]

@@ -451,21 +451,37 @@ impl Core {
                     self.end_call(now, id, "media allocation failed");
                 }
             }
-            Output::Event(ev) => match ev {
-                Event::MediaTimeout { id } => self.hang_up_both(now, id, "media timeout"),
-                Event::DtlsFailed { id, reason, .. } => {
-                    let why = format!("DTLS failed: {reason}");
-                    self.hang_up_both(now, id, Box::leak(why.into_boxed_str()))
-                }
-                Event::ConsentLost { id, .. } => self.hang_up_both(now, id, "ICE consent lost"),
-                Event::Released { id, stats } => {
+            Output::Event(ev) => {
+                let name = match &ev {
+                    Event::IceConnected { .. } => Some("ice_connected"),
+                    Event::DtlsConnected { .. } => Some("dtls_connected"),
+                    Event::DtlsFailed { .. } => Some("dtls_failed"),
+                    Event::ConsentLost { .. } => Some("consent_lost"),
+                    Event::MediaTimeout { .. } => Some("media_timeout"),
+                    Event::Released { .. } => None,
+                };
+                if let Some(event) = name {
                     self.events
-                        .push_back(super::core::CoreEvent::MediaStats { id, stats });
+                        .push_back(super::core::CoreEvent::Media { event });
                 }
-                Event::IceConnected { .. } | Event::DtlsConnected { .. } => {}
-            },
+                self.handle_engine_event(now, ev);
+            }
         }
         self.pump(now);
+    }
+
+    fn handle_engine_event(&mut self, now: Instant, ev: Event) {
+        match ev {
+            Event::MediaTimeout { id } => self.hang_up_both(now, id, "media timeout"),
+            // The reason goes to the log through the Media event; the BYE says what failed.
+            Event::DtlsFailed { id, .. } => self.hang_up_both(now, id, "DTLS failed"),
+            Event::ConsentLost { id, .. } => self.hang_up_both(now, id, "ICE consent lost"),
+            Event::Released { id, stats } => {
+                self.events
+                    .push_back(super::core::CoreEvent::MediaStats { id, stats });
+            }
+            Event::IceConnected { .. } | Event::DtlsConnected { .. } => {}
+        }
     }
 
     fn on_allocated(&mut self, now: Instant, id: SessionId, legs: [LocalLeg; 2]) {

@@ -98,6 +98,9 @@ pub enum CoreEvent {
         duration: std::time::Duration,
         answered: bool,
     },
+    /// Something the media engine reported (`ice_connected`, `dtls_connected`, `dtls_failed`,
+    /// `consent_lost`, `media_timeout`).
+    Media { event: &'static str },
     /// The engine's final figures for a released session.
     MediaStats { id: SessionId, stats: SessionStats },
 }
