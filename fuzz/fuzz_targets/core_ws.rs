@@ -1,0 +1,38 @@
+//! The signaling core fed arbitrary messages from a WebSocket and from the proxy never panics.
+//! Input: messages separated by a 0xff byte, alternating between the two peers.
+#![no_main]
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+use signaling::b2bua::core::{Core, CoreConfig, Peer};
+use signaling::b2bua::policy::AcceptList;
+use signaling::sdp::pts::PtFilter;
+use signaling::sip::txn::TimerValues;
+use signaling::transport::ws::ConnName;
+
+fuzz_target!(|data: &[u8]| {
+    let mut core = Core::new(CoreConfig {
+        own_host: "127.0.0.1".into(),
+        sip_port: 5060,
+        proxy: Some(vec!["127.0.0.1:5090".parse().unwrap()]),
+        timers: TimerValues::default(),
+        salt: 1,
+        route: None,
+        accept: AcceptList::parse("[[WSS]],[[PROXY]]").unwrap(),
+        pts: PtFilter::parse("[PCMU/8000]").unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+    });
+    let conn = ConnName("c1.invalid".into());
+    core.handle_ws_opened(&conn);
+    let mut now = Instant::now();
+    for (i, msg) in data.split(|b| *b == 0xff).enumerate() {
+        let peer = if i % 2 == 0 { Peer::Ws(conn.clone()) } else { Peer::Udp("127.0.0.1:5090".parse().unwrap()) };
+        core.handle_message(now, peer, msg);
+        now += Duration::from_millis(100);
+        core.handle_timeout(now);
+        while core.poll_transmit().is_some() {}
+        while core.poll_command().is_some() {}
+        while core.poll_event().is_some() {}
+    }
+    core.handle_ws_closed(now, &conn);
+});
