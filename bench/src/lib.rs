@@ -1,0 +1,17 @@
+//! The webrtc-phone load generator: N browsers at once, built from the gateway's own protocol
+//! code (engine::proto in the client role, signaling's SIP message and SDP model), against a
+//! SIPp echo far end. See `bench/README.md`.
+//!
+//! * [`peer`]: pure client-role WebRTC leg (ICE controlling, DTLS, SRTP).
+//! * [`sdp`]: Chrome-shaped offers/answers; reading the far end's media parameters.
+//! * [`ua`]: one SIP UA over WSS.
+//! * [`run`]: the load run (ramp, hold, hang-up, callees, sampler).
+//! * [`stats`], [`procstat`], [`report`]: measuring and reporting.
+
+pub mod peer;
+pub mod procstat;
+pub mod report;
+pub mod run;
+pub mod sdp;
+pub mod stats;
+pub mod ua;
