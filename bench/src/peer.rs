@@ -71,7 +71,8 @@ pub struct ClientLeg {
     tie_breaker: u64,
     controlling: bool,
     tx_counter: u64,
-    pending: Option<[u8; 12]>,
+    /// Transaction ids of the last checks sent: a response to an earlier retransmission counts.
+    pending: [Option<[u8; 12]>; 4],
     next_check: Instant,
     state: LegState,
     dtls: Option<DtlsEndpoint>,
@@ -103,14 +104,14 @@ impl ClientLeg {
         tie_breaker: u64,
         now: Instant,
     ) -> Self {
-        Self {
+        let mut leg = Self {
             local,
             controlling: true,
             remote,
             identity,
             tie_breaker,
             tx_counter: 0,
-            pending: None,
+            pending: [None; 4],
             next_check: now,
             state: LegState::Checking,
             dtls: None,
@@ -119,7 +120,13 @@ impl ClientLeg {
             out: VecDeque::new(),
             ice_done: None,
             dtls_done: None,
+        };
+        // As DTLS server, be ready for a ClientHello that can arrive right after the far end's
+        // own check succeeds (a full-ICE far end such as rtpengine), before ours does.
+        if leg.dtls_role() == DtlsRole::Server {
+            leg.start_dtls(now);
         }
+        leg
     }
 
     /// The current state.
@@ -172,7 +179,7 @@ impl ClientLeg {
             Ok(n) => {
                 buf.truncate(n);
                 self.out.push_back(buf);
-                self.pending = Some(txid);
+                self.pending[(self.tx_counter % 4) as usize] = Some(txid);
             }
             Err(e) => self.fail(format!("STUN build: {e}")),
         }
@@ -183,7 +190,6 @@ impl ClientLeg {
         match DtlsEndpoint::new(&self.identity, cfg, now) {
             Ok(ep) => {
                 self.dtls = Some(ep);
-                self.state = LegState::Handshaking;
                 self.pump_dtls();
             }
             Err(e) => self.fail(format!("DTLS setup: {e}")),
@@ -217,9 +223,21 @@ impl ClientLeg {
         }
         if let Some(f) = failed {
             self.fail(f);
-        } else if self.srtp_out.is_some() && self.state == LegState::Handshaking {
-            self.state = LegState::Connected;
+        } else {
+            self.update_state();
         }
+    }
+
+    /// Checking until ICE succeeds, then Handshaking until the SRTP keys are in place.
+    fn update_state(&mut self) {
+        if matches!(self.state, LegState::Failed(_)) {
+            return;
+        }
+        self.state = match (self.ice_done, &self.srtp_out) {
+            (None, _) => LegState::Checking,
+            (Some(_), None) => LegState::Handshaking,
+            (Some(_), Some(_)) => LegState::Connected,
+        };
     }
 
     /// Feeds one datagram from the far end; an RTP packet is unprotected in place.
@@ -233,9 +251,9 @@ impl ClientLeg {
             PacketKind::Dtls => {
                 if let Some(ep) = self.dtls.as_mut() {
                     ep.handle_input(now, data);
-                    let was = self.state.clone();
+                    let had_keys = self.srtp_out.is_some();
                     self.pump_dtls();
-                    if was == LegState::Handshaking && self.state == LegState::Connected {
+                    if !had_keys && self.srtp_out.is_some() {
                         self.dtls_done = Some(now);
                     }
                 }
@@ -252,24 +270,31 @@ impl ClientLeg {
         }
     }
 
+    fn is_pending(&self, txid: &[u8; 12]) -> bool {
+        self.pending.iter().flatten().any(|p| p == txid)
+    }
+
     fn handle_stun(&mut self, now: Instant, data: &[u8]) {
         let Ok(m) = StunMessage::parse(data) else {
             return;
         };
         match m.class() {
-            Class::Success if self.pending.as_ref() == Some(m.txid()) => {
+            Class::Success if self.is_pending(m.txid()) => {
                 if m.verify_integrity(self.remote.ice.pwd.as_bytes()).is_err() {
                     self.fail("STUN response failed MESSAGE-INTEGRITY".into());
                     return;
                 }
-                self.pending = None;
-                if self.state == LegState::Checking {
+                self.pending = [None; 4];
+                if self.ice_done.is_none() {
                     self.ice_done = Some(now);
                     self.next_check = now + CONSENT_INTERVAL;
-                    self.start_dtls(now);
+                    if self.dtls.is_none() {
+                        self.start_dtls(now);
+                    }
+                    self.update_state();
                 }
             }
-            Class::Error if self.pending.as_ref() == Some(m.txid()) => {
+            Class::Error if self.is_pending(m.txid()) => {
                 let code = m.error_code().map_or(0, |(c, _)| c);
                 self.fail(format!("STUN error response {code}"));
             }
@@ -402,13 +427,14 @@ mod tests {
             while let Some(d) = a.poll_transmit() {
                 moved = true;
                 buf[..d.len()].copy_from_slice(&d);
-                if b.state == LegState::Checking && demux(&d) == PacketKind::Stun {
-                    b.handle_input(now, &mut buf, d.len());
+                if b.ice_done.is_none() && demux(&d) == PacketKind::Stun {
                     b.ice_done = Some(now);
-                    b.start_dtls(now);
-                } else {
-                    b.handle_input(now, &mut buf, d.len());
+                    if b.dtls.is_none() {
+                        b.start_dtls(now);
+                    }
                 }
+                b.handle_input(now, &mut buf, d.len());
+                b.update_state();
             }
             while let Some(d) = b.poll_transmit() {
                 moved = true;

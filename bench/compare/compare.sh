@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Runs the same load (loadgen: N browsers over WSS with ICE/DTLS-SRTP PCMU, SIPp echo far end)
+# against webrtc-phone and against Kamailio (WSS edge) + rtpengine, then prints one table:
+# CPU per call and RSS per call (from /proc, each stack's own process trees), loss, RTT p99,
+# setup time, failed calls, and the floor (each stack's idle CPU; the harness's own CPU).
+#
+# Usage: bench/compare/compare.sh [-n CONCURRENCY] [-r RATE] [-d HOLD_S] [-o OUT_DIR] [-s gw|kr|both]
+# Needs: target/release/{loadgen,webrtc-phone} (cargo build --release -p bench -p signaling),
+#        sipp; for the comparison stack rtpengine-daemon, kamailio, kamailio-websocket-modules,
+#        kamailio-tls-modules. Loopback only; every process is stopped by its PID.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+N=50
+RATE=25
+HOLD=20
+OUT=$PWD/compare-out
+STACKS=both
+while getopts "n:r:d:o:s:" o; do
+	case $o in
+	n) N=$OPTARG ;;
+	r) RATE=$OPTARG ;;
+	d) HOLD=$OPTARG ;;
+	o) OUT=$OPTARG ;;
+	s) STACKS=$OPTARG ;;
+	*) sed -n 2,10p "$0"; exit 2 ;;
+	esac
+done
+LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
+GW_BIN=${WEBRTC_PHONE_BIN:-$ROOT/target/release/webrtc-phone}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+# Bound: ramp + hold + setup/teardown margin.
+MAX_RUN=$(python3 -c "print(int($N/$RATE + $HOLD + 60))")
+
+PIDS=()
+stop_pid() {
+	local pid=$1
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+	for p in "${PIDS[@]}"; do stop_pid "$p"; done
+	PIDS=()
+	if [ -s "$OUT/kr/edge.pid" ]; then RUN_DIR="$OUT/kr" "$HERE/stop-kamailio-rtpengine.sh" >/dev/null || true; fi
+}
+trap cleanup EXIT
+
+run_gw() {
+	echo "== webrtc-phone: $N calls, $RATE/s, hold $HOLD s"
+	local d="$OUT/gw"
+	rm -rf "$d"; mkdir -p "$d"
+	sipp -sf "$ROOT/bench/sipp/uas-echo.xml" -i 127.0.0.1 -p 25192 -mi 127.0.0.1 -mp 26100 \
+		-rtp_echo -aa -nostdin -trace_err -error_file "$d/sipp.err" >"$d/sipp.out" 2>&1 &
+	local sipp=$!; PIDS+=("$sipp")
+	env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25443 WSS_PORT=25444 SIP_PORT=25160 \
+		MIN_RTP_PORT=21000 MAX_RTP_PORT=22999 STATE_DIR="$d/state" OUTBOUND_ROUTE=127.0.0.1:25192 \
+		RTPP_NODEBUG=1 "$GW_BIN" >"$d/gateway.log" 2>&1 &
+	local gw=$!; PIDS+=("$gw")
+	for _ in $(seq 200); do grep -q "webrtc-phone listening" "$d/gateway.log" && break; sleep 0.1; done
+	grep -q "webrtc-phone listening" "$d/gateway.log" || { echo "gateway did not start"; cat "$d/gateway.log"; return 1; }
+	"$LOADGEN" --wss 127.0.0.1:25444 -n "$N" --rate "$RATE" --hold "$HOLD" --max-run "$MAX_RUN" \
+		--watch "webrtc-phone=$gw" --watch "sipp-echo=$sipp" \
+		--json "$OUT/webrtc-phone.json" --html "$OUT/webrtc-phone.html" | tee "$d/loadgen.txt"
+	stop_pid "$gw"; stop_pid "$sipp"; PIDS=()
+}
+
+run_kr() {
+	echo "== Kamailio edge + rtpengine: $N calls, $RATE/s, hold $HOLD s"
+	local d="$OUT/kr"
+	rm -rf "$d"; mkdir -p "$d"
+	RUN_DIR="$d" "$HERE/start-kamailio-rtpengine.sh"
+	sleep 1
+	"$LOADGEN" --wss 127.0.0.1:15443 --ws-path / -n "$N" --rate "$RATE" --hold "$HOLD" --max-run "$MAX_RUN" \
+		--watch "kamailio-edge=$(cat "$d/edge.pid")" --watch "rtpengine=$(cat "$d/rtpengine.pid")" \
+		--watch "sipp-echo=$(cat "$d/sipp-uas.pid")" \
+		--json "$OUT/kamailio-rtpengine.json" --html "$OUT/kamailio-rtpengine.html" | tee "$d/loadgen.txt"
+	RUN_DIR="$d" "$HERE/stop-kamailio-rtpengine.sh"
+}
+
+case $STACKS in
+gw) run_gw ;;
+kr) run_kr ;;
+*) run_gw; run_kr ;;
+esac
+
+python3 - "$OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+stacks = [("webrtc-phone", "webrtc-phone.json", ["webrtc-phone"]),
+          ("kamailio+rtpengine", "kamailio-rtpengine.json", ["kamailio-edge", "rtpengine"])]
+def f(v, fmt="{:.1f}"):
+    return "-" if v is None else fmt.format(v)
+rows = []
+for name, fn, groups in stacks:
+    p = os.path.join(out, fn)
+    if not os.path.exists(p):
+        continue
+    r = json.load(open(p))
+    s = r["summary"]
+    procs = {x["name"]: x for x in s["processes"]}
+    own = [procs[g] for g in groups if g in procs]
+    cpu = sum(x["cpu_ms_per_call_s"] or 0 for x in own) if own else None
+    rss = sum(x["rss_per_call_kib"] or 0 for x in own) if own else None
+    idle = sum(x["idle_cpu_pct"] for x in own)
+    load = sum(x["load_cpu_pct"] for x in own)
+    harness = sum(procs[g]["load_cpu_pct"] for g in ("loadgen", "sipp-echo") if g in procs)
+    rows.append([name, f"{s['ok']}/{s['calls']}", f(s["peak_active"], "{}"), f(load), f(cpu, "{:.2f}"),
+                 f(rss), f(s["loss_pct"], "{:.3f}"), f(s["rtt_ms"]["p99"], "{:.2f}"),
+                 f(s["invite_to_200_ms"]["p50"]), f(s["invite_to_200_ms"]["p99"]),
+                 f(s["invite_to_media_ms"]["p50"]), str(s["failed"]), f(idle), f(harness)])
+head = ["stack", "ok/calls", "peak", "CPU % load", "CPU ms/call-s", "RSS KiB/call", "loss %",
+        "RTT p99 ms", "INV→200 p50", "INV→200 p99", "INV→media p50", "failed", "floor: idle CPU %",
+        "harness CPU % (loadgen+sipp)"]
+w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+for row in [head] + rows:
+    print("  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(row)))
+print("CPU ms/call-s = (stack CPU at full load - idle floor) / calls with media; 10 ms/call-s = 1 % of a core per call.")
+print("Loss and RTT are round trip through the SIPp echo. Reports:", out)
+PY
