@@ -145,6 +145,8 @@ struct Shared {
     ok: AtomicU64,
     failed: AtomicU64,
     stop_callees: AtomicBool,
+    /// Set when every call task has ended (or the run limit hit): the sampler stops.
+    finished: AtomicBool,
     results: Mutex<Vec<CallResult>>,
 }
 
@@ -252,9 +254,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         stop_callees: AtomicBool::new(false),
+        finished: AtomicBool::new(false),
         results: Mutex::new(Vec::new()),
     });
-    let total = cfg.calls + cfg.answer_users.len();
     let bar = if cfg.progress {
         let b = indicatif::ProgressBar::new(cfg.calls as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -351,11 +353,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
                 if timeline.len() > 100_000 {
                     break timeline;
                 }
-                if sh.stop_callees.load(Ordering::Relaxed)
-                    && sh.active.load(Ordering::Relaxed) == 0
-                    && (sh.ok.load(Ordering::Relaxed) + sh.failed.load(Ordering::Relaxed)) as usize
-                        >= total
-                {
+                if sh.finished.load(Ordering::Relaxed) {
                     break timeline;
                 }
             }
@@ -401,7 +399,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     };
     let timed_out = tokio::time::timeout(cfg.max_run, work).await.is_err();
     sh.stop_callees.store(true, Ordering::Relaxed);
-    // The sampler ends once everything finished; give it a bounded moment.
+    sh.finished.store(true, Ordering::Relaxed);
+    // The sampler ends at its next tick.
     let timeline = match tokio::time::timeout(Duration::from_secs(3), sampler).await {
         Ok(Ok(t)) => t,
         _ => Vec::new(),
