@@ -134,7 +134,11 @@ impl Ua {
         let mut req = format!("wss://{addr}{path}").into_client_request()?;
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", "sip".parse()?);
-        let (ws, _) = tokio_tungstenite::client_async(req, tls)
+        // tungstenite zero-fills `read_buffer_size` bytes of its read buffer on every poll; the
+        // media loop polls the socket on every packet, so keep it small (it grows as needed).
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4096);
+        let (ws, _) = tokio_tungstenite::client_async_with_config(req, tls, Some(config))
             .await
             .context("WebSocket upgrade")?;
         Ok(Ua {
