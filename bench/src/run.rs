@@ -224,7 +224,7 @@ pub struct ProcSummary {
     pub name: String,
     /// CPU % of one core before any call (idle floor).
     pub idle_cpu_pct: f64,
-    /// CPU % of one core while ≥ 95 % of the target concurrency had media.
+    /// CPU % of one core while ≥ 95 % of the peak number of calls had media.
     pub load_cpu_pct: f64,
     /// CPU ms per call per second of media, at load, minus the idle floor.
     pub cpu_ms_per_call_s: Option<f64>,
@@ -420,7 +420,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         }
     }
     calls.sort_by_key(|c| (c.direction, c.idx));
-    let summary = summarize(&cfg, &calls, &sh.rtt.snapshot(), &timeline, &idle);
+    let summary = summarize(&calls, &sh.rtt.snapshot(), &timeline, &idle);
     Ok(Report {
         config: cfg,
         started_unix,
@@ -432,7 +432,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
 }
 
 fn summarize(
-    cfg: &Config,
     calls: &[CallResult],
     rtt: &Histogram,
     timeline: &[Sample],
@@ -452,7 +451,9 @@ fn summarize(
     let received: u64 = calls.iter().map(|c| c.received).sum();
     let lost: u64 = calls.iter().map(|c| c.lost).sum();
     let peak_active = timeline.iter().map(|s| s.active).max().unwrap_or(0);
-    let full = (cfg.concurrency as f64 * 0.95).max(1.0);
+    // "At load": the seconds with at least 95 % of the peak (the target when every call got
+    // through) of calls with media.
+    let full = (peak_active as f64 * 0.95).max(1.0);
     let at_load: Vec<&Sample> = timeline
         .iter()
         .filter(|s| s.active as f64 >= full)
