@@ -55,10 +55,12 @@ run_gw() {
 	sipp -sf "$ROOT/bench/sipp/uas-echo.xml" -i 127.0.0.1 -p 25192 -mi 127.0.0.1 -mp 26100 \
 		-rtp_echo -aa -nostdin -trace_err -error_file "$d/sipp.err" >"$d/sipp.out" 2>&1 &
 	local sipp=$!; PIDS+=("$sipp")
+	# OUTBOUND_PROXY too: with OUTBOUND_ROUTE alone the gateway's demo PBX still answers
+	# calls to "echo" itself (no SIP side, no plain RTP leg).
 	sleep 0.5
 	kill -0 "$sipp" 2>/dev/null || { echo "sipp did not start (port 25192 busy?)"; cat "$d/sipp.out"; return 1; }
 	env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25443 WSS_PORT=25444 SIP_PORT=25160 \
-		MIN_RTP_PORT=21000 MAX_RTP_PORT=22999 STATE_DIR="$d/state" OUTBOUND_ROUTE=127.0.0.1:25192 \
+		MIN_RTP_PORT=21000 MAX_RTP_PORT=22999 STATE_DIR="$d/state" OUTBOUND_PROXY=127.0.0.1:25192 OUTBOUND_ROUTE=127.0.0.1:25192 \
 		RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 "$GW_BIN" >"$d/gateway.log" 2>&1 &
 	local gw=$!; PIDS+=("$gw")
 	for _ in $(seq 200); do grep -q "webrtc-phone listening" "$d/gateway.log" && break; sleep 0.1; done

@@ -84,6 +84,8 @@ fn gateway(dir: &Path, sipp_port: u16) -> (Proc, u16) {
         .env("MIN_RTP_PORT", "15000")
         .env("MAX_RTP_PORT", "15299")
         .env("STATE_DIR", dir.join("state"))
+        // OUTBOUND_PROXY as well: with OUTBOUND_ROUTE alone the demo PBX answers "echo" itself.
+        .env("OUTBOUND_PROXY", format!("127.0.0.1:{sipp_port}"))
         .env("OUTBOUND_ROUTE", format!("127.0.0.1:{sipp_port}"))
         .env("RTPP_NODEBUG", "1")
         .stdin(Stdio::null())
@@ -116,6 +118,8 @@ fn sipp_echo(dir: &Path, port: u16) -> Proc {
         .args(["-mi", "127.0.0.1", "-mp", &free_udp_port().to_string()])
         .args(["-rtp_echo", "-aa", "-nostdin", "-trace_err", "-error_file"])
         .arg(dir.join("sipp.err"))
+        .args(["-trace_msg", "-message_file"])
+        .arg(dir.join("sipp.msg"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -180,6 +184,11 @@ fn twenty_calls_for_ten_seconds_through_the_gateway_with_sipp_echo() {
         assert!(c["invite_to_media_ms"].as_f64().is_some(), "{c}");
     }
     assert_eq!(s["lost"], 0, "{out}");
+    // The calls reached the SIP side (not a gateway-internal echo) and came back as plain RTP.
+    let far = std::fs::read_to_string(dir.join("sipp.msg")).unwrap_or_default();
+    let invites = far.matches("INVITE sip:").count();
+    assert!(invites >= 20, "SIPp saw {invites} INVITEs:\n{far:.2000}");
+    assert!(far.contains("RTP/AVP"), "{far:.2000}");
     assert!(s["rtt_ms"]["p50"].as_f64().is_some(), "{out}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     // Self-contained: inline SVG, nothing fetched.
