@@ -932,3 +932,29 @@ fn wss_ua_route_goes_down_the_named_websocket() {
     let o = out(&mut core);
     assert_eq!(o.last().unwrap().1.status(), Some(480));
 }
+
+#[test]
+fn a_route_without_a_proxy_is_not_the_demo_pbx() {
+    let now = t0();
+    let mut c = cfg(false);
+    c.proxy = None;
+    let mut core = Core::new(c);
+    core.handle_ws_opened(&conn(1));
+    let echo = String::from_utf8_lossy(INVITE).replace("INVITE sip:bob@", "INVITE sip:echo@");
+    core.handle_message(now, ws(1), echo.as_bytes());
+    let _ = out(&mut core);
+    let Some(Command::Allocate { legs, .. }) = core.poll_command() else {
+        panic!("Allocate")
+    };
+    assert!(
+        matches!(legs[1], LegSpec::Plain(None)),
+        "echo goes to the route, not the demo echo: {legs:?}"
+    );
+    // REGISTER has nowhere to go without OUTBOUND_PROXY.
+    core.handle_message(
+        now,
+        ws(1),
+        include_bytes!("../../tests/fixtures/sipjs/register.txt"),
+    );
+    assert_eq!(out(&mut core).last().unwrap().1.status(), Some(501));
+}

@@ -209,7 +209,8 @@ pub struct Core {
 
 impl Core {
     pub fn new(cfg: CoreConfig) -> Self {
-        let demo = cfg.proxy.is_none().then(DemoRegistrar::default);
+        // The demo PBX only when neither OUTBOUND_PROXY nor OUTBOUND_ROUTE is set.
+        let demo = (cfg.proxy.is_none() && cfg.route.is_none()).then(DemoRegistrar::default);
         Core {
             cfg,
             draining: false,
