@@ -341,14 +341,15 @@ impl Core {
         }
         match method {
             Method::Register | Method::Subscribe if !in_dialog => {
-                match (&from, self.cfg.proxy.is_some()) {
-                    (Peer::Ws(conn), true) => {
+                match (&from, self.cfg.proxy.is_some(), self.demo.is_some()) {
+                    (Peer::Ws(conn), true, _) => {
                         let conn = conn.clone();
                         self.proxy_to_registrar(now, key, conn, msg);
                     }
-                    (_, false) if method == Method::Register => {
+                    (_, _, true) if method == Method::Register => {
                         self.demo_register(now, key, from, &msg)
                     }
+                    // No registrar to send it to (OUTBOUND_ROUTE alone), or SUBSCRIBE to the demo.
                     _ => self.reply(now, &key, &msg, 501),
                 }
             }
