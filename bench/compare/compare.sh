@@ -48,6 +48,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Kernel receive-buffer drops (the last column of /proc/net/udp) on local ports lo..hi.
+udp_drops() {
+	python3 -c "
+import sys
+lo, hi = int(sys.argv[1]), int(sys.argv[2])
+print(sum(int(l.split()[-1]) for l in open('/proc/net/udp').readlines()[1:]
+          if lo <= int(l.split()[1].split(':')[1], 16) <= hi))" "$1" "$2"
+}
+
 run_gw() {
 	echo "== webrtc-phone: $N calls, $RATE/s, hold $HOLD s"
 	local d="$OUT/gw"
@@ -68,6 +77,7 @@ run_gw() {
 	"$LOADGEN" --wss 127.0.0.1:25444 -n "$N" --rate "$RATE" --hold "$HOLD" --max-run "$MAX_RUN" \
 		--watch "webrtc-phone=$gw" --watch "sipp-echo=$sipp" \
 		--json "$OUT/webrtc-phone.json" --html "$OUT/webrtc-phone.html" | tee "$d/loadgen.txt"
+	echo "UDP receive-buffer drops: gateway RTP ports $(udp_drops 21000 22999), SIPp echo $(udp_drops 26100 26103)" | tee "$d/udp-drops.txt"
 	stop_pid "$gw"; stop_pid "$sipp"; PIDS=()
 }
 
@@ -81,6 +91,7 @@ run_kr() {
 		--watch "kamailio-edge=$(cat "$d/edge.pid")" --watch "rtpengine=$(cat "$d/rtpengine.pid")" \
 		--watch "sipp-echo=$(cat "$d/sipp-uas.pid")" \
 		--json "$OUT/kamailio-rtpengine.json" --html "$OUT/kamailio-rtpengine.html" | tee "$d/loadgen.txt"
+	echo "UDP receive-buffer drops: rtpengine ports $(udp_drops 40000 49999), SIPp echo $(udp_drops 16000 16003)" | tee "$d/udp-drops.txt"
 	RUN_DIR="$d" "$HERE/stop-kamailio-rtpengine.sh"
 }
 
@@ -122,5 +133,22 @@ w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
 for row in [head] + rows:
     print("  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(row)))
 print("CPU ms/call-s = (stack CPU at full load - idle floor) / calls with media; 10 ms/call-s = 1 % of a core per call.")
+# Loss each way for webrtc-phone, from its per-call "call media" log lines (a = browser leg,
+# b = SIP leg) against what loadgen sent and got back.
+import re
+log = os.path.join(out, "gw", "gateway.log")
+jp = os.path.join(out, "webrtc-phone.json")
+if os.path.exists(log) and os.path.exists(jp):
+    t = dict(a_in=0, a_out=0, b_in=0, b_out=0)
+    for line in open(log, errors="replace"):
+        if "call media" in line:
+            for k in t:
+                m = re.search(r"\b%s=(\d+)" % k, line)
+                t[k] += int(m.group(1)) if m else 0
+    s = json.load(open(jp))["summary"]
+    def pct(a, b):
+        return "%d (%.3f %%)" % (a - b, (a - b) * 100.0 / a) if a else "-"
+    print("webrtc-phone loss each way: browser->gateway %s, gateway->SIPp->gateway %s, gateway->browser %s"
+          % (pct(s["sent"], t["a_in"]), pct(t["b_out"], t["b_in"]), pct(t["a_out"], s["received"])))
 print("Loss and RTT are round trip through the SIPp echo. Reports:", out)
 PY
