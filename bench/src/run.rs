@@ -671,6 +671,8 @@ async fn media(
     };
     let mut active = false;
     let result = loop {
+        // Timers first, so that what they queue (checks, DTLS retransmissions) goes out now.
+        leg.handle_timeout(Instant::now());
         while let Some(d) = leg.poll_transmit() {
             let _ = sock.send_to(&d, leg.remote_addr()).await;
         }
@@ -728,7 +730,6 @@ async fn media(
                 });
             }
         }
-        leg.handle_timeout(now);
         let mut wake = leg.poll_timeout();
         for t in [next_rtp, drain_end].into_iter().flatten() {
             wake = wake.min(t);
