@@ -167,3 +167,26 @@ fn parser_never_panics_on_any_input() {
     }
     assert!(runs > 20_000, "{runs}");
 }
+
+/// Crashers the fuzzers found, kept as regression tests: the error response to a malformed
+/// request must itself parse, or no response is sent.
+#[test]
+fn fuzz_regressions() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(e.unwrap().path()).unwrap();
+        n += 1;
+        match SipMsg::parse(&data) {
+            Ok(m) => {
+                SipMsg::parse(&m.to_bytes()).unwrap();
+            }
+            Err(e) => {
+                if let Some(r) = signaling::sip::msg::error_response_for(&data, &e, "t") {
+                    SipMsg::parse(&r).expect("an error response that parses");
+                }
+            }
+        }
+    }
+    assert!(n >= 1);
+}

@@ -129,6 +129,31 @@ fn direction_of(sdp: &Sdp, m: &Media) -> Direction {
     Direction::SendRecv
 }
 
+/// RFC 3264 §6.1: what an answer may say, given the offer's direction and what the answerer
+/// wants. The answerer sends only if the offerer receives, and receives only if it sends.
+pub fn answer_direction(offer: Direction, wanted: Direction) -> Direction {
+    let caps = |d: Direction| match d {
+        Direction::SendRecv => (true, true),
+        Direction::SendOnly => (true, false),
+        Direction::RecvOnly => (false, true),
+        Direction::Inactive => (false, false),
+    };
+    let ((o_send, o_recv), (w_send, w_recv)) = (caps(offer), caps(wanted));
+    match (w_send && o_recv, w_recv && o_send) {
+        (true, true) => Direction::SendRecv,
+        (true, false) => Direction::SendOnly,
+        (false, true) => Direction::RecvOnly,
+        (false, false) => Direction::Inactive,
+    }
+}
+
+/// The direction of the relayed section of `offer`, if it is an answer's offer.
+fn offered_direction(offer: Option<&Sdp>) -> Option<Direction> {
+    let o = offer?;
+    let i = relayed_section(o)?;
+    Some(direction_of(o, &o.media[i]))
+}
+
 fn direction_attr(d: Direction) -> &'static str {
     match d {
         Direction::SendRecv => "sendrecv",
@@ -283,6 +308,21 @@ pub fn relay_webrtc(
             return Err(TranslateError::Bad(
                 "m= sections (answer does not match the offer)",
             ));
+        }
+        for (i, m) in out.media.iter_mut().enumerate() {
+            if m.port == 0 {
+                continue;
+            }
+            let wanted = direction_of(src, &src.media[i]);
+            let d = answer_direction(direction_of(offer, &offer.media[i]), wanted);
+            m.lines.retain(|(t, v)| {
+                !(*t == 'a'
+                    && matches!(
+                        v.as_str(),
+                        "sendrecv" | "sendonly" | "recvonly" | "inactive"
+                    ))
+            });
+            m.lines.push(('a', direction_attr(d).into()));
         }
     }
     if !out.media.iter().any(|m| m.port != 0) {
@@ -447,7 +487,9 @@ pub fn to_plain(
     lines.extend(format_attrs(src, &fmts, false));
     // RFC 3605: RTCP on the odd port after RTP, stated explicitly.
     lines.push(('a', format!("rtcp:{}", local_rtp.port() + 1)));
-    lines.push(('a', direction_attr(direction_of(browser, src)).into()));
+    let wanted = direction_of(browser, src);
+    let dir = offered_direction(sip_offer).map_or(wanted, |o| answer_direction(o, wanted));
+    lines.push(('a', direction_attr(dir).into()));
     let relayed = Media {
         kind: src.kind.clone(),
         port: local_rtp.port(),
@@ -520,6 +562,8 @@ pub fn to_webrtc(
         Setup::Passive => "passive",
         Setup::ActPass => "actpass",
     };
+    let wanted = direction_of(sip, src);
+    let dir = offered_direction(browser_offer).map_or(wanted, |o| answer_direction(o, wanted));
     let build = |kind: &str, proto: &str, mid: &str, fb_src: Option<&Media>| {
         let mut lines = vec![
             ('c', format!("IN {} {ip}", ip_family(ip))),
@@ -532,7 +576,7 @@ pub fn to_webrtc(
             ('a', format!("fingerprint:{}", local.fingerprint)),
             ('a', format!("setup:{setup}")),
             ('a', format!("mid:{mid}")),
-            ('a', direction_attr(direction_of(sip, src)).into()),
+            ('a', direction_attr(dir).into()),
             ('a', "rtcp-mux".into()),
         ];
         lines.extend(format_attrs(src, &fmts, false));
@@ -953,5 +997,51 @@ mod tests {
             assert!(!t.contains(" UDP/TLS/RTP/SAVP "), "{name}: never SAVP");
         }
         assert!(seen >= 6, "fixtures with SDP: {seen}");
+    }
+
+    #[test]
+    fn answers_respect_the_offered_direction() {
+        use Direction::*;
+        assert_eq!(answer_direction(SendOnly, SendRecv), RecvOnly);
+        assert_eq!(answer_direction(RecvOnly, SendRecv), SendOnly);
+        assert_eq!(answer_direction(Inactive, SendRecv), Inactive);
+        assert_eq!(answer_direction(SendRecv, SendOnly), SendOnly);
+        assert_eq!(answer_direction(SendOnly, SendOnly), Inactive);
+        // A far end that answers a hold with sendrecv (SIPp does) still gives the browser a
+        // valid answer: recvonly.
+        let offer = body(include_bytes!("../../tests/fixtures/sipjs/invite.txt"));
+        let held = Sdp::parse(
+            &text(&offer)
+                .replace("a=sendrecv", "a=sendonly")
+                .into_bytes(),
+        )
+        .unwrap();
+        let far = Sdp::parse(SIPP_OFFER.as_bytes()).unwrap();
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let out = text(&to_webrtc(&far, &local(), &f, &mut origin(), Some(&held)).unwrap());
+        assert!(
+            out.contains("a=recvonly") && !out.contains("a=sendrecv"),
+            "{out}"
+        );
+        let sip_held = Sdp::parse(
+            SIPP_OFFER
+                .replace("t=0 0", "t=0 0\r\na=sendonly")
+                .as_bytes(),
+        )
+        .unwrap();
+        let answer = body(include_bytes!(
+            "../../tests/fixtures/sipjs/callee-200-ok-sdp-answer.txt"
+        ));
+        let out = text(
+            &to_plain(
+                &answer,
+                "127.0.0.1:32004".parse().unwrap(),
+                &f,
+                &mut origin(),
+                Some(&sip_held),
+            )
+            .unwrap(),
+        );
+        assert!(out.contains("a=recvonly"), "{out}");
     }
 }

@@ -588,6 +588,23 @@ pub fn error_response_for(buf: &[u8], err: &ParseError, to_tag: &str) -> Option<
             return None;
         }
     }
+    // The response must be routable and parseable by its recipient: the copied values must be
+    // well formed themselves, else the request is dropped (and counted) instead.
+    let well_formed = copied.iter().all(|(n, v)| match n.as_str() {
+        "Via" => hdr::split_list(v).iter().all(|x| Via::parse(x).is_ok()),
+        "From" | "To" => NameAddr::parse(v, "From/To").is_ok(),
+        "CSeq" => CSeq::parse(v).is_ok(),
+        _ => !v.is_empty() && !v.contains(char::is_whitespace),
+    });
+    if !well_formed
+        || copied
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "Via"))
+            .count()
+            != 4
+    {
+        return None;
+    }
     let mut out = format!("SIP/2.0 {} {}\r\n", err.status, reason_phrase(err.status));
     for (n, v) in copied {
         if n == "To" && !v.contains("tag=") {
