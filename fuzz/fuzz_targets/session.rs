@@ -54,7 +54,8 @@ fuzz_target!(|data: &[u8]| {
             _ => (Socket::Rtp(LegIndex::B), "127.0.0.9:7000"),
         };
         let _ = s.handle_datagram(t, via, src.parse().unwrap(), &mut buf, n);
-        while s.poll_transmit().is_some() {}
+        let mut out = [0u8; 2048];
+        while s.poll_transmit(&mut out).is_some() {}
         while s.poll_event().is_some() {}
         t += Duration::from_millis(u64::from(sock));
         s.handle_timeout(t);

@@ -1,0 +1,121 @@
+// Scenario 1: Demo 1 through Kamailio (registrar with digest auth) to a SIPp echo UAS.
+// Register (401 then 200), call echo, hear our own 440 Hz tone back, DTMF reaches SIPp as INFO,
+// hold and resume (media stops and resumes), hang up from the browser; then a second call to a
+// SIPp-registered user "carol" whose UAS hangs up first. Each part is a step (subtest): a failing
+// one is reported and the later ones still run.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { scenario, freePorts, assertTone, waitIn, packetGrowth, sipResponses, sleep, until } from "./harness.mjs";
+
+test("Demo 1 through Kamailio + SIPp echo", { timeout: 75000 }, (t) =>
+  scenario("demo1-kamailio", async (w) => {
+    const echo = await w.echoUas("uas");
+    const kport = await w.kamailioStart({ echoPort: echo.port });
+    // carol: a SIPp UAS that hangs up 3 s after the ACK, registered at Kamailio by register.xml.
+    const carolPort = await freePorts(1, ["udp"]);
+    const carolMedia = await freePorts(4, ["udp"]);
+    const carol = await w.sipp("carol", "uas-hangup.xml", ["-i", "127.0.0.1", "-p", String(carolPort), "-mi", "127.0.0.1",
+      "-mp", String(carolMedia), "-rtp_echo", "-aa", "-m", "1", "-d", "3000"]);
+    const regPort = await freePorts(1, ["udp"]);
+    const reg = await w.sipp("carol-register", "register.xml", [`127.0.0.1:${kport}`, "-s", "carol", "-au", "carol", "-ap",
+      "carolPassword", "-key", "contact_host", "127.0.0.1", "-key", "contact_port", String(carolPort), "-m", "1",
+      "-i", "127.0.0.1", "-p", String(regPort), "-timeout", "10", "-timeout_error"]);
+    assert.equal(await reg.waitExit(12000), 0, "SIPp registered carol at Kamailio");
+    await w.gateway({ proxyPort: kport });
+
+    const b = await w.browser(440);
+    const page = await w.page(b, "demo1", "/demo1.html?user=alice&password=alicePassword&target=echo&log=log");
+    const st = () => page.evaluate(() => window.__demo1.state);
+    const needActive = async () => {
+      const s = await st();
+      assert.equal(s?.callState, "active", `the call must be up for this step: ${JSON.stringify({ callState: s?.callState, lastCall: s?.lastCall })}`);
+    };
+    const reinvites = () => echo.proc.messages().split(/^INVITE sip:/m).slice(2);
+
+    await w.step("register through the gateway: 401, then 200", async () => {
+      await page.evaluate(() => window.__demo1.connect());
+      await waitIn(page, () => window.__demo1.connected);
+      await page.evaluate(() => window.__demo1.line.register());
+      await waitIn(page, () => window.__demo1.registered, null, 10000);
+      const regs = sipResponses(w.consoleText()).filter((r) => r.endsWith("REGISTER"));
+      assert.deepEqual(regs.slice(0, 2), ["401 REGISTER", "200 REGISTER"], `REGISTER responses: ${regs}`);
+    });
+
+    await w.step("call echo: packets both ways, own 440 Hz tone back over PCMU", async () => {
+      await page.click("#call");
+      await waitIn(page, () => window.__demo1.callState === "active", null, 10000);
+      const g = await packetGrowth(page, "__demo1", 2000);
+      assert.ok(g.received >= 50, `packets received in 2 s of call: ${g.received}`);
+      assert.ok(g.sent >= 50, `packets sent in 2 s of call: ${g.sent}`);
+      assertTone(await page.evaluate(() => window.__toneFrequency(1500)), 440, "echo through Kamailio + SIPp");
+      assert.equal((await page.evaluate(() => window.__demo1.stats())).codec, "PCMU/8000");
+    });
+
+    await w.step("DTMF 5 and # reach SIPp as INFO", async () => {
+      await needActive();
+      await page.click("#key-5");
+      await waitIn(page, () => window.__demo1.state.dtmfSent === "5", null, 5000);
+      await page.click("#key-hash");
+      await waitIn(page, () => window.__demo1.state.dtmfSent === "5#", null, 5000);
+      await until(() => /^INFO sip:[^]*?Signal=\s*5[^]*?^INFO sip:[^]*?Signal=\s*#/m.test(echo.proc.messages()), 5000,
+        "INFO with Signal=5 then Signal=# in the SIPp UAS's message log");
+    });
+
+    await w.step("hold: sendonly re-INVITE to SIP, received packets stop", async () => {
+      await needActive();
+      await page.click("#hold");
+      await waitIn(page, () => !window.__demo1.state.holdPending, null, 5000);
+      const s = await st();
+      assert.equal(s.callState, "active", `call still up after hold: ${JSON.stringify({ callState: s.callState, lastCall: s.lastCall })}`);
+      assert.equal(s.lastError, null, "no hold error");
+      assert.equal(s.held, true, "held");
+      await until(() => reinvites().length >= 1, 3000, "re-INVITE at the SIPp UAS");
+      assert.match(reinvites()[0], /a=(sendonly|inactive)/, "hold re-INVITE towards SIP is sendonly/inactive");
+      await sleep(500);
+      const held = await packetGrowth(page, "__demo1", 2000);
+      assert.ok(held.received <= 5, `packets received in 2 s on hold: ${held.received}`);
+    });
+
+    await w.step("resume: sendrecv re-INVITE, packets and tone again", async () => {
+      await needActive();
+      await page.click("#hold");
+      await waitIn(page, () => !window.__demo1.state.holdPending, null, 5000);
+      const s = await st();
+      assert.equal(s.callState, "active", "call still up");
+      assert.equal(s.lastError, null, "no resume error");
+      assert.equal(s.held, false, "not held");
+      await until(() => reinvites().length >= 2, 3000, "second re-INVITE (resume) at the SIPp UAS");
+      assert.match(reinvites()[1], /a=sendrecv/, "resume re-INVITE towards SIP is sendrecv");
+      await sleep(500);
+      const resumed = await packetGrowth(page, "__demo1", 2000);
+      assert.ok(resumed.received >= 50, `packets received in 2 s after resume: ${resumed.received}`);
+      assertTone(await page.evaluate(() => window.__toneFrequency(1500)), 440, "echo after resume");
+    });
+
+    await w.step("hang up from the browser: SIPp gets BYE", async () => {
+      await needActive();
+      const byes = (echo.proc.messages().match(/^BYE sip:/gm) || []).length;
+      await page.click("#hangup");
+      await waitIn(page, () => window.__demo1.callState === "ended", null, 5000);
+      assert.equal((await st()).lastCall.endedBy, "local");
+      await until(() => (echo.proc.messages().match(/^BYE sip:/gm) || []).length > byes, 3000, "BYE at the SIPp echo UAS");
+    });
+
+    await w.step("second call, to carol: SIPp hangs up", async () => {
+      // Whatever happened to the first call, start from no call.
+      if (await page.evaluate(() => !!window.__demo1.line?.session)) {
+        await page.evaluate(() => window.__demo1.hangup());
+        await waitIn(page, () => !window.__demo1.line?.session, null, 5000);
+      }
+      await page.fill("#target", "carol");
+      await page.click("#call");
+      await waitIn(page, () => window.__demo1.callState === "active", null, 10000);
+      const g = await packetGrowth(page, "__demo1", 1500);
+      assert.ok(g.received >= 30, `packets received from carol in 1.5 s: ${g.received}`);
+      assertTone(await page.evaluate(() => window.__toneFrequency(1000)), 440, "echo from carol's UAS");
+      await waitIn(page, () => window.__demo1.callState === "ended", null, 10000);
+      const last = (await st()).lastCall;
+      assert.equal(last.endedBy, "remote", `second call ended by ${JSON.stringify(last)}`);
+      assert.equal(await carol.waitExit(5000), 0, "carol's SIPp UAS: BYE answered 200");
+    });
+  }, t));
