@@ -38,7 +38,9 @@ kamailio -f "$HERE/registrar.cfg" -DD -E -Y "$RUN_DIR/registrar-run" -w "$RUN_DI
 	-A REG_PORT=15070 -A 'ECHO_URI="sip:127.0.0.1:15090"' >"$RUN_DIR/registrar.log" 2>&1 &
 echo $! >"$RUN_DIR/registrar.pid"
 
-kamailio -f "$HERE/edge.cfg" -DD -E -Y "$RUN_DIR/edge-run" -w "$RUN_DIR" \
+# -m 512: shared memory in MB. With the default 64 MB the edge refuses TLS connections past
+# ~400 ("ssl bug #1491 workaround: not enough memory for safe operation").
+kamailio -f "$HERE/edge.cfg" -DD -E -Y "$RUN_DIR/edge-run" -w "$RUN_DIR" -m 512 \
 	-A "TLS_CERT=\"$RUN_DIR/edge-cert.pem\"" -A "TLS_KEY=\"$RUN_DIR/edge-key.pem\"" \
 	>"$RUN_DIR/edge.log" 2>&1 &
 echo $! >"$RUN_DIR/edge.pid"
