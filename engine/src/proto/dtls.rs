@@ -513,6 +513,7 @@ impl DtlsEndpoint {
             Some(d) if now >= d && !matches!(self.state, State::Done) => {}
             _ => return,
         }
+        clear_error_queue();
         // SAFETY: the SSL is live; DTLS_CTRL_HANDLE_TIMEOUT takes no argument.
         let r = unsafe {
             openssl_sys::SSL_ctrl(
@@ -527,6 +528,17 @@ impl DtlsEndpoint {
             return;
         }
         self.update_timer(now);
+    }
+
+    /// Sends close_notify (RFC 5246 §7.2.1) if connected, and ignores everything after.
+    pub fn close(&mut self) {
+        if matches!(self.state, State::Connected) {
+            clear_error_queue();
+            // One call queues the alert; we do not wait for the peer's.
+            let _ = self.stream.shutdown();
+        }
+        self.state = State::Done;
+        self.deadline = None;
     }
 
     /// The next datagram OpenSSL wrote, to send to the peer.
@@ -553,6 +565,7 @@ impl DtlsEndpoint {
     }
 
     fn drive(&mut self, now: Instant) {
+        clear_error_queue();
         if matches!(self.state, State::Handshaking) {
             match self.stream.do_handshake() {
                 Ok(()) => match self.finish_handshake() {
@@ -629,6 +642,17 @@ impl DtlsEndpoint {
             now + left
         });
     }
+}
+
+/// Empties this thread's OpenSSL error queue. `SSL_get_error` reports `SSL_ERROR_SSL` whenever
+/// the queue holds anything, so it must be empty before each SSL call (SSL_get_error(3)). Other
+/// OpenSSL users on the reactor thread leave entries behind: libsrtp's AES-GCM sets a dummy tag
+/// on its encrypt context too, which OpenSSL 3 refuses with "invalid tag" on every protected
+/// packet (libsrtp ignores the result). Without this, a retransmitted flight or a close_notify
+/// arriving after the first SRTP packet went out read as a failed handshake.
+fn clear_error_queue() {
+    // SAFETY: ERR_clear_error takes no arguments and touches only this thread's error queue.
+    unsafe { openssl_sys::ERR_clear_error() };
 }
 
 fn is_retry(code: ErrorCode) -> bool {
@@ -984,5 +1008,97 @@ mod tests {
             "SRTP_AES128_CM_SHA1_32:SRTP_AES128_CM_SHA1_80",
             SrtpProfile::Aes128CmSha1_80,
         );
+    }
+
+    /// Leaves entries on this thread's OpenSSL error queue the way the reactor thread gets
+    /// them: an AES-GCM SRTP packet protected by libsrtp.
+    fn dirty_error_queue() {
+        use crate::proto::srtp::{Direction, SrtpKey, SrtpSession};
+        let p = SrtpProfile::AeadAes256Gcm;
+        let key = SrtpKey::from_key_salt(&[7; 32], &[9; 12]).unwrap();
+        let mut s = SrtpSession::new(p, &key, Direction::Outbound).unwrap();
+        let mut buf = [0u8; 400];
+        buf[0] = 0x80;
+        s.protect_rtp(&mut buf, 172).unwrap();
+        // SAFETY: no arguments; reads this thread's error queue without changing it.
+        let last = unsafe { openssl_sys::ERR_peek_last_error() };
+        assert_ne!(last, 0, "libsrtp's GCM left an error behind");
+    }
+
+    /// The e2e "DTLS failed ~90 ms after the 200 OK" (1 in 12 calls): the browser's second
+    /// flight arrived again after the relay (DTLS server) connected and SRTP had gone out; the
+    /// retransmission and the close_notify at hang-up failed on the stale error queue.
+    #[test]
+    fn stale_thread_errors_do_not_fail_a_retransmitted_flight_or_close_notify() {
+        let fp = identity().fingerprint().clone();
+        let mut now = start();
+        let config = |role| DtlsConfig {
+            initial_timeout: Duration::from_millis(40),
+            ..DtlsConfig::new(role, fp.clone())
+        };
+        let mut client = DtlsEndpoint::new(&identity(), config(DtlsRole::Client), now).unwrap();
+        let mut server = DtlsEndpoint::new(&identity(), config(DtlsRole::Server), now).unwrap();
+        let mut client_flights = Vec::new();
+        dirty_error_queue();
+        loop {
+            let mut moved = false;
+            while let Some(d) = client.poll_transmit() {
+                moved = true;
+                dirty_error_queue();
+                server.handle_input(now, &d);
+                client_flights.push(d);
+            }
+            // The server's final flight is lost: the client keeps waiting.
+            while let Some(d) = server.poll_transmit() {
+                if !server.is_connected() {
+                    moved = true;
+                    dirty_error_queue();
+                    client.handle_input(now, &d);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        connected(server.poll_event());
+        assert!(!client.is_connected());
+        // SRTP goes out; the network duplicates the client's second flight...
+        dirty_error_queue();
+        for d in &client_flights[1..] {
+            server.handle_input(now, d);
+        }
+        assert_eq!(server.poll_event(), None, "a duplicate is not a failure");
+        // ... and the client retransmits it (OpenSSL's timer runs on the wall clock).
+        now = client
+            .poll_timeout()
+            .expect("the client waits for the final flight");
+        std::thread::sleep(Duration::from_millis(30));
+        client.handle_timeout(now);
+        let mut retransmitted = 0;
+        while let Some(d) = client.poll_transmit() {
+            retransmitted += 1;
+            dirty_error_queue();
+            server.handle_input(now, &d);
+        }
+        assert!(retransmitted > 0);
+        assert_eq!(
+            server.poll_event(),
+            None,
+            "a retransmission is not a failure"
+        );
+        let mut answered = false;
+        while let Some(d) = server.poll_transmit() {
+            answered = true;
+            client.handle_input(now, &d);
+        }
+        assert!(answered, "the final flight is sent again");
+        connected(client.poll_event());
+        // Hang-up: close_notify after more SRTP.
+        client.close();
+        let alert = client.poll_transmit().expect("close_notify");
+        dirty_error_queue();
+        server.handle_input(now, &alert);
+        assert_eq!(server.poll_event(), Some(DtlsEvent::Closed));
+        assert!(!server.is_connected());
     }
 }
