@@ -709,6 +709,11 @@ impl Reactor {
             self.by_addr.insert(addr, key);
         }
         for e in events {
+            if let Event::DtlsFailed { id, leg, reason } = &e {
+                // At most once per leg and session: the reason is otherwise lost to signaling's
+                // log, which names only the event.
+                eprintln!("media session {}: leg {leg:?}: DTLS failed: {reason}", id.0);
+            }
             self.emit(Output::Event(e));
         }
         if let Some(t) = rearm {

@@ -549,3 +549,39 @@ fn ice_restart_moves_the_browser_to_a_new_address() {
     );
     h.shutdown();
 }
+
+/// The browser hangs up: close_notify after SRTP went out on the reactor thread (libsrtp's
+/// AES-GCM leaves errors on the thread's OpenSSL queue, which made OpenSSL report the alert as
+/// a failed handshake). Nothing is reported; nothing more goes to the browser.
+#[test]
+fn close_notify_after_media_is_quiet_through_a_reactor() {
+    let mut h = engine(12, 12, 1);
+    let pbx = Pbx::new();
+    let mut peer = Peer::new(Setup::Active);
+    let relay_plain = call(&mut h, 60, &mut peer, &pbx);
+    media_both_ways(&mut peer, &pbx, relay_plain, 0..5);
+    let dtls = peer.b.dtls.as_mut().unwrap();
+    dtls.close();
+    let alert = dtls.poll_transmit().expect("close_notify");
+    peer.sock.send_to(&alert, peer.relay).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = rtp(&mut buf, 8, 2000, 0xfeed);
+    let t0 = start();
+    while h.stats()[0].drops.get(DropReason::NotConnected) == 0 && t0.elapsed() < WAIT {
+        pbx.rtp.send_to(&buf[..n], relay_plain).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(h.stats()[0].drops.get(DropReason::NotConnected) > 0);
+    h.send(Command::Release { id: SessionId(60) });
+    let mut failed = Vec::new();
+    wait_for(&mut h, |o| match o {
+        Output::Event(Event::DtlsFailed { reason, .. }) => {
+            failed.push(reason.clone());
+            None
+        }
+        Output::Event(Event::Released { .. }) => Some(()),
+        _ => None,
+    });
+    assert_eq!(failed, Vec::<String>::new());
+    h.shutdown();
+}

@@ -102,6 +102,10 @@ struct WebRtcLeg {
     role: Option<DtlsRole>,
     /// Where DTLS flights go before nomination: the last validated source that sent DTLS.
     dtls_peer: Option<SocketAddr>,
+    /// DTLS datagrams fed to the endpoint, and how often their source changed: context for a
+    /// failure's reason.
+    dtls_in: u32,
+    dtls_moves: u32,
     srtp_in: Option<SrtpSession>,
     srtp_out: Option<SrtpSession>,
 }
@@ -212,6 +216,8 @@ impl Session {
                         dtls: None,
                         role: None,
                         dtls_peer: None,
+                        dtls_in: 0,
+                        dtls_moves: 0,
                         srtp_in: None,
                         srtp_out: None,
                     };
@@ -502,6 +508,10 @@ impl Session {
                     let Some(dtls) = w.dtls.as_mut() else {
                         return Err(DropReason::NotConnected);
                     };
+                    w.dtls_in = w.dtls_in.saturating_add(1);
+                    if w.dtls_peer.is_some_and(|p| p != src) {
+                        w.dtls_moves = w.dtls_moves.saturating_add(1);
+                    }
                     w.dtls_peer = Some(src);
                     dtls.handle_input(now, &buf[..len]);
                     self.after_dtls(leg);
@@ -657,7 +667,7 @@ impl Session {
             return;
         };
         while let Some(e) = dtls.poll_event() {
-            match e {
+            let failure = match e {
                 DtlsEvent::Connected { profile, keys } => {
                     let sessions = SrtpSession::new(profile, &keys.remote, SrtpDirection::Inbound)
                         .and_then(|i| {
@@ -673,25 +683,35 @@ impl Session {
                                 leg,
                                 profile: profile.openssl_name().to_owned(),
                             });
+                            continue;
                         }
-                        Err(e) => self.events.push_back(Event::DtlsFailed {
-                            id: self.id,
-                            leg,
-                            reason: e.to_string(),
-                        }),
+                        Err(e) => e.to_string(),
                     }
                 }
-                DtlsEvent::Failed(e) => self.events.push_back(Event::DtlsFailed {
-                    id: self.id,
-                    leg,
-                    reason: e.to_string(),
-                }),
-                DtlsEvent::Closed => self.events.push_back(Event::DtlsFailed {
-                    id: self.id,
-                    leg,
-                    reason: "the peer closed DTLS".to_owned(),
-                }),
-            }
+                DtlsEvent::Failed(e) => e.to_string(),
+                DtlsEvent::Closed => {
+                    // close_notify (RFC 5246 §7.2.1): the browser is hanging up. Not a failure:
+                    // stop sending to it and let signaling end the call on the BYE (the media
+                    // timeout is the backstop). What is still in flight from it is accepted.
+                    w.srtp_out = None;
+                    continue;
+                }
+            };
+            let reason = format!(
+                "{failure} (after {} DTLS datagrams in, {} source changes, ICE {})",
+                w.dtls_in,
+                w.dtls_moves,
+                if w.ice.nominated().is_some() {
+                    "nominated"
+                } else {
+                    "not nominated"
+                }
+            );
+            self.events.push_back(Event::DtlsFailed {
+                id: self.id,
+                leg,
+                reason,
+            });
         }
     }
 

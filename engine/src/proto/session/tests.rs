@@ -1149,3 +1149,153 @@ fn never_panics_on_any_input() {
             c.s.handle_datagram(c.now, sockets[i % 3], srcs[(i / 3) % 3], &mut c.buf, len);
     }
 }
+
+impl Call {
+    /// Feeds every pending browser DTLS datagram to the session; returns them.
+    fn browser_dtls_out(&mut self) -> Vec<Vec<u8>> {
+        let mut sent = Vec::new();
+        while let Some(d) = self.b.dtls.as_mut().unwrap().poll_transmit() {
+            self.buf[..d.len()].copy_from_slice(&d);
+            let v = self.s.handle_datagram(
+                self.now,
+                Socket::WebRtc,
+                self.b.addr,
+                &mut self.buf,
+                d.len(),
+            );
+            assert_eq!(v, Verdict::Consumed);
+            sent.push(d);
+        }
+        sent
+    }
+
+    /// The session's pending DTLS datagrams, delivered to the browser unless `lose`.
+    fn relay_dtls_out(&mut self, lose: bool) -> usize {
+        let mut out = [0u8; 2048];
+        let mut n = 0;
+        while let Some(t) = self.s.poll_transmit(&mut out) {
+            n += 1;
+            if !lose {
+                let d = self.b.dtls.as_mut().unwrap();
+                d.handle_input(self.now, &out[..t.len]);
+            }
+        }
+        n
+    }
+}
+
+/// The e2e "DTLS failed ~90 ms after the 200 OK, no media" (1 in 12 echo calls): the relay is
+/// the DTLS server and connects on the browser's second flight; its final flight is lost (or
+/// slow), the far end's RTP already goes out to the browser as AES-GCM SRTP (libsrtp leaves
+/// errors on the thread's OpenSSL queue), then the browser's flight comes again.
+#[test]
+fn browser_flight_again_after_srtp_went_out_is_not_a_failure() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    assert!(forwarded(c.check(true)));
+    let _ = c.s.poll_route();
+    let config = DtlsConfig {
+        initial_timeout: Duration::from_millis(40),
+        ..DtlsConfig::new(DtlsRole::Client, identity(0).fingerprint().clone())
+    };
+    c.b.dtls = Some(DtlsEndpoint::new(&identity(1), config, c.now).unwrap());
+    c.browser_dtls_out(); // ClientHello
+    assert!(c.relay_dtls_out(false) > 0);
+    let second = c.browser_dtls_out();
+    assert!(!second.is_empty());
+    assert!(c.relay_dtls_out(true) > 0, "the final flight, lost");
+    let events: Vec<Event> = std::iter::from_fn(|| c.s.poll_event()).collect();
+    assert!(
+        matches!(
+            events[..],
+            [Event::IceConnected { .. }, Event::DtlsConnected { .. }]
+        ),
+        "{events:?}"
+    );
+    // The PBX's RTP goes out as SRTP (the browser cannot read it yet).
+    for seq in 0..3 {
+        let mut p = [0u8; 172];
+        rtp(&mut p, 8, seq, 0xfeed);
+        c.buf[..172].copy_from_slice(&p);
+        let v =
+            c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+        assert!(forwarded(v));
+    }
+    // The browser's second flight again (network duplicate), then the browser's own
+    // retransmission: it never got our final flight.
+    for d in &second {
+        c.buf[..d.len()].copy_from_slice(d);
+        let v =
+            c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, d.len());
+        assert_eq!(v, Verdict::Consumed);
+    }
+    assert_eq!(c.s.poll_event(), None);
+    c.now = c.b.dtls.as_ref().unwrap().poll_timeout().unwrap();
+    // OpenSSL's retransmit timer runs on the wall clock: let it agree (40 ms, < 15 ms left
+    // counts as expired).
+    std::thread::sleep(Duration::from_millis(30));
+    c.b.dtls.as_mut().unwrap().handle_timeout(c.now);
+    assert!(!c.browser_dtls_out().is_empty(), "the browser retransmits");
+    assert_eq!(c.s.poll_event(), None, "not a failure");
+    assert!(c.relay_dtls_out(false) > 0, "the final flight again");
+    c.b.poll_dtls();
+    assert!(c.b.srtp_out.is_some(), "browser connected");
+    assert!(forwarded(c.browser_sends(1)));
+    assert!(forwarded(c.pbx_sends(10)));
+}
+
+/// A browser hanging up sends close_notify around its BYE: no DtlsFailed, nothing more is sent
+/// to it; signaling ends the call on the BYE.
+#[test]
+fn browser_close_notify_is_quiet() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    assert!(forwarded(c.browser_sends(1)));
+    assert!(forwarded(c.pbx_sends(1)));
+    c.b.dtls.as_mut().unwrap().close();
+    c.browser_dtls_out();
+    assert_eq!(c.s.poll_event(), None);
+    assert_eq!(c.pbx_sends(2), Verdict::Drop(DropReason::NotConnected));
+    assert_eq!(c.relay_dtls_out(false), 0);
+    // What follows from the browser changes nothing.
+    c.buf[..13].copy_from_slice(&[21, 254, 253, 0, 1, 0, 0, 0, 0, 0, 9, 0, 0]);
+    let v =
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, 13);
+    assert_eq!(v, Verdict::Consumed);
+    c.s.handle_timeout(c.now + Duration::from_secs(5));
+    assert_eq!(c.s.poll_event(), None);
+}
+
+/// The browser checks from two local addresses and its DTLS moves from one to the other
+/// mid-handshake (its selected pair changed); the relay answers where the flight came from.
+#[test]
+fn dtls_moving_between_validated_sources_completes() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    let first = c.b.addr;
+    let second = addr("192.0.2.2:50002");
+    assert!(forwarded(c.check(false)));
+    c.b.addr = second;
+    assert!(forwarded(c.check(false)));
+    c.b.addr = first;
+    let fp = identity(0).fingerprint().to_sdp();
+    c.b.start_dtls(&fp, c.now);
+    c.browser_dtls_out();
+    let mut out = [0u8; 2048];
+    while let Some(t) = c.s.poll_transmit(&mut out) {
+        assert_eq!(t.to, first);
+        c.b.dtls
+            .as_mut()
+            .unwrap()
+            .handle_input(c.now, &out[..t.len]);
+    }
+    c.b.addr = second;
+    assert!(forwarded(c.check(true)));
+    c.pump_dtls();
+    assert!(c.b.srtp_out.is_some());
+    let events: Vec<Event> = std::iter::from_fn(|| c.s.poll_event()).collect();
+    assert!(
+        matches!(events[..], [Event::IceConnected { remote, .. }, Event::DtlsConnected { .. }] if remote == second),
+        "{events:?}"
+    );
+    assert!(forwarded(c.browser_sends(1)));
+    assert!(forwarded(c.pbx_sends(1)));
+}
