@@ -33,11 +33,14 @@ pub enum DropReason {
     Panicked,
     /// The kernel truncated the datagram (bigger than a receive buffer).
     Truncated,
+    /// RTP on hold (RFC 3264 §5.1, §8.4): the receiving leg's SDP is `sendonly`/`inactive`, or
+    /// the sending leg's is `recvonly`/`inactive`.
+    Held,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
     /// Every reason, in discriminant order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -53,6 +56,7 @@ impl DropReason {
         DropReason::UnknownSession,
         DropReason::Panicked,
         DropReason::Truncated,
+        DropReason::Held,
     ];
 
     /// A metric label.
@@ -71,6 +75,7 @@ impl DropReason {
             DropReason::UnknownSession => "unknown_session",
             DropReason::Panicked => "panicked",
             DropReason::Truncated => "truncated",
+            DropReason::Held => "held",
         }
     }
 }

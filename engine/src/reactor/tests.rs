@@ -550,6 +550,54 @@ fn ice_restart_moves_the_browser_to_a_new_address() {
     h.shutdown();
 }
 
+fn update_plain(h: &mut EngineHandle, id: u64, pbx: &Pbx, direction: Direction) {
+    h.send(Command::Update {
+        id: SessionId(id),
+        leg: LegIndex::B,
+        remote: LegSpec::Plain(Some(PlainRemote {
+            direction,
+            ..pbx.remote()
+        })),
+    });
+    wait_for(h, |o| {
+        matches!(o, Output::Reply(Reply::Updated { id: i, .. }) if *i == SessionId(id))
+            .then_some(())
+    });
+}
+
+#[test]
+fn hold_and_resume_through_a_reactor() {
+    let mut h = engine(11, 12, 1);
+    let mut peer = Peer::new(Setup::Active);
+    let pbx = Pbx::new();
+    let relay_plain = call(&mut h, 50, &mut peer, &pbx);
+    media_both_ways(&mut peer, &pbx, relay_plain, 0..5);
+
+    // The PBX holds (sendonly: music on hold to the browser, nothing back to the PBX).
+    update_plain(&mut h, 50, &pbx, Direction::SendOnly);
+    let mut buf = [0u8; 2048];
+    for seq in 5..10 {
+        peer.send_rtp(seq);
+        let n = rtp(&mut buf, 8, 1000 + seq, 0xfeed);
+        let sent = buf[..n].to_vec();
+        pbx.rtp.send_to(&sent, relay_plain).unwrap();
+        assert_eq!(peer.recv_rtp().expect("music on hold"), sent);
+    }
+    assert!(
+        recv(&pbx.rtp, &mut buf).is_none(),
+        "nothing to the holding PBX"
+    );
+    let t0 = start();
+    while h.stats()[0].drops.get(DropReason::Held) < 5 && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(h.stats()[0].drops.get(DropReason::Held), 5);
+
+    update_plain(&mut h, 50, &pbx, Direction::SendRecv);
+    media_both_ways(&mut peer, &pbx, relay_plain, 10..15);
+    h.shutdown();
+}
+
 /// The browser hangs up: close_notify after SRTP went out on the reactor thread (libsrtp's
 /// AES-GCM leaves errors on the thread's OpenSSL queue, which made OpenSSL report the alert as
 /// a failed handshake). Nothing is reported; nothing more goes to the browser.

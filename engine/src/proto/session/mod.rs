@@ -17,6 +17,10 @@
 //! Plain legs send to the SDP address; they accept from it, or latch once to the first source
 //! that sends RTP with a negotiated payload type (symmetric RTP behind NAT). Anything else is
 //! dropped and counted.
+//!
+//! Hold (RFC 3264 §5.1, §8.4), from each leg's remote SDP direction: RTP is not forwarded to a
+//! leg that said `sendonly`/`inactive`, nor from a leg that said `recvonly`/`inactive`; it is
+//! dropped and counted as [`DropReason::Held`]. RTCP keeps flowing both ways.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -28,8 +32,8 @@ use super::srtp::{Direction as SrtpDirection, SrtpError, SrtpSession, MAX_TRAILE
 use super::stats::{since, DropCounts, DropReason, RtpRx};
 use super::wire::{demux, PacketKind, RtcpHeader, RtpHeader};
 use crate::api::{
-    Event, Failure, LegIndex, LegSpec, LegStats, LocalLeg, PlainRemote, SessionId, SessionStats,
-    Setup, WebRtcRemote,
+    Direction, Event, Failure, LegIndex, LegSpec, LegStats, LocalLeg, PlainRemote, SessionId,
+    SessionStats, Setup, WebRtcRemote,
 };
 
 /// Default media timeout (the replaced system's rtpproxy used 60 s).
@@ -450,6 +454,9 @@ impl Session {
         };
         let verdict = match self.ingress(now, leg, via, kind, src, buf, len) {
             Ok(Ingress::Done(v)) => v,
+            Ok(Ingress::Media { rtcp: false, .. }) if self.is_on_hold(leg) => {
+                Verdict::Drop(DropReason::Held)
+            }
             Ok(Ingress::Media { len, rtcp }) => self
                 .egress(leg, via, src, rtcp, buf, len)
                 .unwrap_or_else(Verdict::Drop),
@@ -751,6 +758,32 @@ impl Session {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The remote SDP direction of `leg`, if known (echo legs have none).
+    fn direction(&self, leg: LegIndex) -> Option<Direction> {
+        match &self.legs[idx(leg)].kind {
+            LegKind::WebRtc(w) => w.remote.as_ref().map(|r| r.direction),
+            LegKind::Plain(p) => p.remote.as_ref().map(|r| r.direction),
+            LegKind::Echo => None,
+        }
+    }
+
+    /// True if RTP arriving on `from` must not go out (RFC 3264 §5.1, §8.4): its sender said
+    /// `recvonly`/`inactive` (it should not be sending), or the leg it would go to (the other
+    /// one, or `from` itself behind an echo) said `sendonly`/`inactive` (it does not want to
+    /// receive). RTCP still flows both ways while held (RFC 3264 §5.1).
+    fn is_on_hold(&self, from: LegIndex) -> bool {
+        let to = if matches!(self.legs[idx(from.other())].kind, LegKind::Echo) {
+            from
+        } else {
+            from.other()
+        };
+        let sends =
+            |d: Option<Direction>| !matches!(d, Some(Direction::RecvOnly | Direction::Inactive));
+        let receives =
+            |d: Option<Direction>| !matches!(d, Some(Direction::SendOnly | Direction::Inactive));
+        !sends(self.direction(from)) || !receives(self.direction(to))
     }
 
     fn is_held(&self) -> bool {

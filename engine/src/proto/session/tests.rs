@@ -1151,6 +1151,215 @@ fn never_panics_on_any_input() {
 }
 
 impl Call {
+    fn browser_direction(&mut self, d: Direction) {
+        let mut r = self.b.remote();
+        r.direction = d;
+        self.s
+            .update(self.now, LegIndex::A, &LegSpec::WebRtc(Some(r)))
+            .unwrap();
+    }
+
+    fn pbx_direction(&mut self, d: Direction) {
+        self.s
+            .update(
+                self.now,
+                LegIndex::B,
+                &LegSpec::Plain(Some(plain_remote(d))),
+            )
+            .unwrap();
+    }
+
+    /// (browser → PBX forwarded, PBX → browser forwarded) for one packet each way.
+    fn flows(&mut self, seq: u16) -> (bool, bool) {
+        let up = self.browser_sends(seq);
+        let down = self.pbx_sends(seq);
+        for v in [up, down] {
+            assert!(
+                forwarded(v) || v == Verdict::Drop(DropReason::Held),
+                "{v:?}"
+            );
+        }
+        (forwarded(up), forwarded(down))
+    }
+}
+
+/// RFC 3264 §5.1/§8.4 on either leg: `sendonly` stops what goes to that leg, `recvonly` what
+/// comes from it, `inactive` both; `sendrecv` resumes. The held packets are dropped and counted.
+#[test]
+fn hold_and_resume_by_either_leg_in_each_direction() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    let mut seq = 0;
+    let mut flows = |c: &mut Call| {
+        seq += 1;
+        c.flows(seq)
+    };
+    assert_eq!(flows(&mut c), (true, true));
+    let cases = [
+        (Direction::SendOnly, (false, true), (true, false)),
+        (Direction::RecvOnly, (true, false), (false, true)),
+        (Direction::Inactive, (false, false), (false, false)),
+    ];
+    let mut held = 0;
+    for (d, pbx_holds, browser_holds) in cases {
+        // The PBX holds (its re-INVITE says `d`), then resumes.
+        c.pbx_direction(d);
+        assert_eq!(flows(&mut c), pbx_holds, "PBX {d:?}");
+        assert_eq!(flows(&mut c), pbx_holds, "PBX {d:?}");
+        c.pbx_direction(Direction::SendRecv);
+        assert_eq!(flows(&mut c), (true, true), "PBX resumed from {d:?}");
+        // The browser holds, then resumes.
+        c.browser_direction(d);
+        assert_eq!(flows(&mut c), browser_holds, "browser {d:?}");
+        c.browser_direction(Direction::SendRecv);
+        assert_eq!(flows(&mut c), (true, true), "browser resumed from {d:?}");
+        held += [pbx_holds, pbx_holds, browser_holds]
+            .iter()
+            .map(|&(a, b)| u64::from(!a) + u64::from(!b))
+            .sum::<u64>();
+    }
+    assert_eq!(c.s.drops().get(DropReason::Held), held);
+    assert_eq!(c.s.drops().total(), held, "nothing else dropped");
+    let st = c.s.stats();
+    assert_eq!(st.legs[0].dropped + st.legs[1].dropped, held);
+    // Held packets still arrived: they count as media in (no media timeout while held).
+    assert_eq!(st.legs[0].packets_in, u64::from(seq));
+    assert_eq!(st.legs[1].packets_in, u64::from(seq));
+}
+
+#[test]
+fn rtcp_still_flows_while_held() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    c.pbx_direction(Direction::Inactive);
+    c.browser_direction(Direction::Inactive);
+    assert_eq!(c.flows(1), (false, false));
+    let n = rtcp(&mut c.buf, 0xfeed);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtcp(LegIndex::B),
+        addr(PBX_RTCP),
+        &mut c.buf,
+        n,
+    );
+    assert!(
+        matches!(
+            v,
+            Verdict::Forward {
+                via: Socket::WebRtc,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    let mut plain = [0u8; 8];
+    rtcp(&mut plain, 0xb0b0);
+    c.buf[..8].copy_from_slice(&plain);
+    let n =
+        c.b.srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtcp(&mut c.buf, 8)
+            .unwrap();
+    let v =
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
+    assert!(
+        matches!(
+            v,
+            Verdict::Forward {
+                via: Socket::Rtcp(LegIndex::B),
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn held_browser_gets_no_echo() {
+    let now = start();
+    let mut b = Browser::new(addr(BROWSER), Setup::Active);
+    let s = Session::new(
+        SessionId(15),
+        &[LegSpec::WebRtc(Some(b.remote())), LegSpec::Echo],
+        [Some(addr(WEBRTC_LOCAL)), None],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    b.learn(&s.local_leg(LegIndex::A));
+    let mut c = Call {
+        s,
+        now,
+        b,
+        buf: vec![0u8; 2048],
+    };
+    c.connect();
+    let send = |c: &mut Call, seq: u16| {
+        let mut plain = [0u8; 172];
+        rtp(&mut plain, 0, seq, 0xb0b0);
+        c.buf[..172].copy_from_slice(&plain);
+        let n =
+            c.b.srtp_out
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&mut c.buf, 172)
+                .unwrap();
+        c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n)
+    };
+    assert!(forwarded(send(&mut c, 1)));
+    for (i, d) in [
+        Direction::SendOnly,
+        Direction::RecvOnly,
+        Direction::Inactive,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        c.browser_direction(d);
+        assert_eq!(send(&mut c, 2 + i as u16), Verdict::Drop(DropReason::Held));
+    }
+    c.browser_direction(Direction::SendRecv);
+    assert!(forwarded(send(&mut c, 10)));
+}
+
+#[test]
+fn plain_to_plain_hold() {
+    let now = start();
+    let other = |d| PlainRemote {
+        rtp: Some(addr("127.0.0.2:7000")),
+        rtcp: Some(addr("127.0.0.2:7001")),
+        ..plain_remote(d)
+    };
+    let mut s = Session::new(
+        SessionId(16),
+        &[
+            LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+            LegSpec::Plain(Some(other(Direction::SendOnly))),
+        ],
+        [Some(addr(PLAIN_LOCAL)), Some(addr("127.0.0.1:40004"))],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    let mut a_to_b = |s: &mut Session, seq| {
+        let n = rtp(&mut buf, 8, seq, 1);
+        s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n)
+    };
+    assert_eq!(a_to_b(&mut s, 1), Verdict::Drop(DropReason::Held));
+    s.update(
+        now,
+        LegIndex::B,
+        &LegSpec::Plain(Some(other(Direction::SendRecv))),
+    )
+    .unwrap();
+    assert!(forwarded(a_to_b(&mut s, 2)));
+}
+
+impl Call {
     /// Feeds every pending browser DTLS datagram to the session; returns them.
     fn browser_dtls_out(&mut self) -> Vec<Vec<u8>> {
         let mut sent = Vec::new();
