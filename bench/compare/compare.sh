@@ -65,7 +65,7 @@ run_gw() {
 	sipp -sf "$ROOT/bench/sipp/uas-echo.xml" -i 127.0.0.1 -p 25192 -mi 127.0.0.1 -mp 26100 \
 		-rtp_echo -aa -nostdin -trace_err -error_file "$d/sipp.err" >"$d/sipp.out" 2>&1 &
 	local sipp=$!; PIDS+=("$sipp")
-	# OUTBOUND_PROXY too: with OUTBOUND_ROUTE alone the gateway's demo PBX still answers
+	# OUTBOUND_PROXY too: before 055e066, OUTBOUND_ROUTE alone left the demo PBX answering
 	# calls to "echo" itself (no SIP side, no plain RTP leg).
 	sleep 0.5
 	kill -0 "$sipp" 2>/dev/null || { echo "sipp did not start (port 25192 busy?)"; cat "$d/sipp.out"; return 1; }

@@ -84,7 +84,8 @@ fn gateway(dir: &Path, sipp_port: u16) -> (Proc, u16) {
         .env("MIN_RTP_PORT", "15000")
         .env("MAX_RTP_PORT", "15299")
         .env("STATE_DIR", dir.join("state"))
-        // OUTBOUND_PROXY as well: with OUTBOUND_ROUTE alone the demo PBX answers "echo" itself.
+        // OUTBOUND_PROXY as well: before 055e066, OUTBOUND_ROUTE alone left the demo PBX
+        // answering "echo" itself.
         .env("OUTBOUND_PROXY", format!("127.0.0.1:{sipp_port}"))
         .env("OUTBOUND_ROUTE", format!("127.0.0.1:{sipp_port}"))
         .env("RTPP_NODEBUG", "1")
