@@ -149,7 +149,9 @@ if os.path.exists(log) and os.path.exists(jp):
     s = json.load(open(jp))["summary"]
     def pct(a, b):
         return "%d (%.3f %%)" % (a - b, (a - b) * 100.0 / a) if a else "-"
+    # The gateway counts the browsers' RTCP reports in a_in and b_out; SIPp does not echo them.
+    rtcp = s.get("rtcp_sent", 0)
     print("webrtc-phone loss each way: browser->gateway %s, gateway->SIPp->gateway %s, gateway->browser %s"
-          % (pct(s["sent"], t["a_in"]), pct(t["b_out"], t["b_in"]), pct(t["a_out"], s["received"])))
+          % (pct(s["sent"] + rtcp, t["a_in"]), pct(t["b_out"] - rtcp, t["b_in"]), pct(t["a_out"], s["received"])))
 print("Loss and RTT are round trip through the SIPp echo. Reports:", out)
 PY

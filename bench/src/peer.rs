@@ -354,6 +354,14 @@ impl ClientLeg {
         self.state == LegState::Connected
     }
 
+    /// Protects an RTCP packet of `len` bytes in place (SRTCP), with the same room needed.
+    pub fn protect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        match self.srtp_out.as_mut() {
+            Some(s) => s.protect_rtcp(buf, len),
+            None => Err(SrtpError::WrongDirection),
+        }
+    }
+
     /// Protects an RTP packet of `len` bytes in place; the buffer needs
     /// [`engine::proto::srtp::MAX_TRAILER_LEN`] bytes of room after it.
     pub fn protect(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {

@@ -31,6 +31,10 @@ use crate::ua::{Dialog, Ua};
 const MAGIC: [u8; 4] = *b"LGv1";
 /// G.711 at 20 ms.
 const PTIME: Duration = Duration::from_millis(20);
+/// How long the idle floor is sampled before the first call.
+const IDLE_SAMPLE: Duration = Duration::from_secs(3);
+/// RTCP receiver reports, as browsers send them (about one a second for audio).
+const RTCP_INTERVAL: Duration = Duration::from_secs(1);
 /// After the hold: keep receiving this long for echoes still in flight.
 const DRAIN: Duration = Duration::from_millis(400);
 
@@ -98,6 +102,8 @@ pub struct CallResult {
     pub received: u64,
     /// Sent and never seen back (round-trip loss).
     pub lost: u64,
+    /// SRTCP receiver reports sent.
+    pub rtcp_sent: u64,
     /// Packets that failed SRTP unprotect.
     pub bad_srtp: u64,
     /// RTP packets that were not ours (wrong magic or call).
@@ -206,6 +212,8 @@ pub struct Summary {
     pub received: u64,
     /// Lost on the round trip.
     pub lost: u64,
+    /// SRTCP receiver reports sent (not echoed: SIPp echoes RTP only).
+    pub rtcp_sent: u64,
     /// Round-trip loss in percent.
     pub loss_pct: f64,
     /// Mean and largest per-call jitter maximum, ms.
@@ -269,7 +277,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         indicatif::ProgressBar::hidden()
     };
 
-    // Idle floor: one second of the watched processes before any call.
+    // Idle floor: the watched processes for a few seconds before any call (CPU time moves in
+    // 10 ms ticks, so one second would resolve only 1 %).
     let mut watch: Vec<(String, i32, Option<Usage>)> = cfg
         .watch
         .iter()
@@ -280,14 +289,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
             procstat::usage_tree(std::process::id() as i32),
         )))
         .collect();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_start = Instant::now();
+    tokio::time::sleep(IDLE_SAMPLE).await;
+    let idle_s = idle_start.elapsed().as_secs_f64().max(1e-3);
     let mut idle = Vec::new();
     for (name, pid, prev) in &mut watch {
         let now = procstat::usage_tree(*pid);
         let pct = match (&prev, &now) {
             (Some(a), Some(b)) => b.cpu_s - a.cpu_s,
             _ => 0.0,
-        } * 100.0;
+        } * 100.0
+            / idle_s;
         idle.push((name.clone(), pct, now.as_ref().map_or(0, |u| u.rss_kib)));
         *prev = now;
     }
@@ -385,8 +397,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
                 drop(permit);
             }));
         }
-        for t in tasks {
-            let _ = t.await;
+        for (idx, t) in tasks.into_iter().enumerate() {
+            if let Err(e) = t.await {
+                sh.finish(CallResult {
+                    idx,
+                    direction: "out",
+                    failure: Some(format!("call task died: {e}")),
+                    ..CallResult::default()
+                });
+            }
         }
         // Callees answer until their time is up.
         let callee_end = tokio::time::Instant::now().max(ramp_start + cfg.answer_for);
@@ -505,6 +524,7 @@ fn summarize(
         sent,
         received,
         lost,
+        rtcp_sent: calls.iter().map(|c| c.rtcp_sent).sum(),
         loss_pct: if sent > 0 {
             lost as f64 * 100.0 / sent as f64
         } else {
@@ -670,6 +690,7 @@ async fn media(
         first: None,
     };
     let mut active = false;
+    let mut next_rtcp: Option<Instant> = None;
     let result = loop {
         // Timers first, so that what they queue (checks, DTLS retransmissions) goes out now.
         leg.handle_timeout(Instant::now());
@@ -693,6 +714,7 @@ async fn media(
             };
             sh.active.fetch_add(1, Ordering::Relaxed);
             active = true;
+            next_rtcp = Some(now + RTCP_INTERVAL);
         }
         if media_start.is_none() && now >= setup_deadline {
             break Err(anyhow::anyhow!(match leg.state() {
@@ -704,6 +726,7 @@ async fn media(
             if now >= h && drain_end.is_none() {
                 drain_end = Some(now + DRAIN);
                 next_rtp = None;
+                next_rtcp = None;
             }
         }
         if drain_end.is_some_and(|d| now >= d) {
@@ -730,8 +753,18 @@ async fn media(
                 });
             }
         }
+        if let Some(t) = next_rtcp.filter(|t| now >= *t) {
+            // An empty receiver report (RFC 3550 §6.4.2), SRTCP-protected (RFC 3711 §3.4).
+            pkt[..4].copy_from_slice(&[0x80, 201, 0, 1]);
+            pkt[4..8].copy_from_slice(&ssrc.to_be_bytes());
+            if let Ok(n) = leg.protect_rtcp(&mut pkt, 8) {
+                let _ = sock.send_to(&pkt[..n], leg.remote_addr()).await;
+                r.rtcp_sent += 1;
+            }
+            next_rtcp = Some(t + RTCP_INTERVAL);
+        }
         let mut wake = leg.poll_timeout();
-        for t in [next_rtp, drain_end].into_iter().flatten() {
+        for t in [next_rtp, drain_end, next_rtcp].into_iter().flatten() {
             wake = wake.min(t);
         }
         if media_start.is_none() {
