@@ -12,4 +12,6 @@ echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --workspace
+echo "== browser end-to-end tests"
+scripts/e2e.sh
 echo "== all tests passed in $(( $(date +%s) - t0 )) s"

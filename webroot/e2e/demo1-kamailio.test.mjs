@@ -11,11 +11,11 @@ test("Demo 1 through Kamailio + SIPp echo", { timeout: 75000 }, (t) =>
   scenario("demo1-kamailio", async (w) => {
     const echo = await w.echoUas("uas");
     const kport = await w.kamailioStart({ echoPort: echo.port });
-    // carol: a SIPp UAS that hangs up 3 s after the ACK, registered at Kamailio by register.xml.
+    // carol: a SIPp UAS that hangs up 8 s after the ACK (room for the 2.5 s of measurements), registered at Kamailio by register.xml.
     const carolPort = await freePorts(1, ["udp"]);
     const carolMedia = await freePorts(4, ["udp"]);
     const carol = await w.sipp("carol", "uas-hangup.xml", ["-i", "127.0.0.1", "-p", String(carolPort), "-mi", "127.0.0.1",
-      "-mp", String(carolMedia), "-rtp_echo", "-aa", "-m", "1", "-d", "3000"]);
+      "-mp", String(carolMedia), "-rtp_echo", "-aa", "-m", "1", "-d", "8000"]);
     const regPort = await freePorts(1, ["udp"]);
     const reg = await w.sipp("carol-register", "register.xml", [`127.0.0.1:${kport}`, "-s", "carol", "-au", "carol", "-ap",
       "carolPassword", "-key", "contact_host", "127.0.0.1", "-key", "contact_port", String(carolPort), "-m", "1",
