@@ -153,6 +153,8 @@ struct Shared {
     stop_callees: AtomicBool,
     /// Set when every call task has ended (or the run limit hit): the sampler stops.
     finished: AtomicBool,
+    /// The sampler's seconds, kept here so that a late sampler loses nothing.
+    timeline: Mutex<Vec<Sample>>,
     results: Mutex<Vec<CallResult>>,
 }
 
@@ -263,6 +265,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         failed: AtomicU64::new(0),
         stop_callees: AtomicBool::new(false),
         finished: AtomicBool::new(false),
+        timeline: Mutex::new(Vec::new()),
         results: Mutex::new(Vec::new()),
     });
     let bar = if cfg.progress {
@@ -310,7 +313,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         let bar = bar.clone();
         let mut watch = watch.clone();
         tokio::spawn(async move {
-            let mut timeline = Vec::new();
             let mut last_h = sh.rtt.snapshot();
             let (mut last_sent, mut last_recv) = (0u64, 0u64);
             let mut last_t = Instant::now();
@@ -361,12 +363,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
                     s.failed,
                     s.rtt_p99_ms.unwrap_or(0.0)
                 ));
-                timeline.push(s);
-                if timeline.len() > 100_000 {
-                    break timeline;
-                }
-                if sh.finished.load(Ordering::Relaxed) {
-                    break timeline;
+                let n = sh.timeline.lock().map_or(usize::MAX, |mut t| {
+                    t.push(s);
+                    t.len()
+                });
+                if n > 100_000 || sh.finished.load(Ordering::Relaxed) {
+                    break;
                 }
             }
         })
@@ -420,10 +422,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     sh.stop_callees.store(true, Ordering::Relaxed);
     sh.finished.store(true, Ordering::Relaxed);
     // The sampler ends at its next tick.
-    let timeline = match tokio::time::timeout(Duration::from_secs(3), sampler).await {
-        Ok(Ok(t)) => t,
-        _ => Vec::new(),
-    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), sampler).await;
+    let timeline = sh
+        .timeline
+        .lock()
+        .map(|mut t| std::mem::take(&mut *t))
+        .unwrap_or_default();
     bar.finish_and_clear();
     let duration_s = sh.t0.elapsed().as_secs_f64();
     let mut calls = sh.results.lock().map(|v| v.clone()).unwrap_or_default();

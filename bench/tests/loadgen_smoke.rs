@@ -43,6 +43,20 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+/// Kernel receive-buffer drops (last column of /proc/net/udp) on local ports lo..=hi, to tell
+/// a starved process (a busy machine) from a protocol fault when packets go missing.
+fn udp_drops(lo: u16, hi: u16) -> u64 {
+    let text = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            ((lo..=hi).contains(&port)).then(|| f.last()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
 fn gateway_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("WEBRTC_PHONE_BIN") {
         return p.into();
@@ -180,7 +194,14 @@ fn twenty_calls_for_ten_seconds_through_the_gateway_with_sipp_echo() {
         let (sent, recv) = (c["sent"].as_u64().unwrap(), c["received"].as_u64().unwrap());
         // 10 s at 50 packets/s, each way (what comes back went through the echo).
         assert!(sent >= 450, "call {}: sent {sent}", c["idx"]);
-        assert_eq!(recv, sent, "call {}: loss ({out})", c["idx"]);
+        assert_eq!(
+            recv,
+            sent,
+            "call {}: loss; kernel receive-buffer drops: gateway RTP ports {}, other loopback UDP {} ({out})",
+            c["idx"],
+            udp_drops(15000, 15299),
+            udp_drops(1, 14999) + udp_drops(15300, 65535)
+        );
         assert!(c["invite_to_200_ms"].as_f64().is_some(), "{c}");
         assert!(c["invite_to_media_ms"].as_f64().is_some(), "{c}");
     }
