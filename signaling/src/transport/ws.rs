@@ -117,7 +117,11 @@ pub async fn upgrade(
         )
             .into_response();
     };
+    // SIP messages are small: 8 KiB read and write buffers instead of tungstenite's 128 KiB
+    // per connection (most of the gateway's memory per call at load).
     ws.protocols(["sip"])
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| run(socket, peer, listener, shared, slot))
