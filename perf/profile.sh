@@ -51,8 +51,8 @@ wait "$LG" || true
 perf script -i "$OUT/perf.data" 2>/dev/null | inferno-collapse-perf >"$OUT/stacks.folded"
 inferno-flamegraph --title "webrtc-phone, $N calls" <"$OUT/stacks.folded" >"$OUT/flame.svg"
 perf report -i "$OUT/perf.data" --stdio --no-children --sort symbol 2>/dev/null |
-	grep -E '^ +[0-9]+\.[0-9]+%' | head -40 >"$OUT/top.txt"
+	awk '/^ +[0-9]+\.[0-9]+%/ && n++ < 40' >"$OUT/top.txt"
 echo "flame graph: $OUT/flame.svg"
 echo "top symbols: $OUT/top.txt"
-head -20 "$OUT/top.txt"
-tail -25 "$OUT/loadgen.txt"
+sed -n 1,20p "$OUT/top.txt"
+cat "$OUT/loadgen.txt"
