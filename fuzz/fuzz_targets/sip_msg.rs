@@ -7,7 +7,9 @@ fuzz_target!(|data: &[u8]| {
     match SipMsg::parse(data) {
         Ok(m) => {
             let again = SipMsg::parse(&m.to_bytes()).expect("a printed message parses");
-            assert_eq!(again.headers.len(), m.headers.len());
+            // Printing always writes Content-Length, so compare the other headers.
+            let count = |m: &SipMsg| m.headers.iter().filter(|h| h.name != "Content-Length").count();
+            assert_eq!(count(&again), count(&m));
             assert_eq!(again.body, m.body);
             let _ = m.top_via();
             let _ = m.from_hdr();

@@ -613,7 +613,17 @@ pub fn error_response_for(buf: &[u8], err: &ParseError, to_tag: &str) -> Option<
             out.push_str(&format!("{n}: {v}\r\n"));
         }
     }
-    let warning = err.reason.replace(['"', '\\'], "'");
+    // The reason may quote the offending input: only printable ASCII goes into the Warning.
+    let warning: String = err
+        .reason
+        .chars()
+        .take(120)
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c == ' ' || c.is_ascii_graphic() => c,
+            _ => '?',
+        })
+        .collect();
     out.push_str(&format!(
         "Warning: 399 webrtc-phone \"{warning}\"\r\nContent-Length: 0\r\n\r\n"
     ));
