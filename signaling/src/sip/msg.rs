@@ -590,12 +590,15 @@ pub fn error_response_for(buf: &[u8], err: &ParseError, to_tag: &str) -> Option<
     }
     // The response must be routable and parseable by its recipient: the copied values must be
     // well formed themselves, else the request is dropped (and counted) instead.
-    let well_formed = copied.iter().all(|(n, v)| match n.as_str() {
-        "Via" => hdr::split_list(v).iter().all(|x| Via::parse(x).is_ok()),
-        "From" | "To" => NameAddr::parse(v, "From/To").is_ok(),
-        "CSeq" => CSeq::parse(v).is_ok(),
-        _ => !v.is_empty() && !v.contains(char::is_whitespace),
-    });
+    let well_formed = copied
+        .iter()
+        .all(|(_, v)| !v.chars().any(|c| c.is_control()))
+        && copied.iter().all(|(n, v)| match n.as_str() {
+            "Via" => hdr::split_list(v).iter().all(|x| Via::parse(x).is_ok()),
+            "From" | "To" => NameAddr::parse(v, "From/To").is_ok(),
+            "CSeq" => CSeq::parse(v).is_ok(),
+            _ => !v.is_empty() && !v.contains(char::is_whitespace),
+        });
     if !well_formed
         || copied
             .iter()
