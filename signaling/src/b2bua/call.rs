@@ -1339,27 +1339,9 @@ impl Core {
                 &mut c.a
             };
             let translated = match (&spec, other_local) {
-                (
-                    Ok(_),
-                    Some(LocalLeg::WebRtc {
-                        addr,
-                        ice_ufrag,
-                        ice_pwd,
-                        fingerprint,
-                        setup,
-                    }),
-                ) => {
-                    let local = LocalWebRtc {
-                        addr,
-                        ice_ufrag,
-                        ice_pwd,
-                        fingerprint,
-                        setup: if setup == Setup::ActPass {
-                            Setup::ActPass
-                        } else {
-                            setup
-                        },
-                    };
+                (Ok(_), Some(leg @ LocalLeg::WebRtc { .. })) => {
+                    // An offer keeps our setup as it stands (actpass where we offered first).
+                    let local = webrtc_local(&leg);
                     if both_webrtc {
                         translate::relay_webrtc(
                             &sdp,
@@ -1587,24 +1569,12 @@ impl Core {
                     };
                     let offer_in = c.leg(in_leg).remote_sdp.clone();
                     let translated = match c.local[in_leg as usize].clone() {
-                        Some(LocalLeg::WebRtc {
-                            addr,
-                            ice_ufrag,
-                            ice_pwd,
-                            fingerprint,
-                            setup,
-                        }) => {
-                            let local = LocalWebRtc {
-                                addr,
-                                ice_ufrag,
-                                ice_pwd,
-                                fingerprint,
-                                setup: if setup == Setup::ActPass {
-                                    Setup::Passive
-                                } else {
-                                    setup
-                                },
-                            };
+                        Some(leg @ LocalLeg::WebRtc { .. }) => {
+                            // An answer cannot say actpass (RFC 5763 §5): passive then.
+                            let mut local = webrtc_local(&leg);
+                            if local.setup == Setup::ActPass {
+                                local.setup = Setup::Passive;
+                            }
                             let both_webrtc = c.kind == CallKind::DemoBrowserToBrowser;
                             let origin = &mut c.leg_mut(in_leg).origin;
                             if both_webrtc {
