@@ -1127,6 +1127,8 @@ impl Core {
             return false;
         };
         self.reply(now, cancel_key, msg, 200);
+        // The 200 for the CANCEL leaves before the INVITE's 487 (strict peers expect that order).
+        self.flush_server(cancel_key);
         let Some(c) = self.calls.get_mut(&id) else {
             return true;
         };

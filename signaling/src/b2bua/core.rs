@@ -541,6 +541,18 @@ impl Core {
         }
     }
 
+    /// Moves what one server transaction has to send to the output queue now.
+    pub(super) fn flush_server(&mut self, key: &ServerKey) {
+        if let Some(s) = self.servers.get_mut(key) {
+            while let Some(bytes) = s.txn.poll_transmit() {
+                self.transmits.push_back(Transmit {
+                    to: s.peer.clone(),
+                    bytes,
+                });
+            }
+        }
+    }
+
     pub(super) fn add_client(
         &mut self,
         branch: String,
