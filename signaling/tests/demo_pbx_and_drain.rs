@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::peers::{free_udp_port, kamailio, sipp, sipp_messages};
+use common::peers::{free_udp_port, kamailio, sipp_echo, sipp_messages};
 use common::sipua::WsUa;
 use common::*;
 use signaling::sip::msg::Method;
@@ -72,25 +72,7 @@ async fn sigterm_lets_calls_finish_and_refuses_new_ones() {
     let dir = temp_dir("drain");
     let (kport, sport) = (free_udp_port(), free_udp_port());
     let _k = kamailio(&dir, kport, sport, &[]);
-    let p = sport.to_string();
-    let mp = free_udp_port().to_string();
-    let _far = sipp(
-        &dir,
-        "uas",
-        "uas-echo.xml",
-        &[
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &p,
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            &mp,
-            "-rtp_echo",
-            "-aa",
-        ],
-    );
+    let _far = sipp_echo(&dir, sport);
     let mut cmd = command(&dir.join("state"));
     cmd.env("OUTBOUND_PROXY", format!("127.0.0.1:{kport}"))
         .env("DRAIN_TIMEOUT", "30");
@@ -120,25 +102,7 @@ async fn drain_timeout_hangs_up_the_rest() {
     let dir = temp_dir("drain-timeout");
     let (kport, sport) = (free_udp_port(), free_udp_port());
     let _k = kamailio(&dir, kport, sport, &[]);
-    let p = sport.to_string();
-    let mp = free_udp_port().to_string();
-    let _far = sipp(
-        &dir,
-        "uas",
-        "uas-echo.xml",
-        &[
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &p,
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            &mp,
-            "-rtp_echo",
-            "-aa",
-        ],
-    );
+    let _far = sipp_echo(&dir, sport);
     let mut cmd = command(&dir.join("state"));
     cmd.env("OUTBOUND_PROXY", format!("127.0.0.1:{kport}"))
         .env("DRAIN_TIMEOUT", "1");

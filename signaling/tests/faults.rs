@@ -10,39 +10,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::peers::{free_udp_port, kamailio, sipp, sipp_messages};
+use common::peers::{free_udp_port, kamailio, sipp_echo, sipp_messages};
 use common::sipua::WsUa;
 use common::*;
 use signaling::sip::msg::Method;
-
-fn echo_far_end(dir: &std::path::Path, port: u16) -> common::peers::Proc {
-    let p = port.to_string();
-    let mp = free_udp_port().to_string();
-    sipp(
-        dir,
-        "uas",
-        "uas-echo.xml",
-        &[
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &p,
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            &mp,
-            "-rtp_echo",
-            "-aa",
-        ],
-    )
-}
 
 #[tokio::test]
 async fn no_media_hangs_up_both_sides_after_the_media_timeout() {
     let dir = temp_dir("media-timeout");
     let (kport, sport) = (free_udp_port(), free_udp_port());
     let _k = kamailio(&dir, kport, sport, &[]);
-    let _far = echo_far_end(&dir, sport);
+    let _far = sipp_echo(&dir, sport);
     let mut cmd = command(&dir.join("state"));
     cmd.env("OUTBOUND_PROXY", format!("127.0.0.1:{kport}"))
         .env("MEDIA_TIMEOUT", "2");
@@ -88,7 +66,7 @@ async fn exhausted_port_range_gives_503_and_spares_calls_in_progress() {
     let dir = temp_dir("ports-out");
     let (kport, sport) = (free_udp_port(), free_udp_port());
     let _k = kamailio(&dir, kport, sport, &[]);
-    let _far = echo_far_end(&dir, sport);
+    let _far = sipp_echo(&dir, sport);
     // One reactor: an odd first port for WebRTC, then two RTP/RTCP pairs: two calls.
     let (min, _) = rtp_range();
     let min = min | 1;

@@ -624,17 +624,7 @@ impl Core {
         }
         c.b_invite_branch = Some(branch.clone());
         c.b_invite = Some(inv.clone());
-        let reliable = b_peer.is_reliable();
-        let txn = ClientTxn::new(now, inv, reliable, self.cfg.timers);
-        self.add_client(
-            branch,
-            txn,
-            b_peer,
-            super::core::ClientPurpose::Call {
-                id,
-                what: CallTxn::Invite,
-            },
-        );
+        self.start_call_txn(now, id, branch, b_peer, inv, CallTxn::Invite);
     }
 
     fn fail_before_answer(&mut self, now: Instant, id: SessionId, e: TranslateError) {
@@ -939,16 +929,7 @@ impl Core {
         edit(&mut inv);
         c.b_invite_branch = Some(branch.clone());
         c.b_invite = Some(inv.clone());
-        let txn = ClientTxn::new(now, inv, peer.is_reliable(), self.cfg.timers);
-        self.add_client(
-            branch,
-            txn,
-            peer,
-            super::core::ClientPurpose::Call {
-                id,
-                what: CallTxn::Invite,
-            },
-        );
+        self.start_call_txn(now, id, branch, peer, inv, CallTxn::Invite);
     }
 
     /// RFC 4028: the gateway refreshes the session on the SIP leg with a body-less UPDATE.
@@ -971,16 +952,7 @@ impl Core {
             "Session-Expires",
             format!("{};refresher=uac", interval.as_secs()),
         );
-        let txn = ClientTxn::new(now, upd, peer.is_reliable(), self.cfg.timers);
-        self.add_client(
-            branch,
-            txn,
-            peer,
-            super::core::ClientPurpose::Call {
-                id,
-                what: CallTxn::Refresh,
-            },
-        );
+        self.start_call_txn(now, id, branch, peer, upd, CallTxn::Refresh);
     }
 
     /// The answer to the gateway's refresh.
@@ -1099,15 +1071,13 @@ impl Core {
             cancel.push_header("Route", r);
         }
         let peer = c.b.peer.clone();
-        let txn = ClientTxn::new(now, cancel, peer.is_reliable(), self.cfg.timers);
-        self.add_client(
+        self.start_call_txn(
+            now,
+            id,
             format!("{branch}-cancel"),
-            txn,
             peer,
-            super::core::ClientPurpose::Call {
-                id,
-                what: CallTxn::Cancel,
-            },
+            cancel,
+            CallTxn::Cancel,
         );
     }
 
@@ -1502,17 +1472,15 @@ impl Core {
             }
         }
         let peer = other.peer.clone();
-        let txn = ClientTxn::new(now, req, peer.is_reliable(), self.cfg.timers);
-        self.add_client(
+        self.start_call_txn(
+            now,
+            id,
             branch,
-            txn,
             peer,
-            super::core::ClientPurpose::Call {
-                id,
-                what: CallTxn::Relay {
-                    server: key,
-                    method,
-                },
+            req,
+            CallTxn::Relay {
+                server: key,
+                method,
             },
         );
     }
@@ -1680,16 +1648,7 @@ impl Core {
             bye.push_header("Reason", format!("SIP;cause=200;text=\"{reason}\""));
         }
         let peer = l.peer.clone();
-        let txn = ClientTxn::new(now, bye, peer.is_reliable(), self.cfg.timers);
-        self.add_client(
-            branch,
-            txn,
-            peer,
-            super::core::ClientPurpose::Call {
-                id,
-                what: CallTxn::Bye,
-            },
-        );
+        self.start_call_txn(now, id, branch, peer, bye, CallTxn::Bye);
     }
 
     /// The gateway ends a call on its own (media failure, connection loss, drain).
@@ -1766,6 +1725,27 @@ impl Core {
             self.hang_up_both(now, id, "gateway shutting down");
         }
         self.pump(now);
+    }
+}
+
+impl Core {
+    /// Starts a client transaction for call `id` to `peer`.
+    fn start_call_txn(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        branch: String,
+        peer: Peer,
+        req: SipMsg,
+        what: CallTxn,
+    ) {
+        let txn = ClientTxn::new(now, req, peer.is_reliable(), self.cfg.timers);
+        self.add_client(
+            branch,
+            txn,
+            peer,
+            super::core::ClientPurpose::Call { id, what },
+        );
     }
 }
 

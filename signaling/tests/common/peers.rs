@@ -162,3 +162,27 @@ pub fn sipp(dir: &Path, tag: &str, scenario: &str, args: &[&str]) -> Proc {
 pub fn sipp_messages(dir: &Path, tag: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{tag}.msg"))).unwrap_or_default()
 }
+
+/// SIPp answering every call on 127.0.0.1:`port` with PCMU and echoing its RTP
+/// (`uas-echo.xml -rtp_echo -aa`); messages in `<dir>/uas.msg`.
+pub fn sipp_echo(dir: &Path, port: u16) -> Proc {
+    let p = port.to_string();
+    let mp = free_udp_port().to_string();
+    sipp(
+        dir,
+        "uas",
+        "uas-echo.xml",
+        &[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            &mp,
+            "-rtp_echo",
+            "-aa",
+        ],
+    )
+}
