@@ -104,7 +104,11 @@ fn wait_for<T>(h: &mut EngineHandle, mut f: impl FnMut(&Output) -> Option<T>) ->
 
 fn allocate(h: &mut EngineHandle, id: u64, legs: [LegSpec; 2]) -> [LocalLeg; 2] {
     let id = SessionId(id);
-    h.send(Command::Allocate { id, legs });
+    h.send(Command::Allocate {
+        id,
+        legs,
+        video: false,
+    });
     wait_for(h, |o| match o {
         Output::Reply(Reply::Allocated { id: i, legs }) if *i == id => Some(legs.clone()),
         Output::Reply(Reply::Failed { id: i, failure }) if *i == id => panic!("{failure:?}"),
@@ -120,6 +124,7 @@ fn plain_remote(to: &UdpSocket) -> PlainRemote {
         rtcp_mux: false,
         direction: Direction::SendRecv,
         payload_types: vec![0],
+        video: None,
     }
 }
 
@@ -161,7 +166,7 @@ fn connect_client(h: &mut EngineHandle, id: u64, sink: &UdpSocket) -> (Client, S
     else {
         panic!("not WebRTC")
     };
-    let LocalLeg::Plain { rtp: plain } = legs[1] else {
+    let LocalLeg::Plain { rtp: plain, .. } = legs[1] else {
         panic!("not plain")
     };
     let mut buf = [0u8; 2048];
@@ -278,7 +283,7 @@ fn main() {
             LegSpec::Plain(Some(plain_remote(&sink))),
         ],
     );
-    let LocalLeg::Plain { rtp: floor_in } = legs[0] else {
+    let LocalLeg::Plain { rtp: floor_in, .. } = legs[0] else {
         panic!()
     };
 

@@ -5,12 +5,22 @@
 //! the [`SessionId`]; the engine picks the reactor, which owns the session for its whole life.
 //!
 //! The usual call, browser to SIP:
-//! 1. `Allocate { legs: [WebRtc { remote: Some(offer) }, Plain { remote: None }] }` →
+//! 1. `Allocate { legs: [WebRtc { remote: Some(offer) }, Plain { remote: None }], video }` →
 //!    `Reply::Allocated` with the WebRTC leg's ICE credentials, fingerprint and port, and the
-//!    plain leg's RTP/RTCP ports (for the SIP offer).
-//! 2. The SIP answer arrives: `Update { leg: B, remote: Plain(..) }` → `Reply::Updated`.
+//!    plain leg's RTP/RTCP ports (for the SIP offer): `LocalLeg::Plain { rtp, video_rtp }`,
+//!    `video_rtp` being a second even/odd pair for a video section when `video` was asked for
+//!    (the browser offered video).
+//! 2. The SIP answer arrives: `Update { leg: B, remote: Plain(..) }` → `Reply::Updated`. Its
+//!    `PlainRemote::video` is the answer's video section, or `None` when the far end has none or
+//!    rejected it.
 //! 3. Events as media comes up (`IceConnected`, `DtlsConnected`) or fails.
 //! 4. `Release` → `Event::Released` with the final stats.
+//!
+//! Video: the browser bundles audio and video on one 5-tuple; the plain leg carries them on
+//! two port pairs, as two SDP sections. The engine splits the bundle by payload type (the
+//! video section's `payload_types`) and by the SSRCs seen so, and merges the video pair back
+//! into the bundle. The plain leg's hold state (its audio section's direction) holds both, and
+//! loss and jitter in [`LegStats`] are the audio's.
 
 use std::net::SocketAddr;
 
@@ -72,8 +82,9 @@ pub struct WebRtcRemote {
     pub payload_types: Vec<u8>,
 }
 
-/// What the remote SDP says about a plain RTP leg.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the remote SDP says about a plain RTP leg: its first (audio) section, and its video
+/// section when the session was allocated with `video` and the far end's SDP has one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PlainRemote {
     /// Where to send RTP (`c=` + `m=` port). `None` for `c=0.0.0.0` (old-style hold).
     pub rtp: Option<SocketAddr>,
@@ -82,6 +93,11 @@ pub struct PlainRemote {
     pub rtcp_mux: bool,
     pub direction: Direction,
     pub payload_types: Vec<u8>,
+    /// The video section (its own RTP/RTCP pair on both sides; its `video` is `None`).
+    /// RTP from a bundled WebRTC leg goes here when its payload type is one of these
+    /// `payload_types`, RTCP when its sender SSRC is one seen in that video RTP. `None`: no
+    /// video section, or it was rejected (port 0).
+    pub video: Option<Box<PlainRemote>>,
 }
 
 /// One leg as allocated or updated.
@@ -112,6 +128,8 @@ pub enum LocalLeg {
     Plain {
         /// RTP on the even port; RTCP on `rtp.port() + 1`.
         rtp: SocketAddr,
+        /// The video section's RTP (RTCP on the next port), when allocated with `video`.
+        video_rtp: Option<SocketAddr>,
     },
     Echo,
 }
@@ -122,6 +140,9 @@ pub enum Command {
     Allocate {
         id: SessionId,
         legs: [LegSpec; 2],
+        /// Give each plain leg a second RTP/RTCP pair for a video section (4 ports per call
+        /// instead of 2), demultiplexed from/into a WebRTC leg's bundle.
+        video: bool,
     },
     /// The remote SDP of one leg changed (answer arrived, new address, ICE restart, hold).
     Update {

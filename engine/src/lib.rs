@@ -76,7 +76,7 @@ struct ReactorHandle {
 /// ```text
 /// let mut engine = Engine::start(cfg)?;
 /// let ready = tokio::io::unix::AsyncFd::new(engine.notify_fd())?;   // a RawFd wrapper
-/// engine.send(Command::Allocate { id, legs });
+/// engine.send(Command::Allocate { id, legs, video: false });
 /// loop {
 ///     let mut guard = ready.readable().await?;
 ///     while let Some(out) = engine.try_recv() { handle(out) }           // clears the eventfd

@@ -5,7 +5,7 @@
 //! is demultiplexed by USERNAME, everything after ICE by the nominated 5-tuple) and a run of
 //! even/odd RTP/RTCP pairs for plain legs (RFC 3550 §11: RTP on an even port, RTCP on the next).
 //! One call then costs one pair plus its share of the WebRTC port: 2 ports where the replaced
-//! system used 4.
+//! system used 4 (two pairs, 4 ports, when its plain leg also carries a video section).
 
 use std::ops::RangeInclusive;
 

@@ -4,9 +4,10 @@
 //!
 //! Per reactor: one io_uring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN`), one provided
 //! buffer ring shared by a multishot `RecvMsgMulti` on every socket (the shard's WebRTC socket and
-//! an RTP/RTCP pair per plain leg), sends straight from the received buffer, sorted deadlines for
-//! the sessions' timers, and commands over a crossbeam channel with an eventfd read SQE to wake
-//! the ring. Outputs go back over a crossbeam channel and an eventfd signaling polls.
+//! an RTP/RTCP pair per plain leg, a second one for its video section), sends straight from the
+//! received buffer, sorted deadlines for the sessions' timers, and commands over a crossbeam
+//! channel with an eventfd read SQE to wake the ring. Outputs go back over a crossbeam channel
+//! and an eventfd signaling polls.
 //!
 //! ```text
 //! loop {
@@ -36,7 +37,7 @@ use crate::api::{Command, Event, Failure, LegIndex, LegSpec, Output, Reply, Sess
 use crate::ports::Shard;
 use crate::proto::dtls::DtlsIdentity;
 use crate::proto::ice::local_ufrag_of;
-use crate::proto::session::{Session, SessionConfig, Socket, Verdict};
+use crate::proto::session::{LocalAddrs, Session, SessionConfig, Socket, Stream, Verdict};
 use crate::proto::stats::{DropCounts, DropReason};
 use crate::proto::wire::{demux, PacketKind};
 use ring::{read_sockaddr, Buffers, BUF_SIZE};
@@ -204,10 +205,14 @@ struct SockSlot {
     owner: Owner,
 }
 
+/// An RTP/RTCP pair bound from the shard: the even port, and its two sockets.
+type BoundPair = (u16, UdpSocket, UdpSocket);
+
 struct Entry {
     session: Session,
-    /// Socket slots of plain legs: (RTP, RTCP) per leg.
-    plain: [Option<(usize, usize)>; 2],
+    /// Socket slots of plain legs: (RTP, RTCP) per leg and stream (audio, video).
+    plain: [[Option<(usize, usize)>; 2]; 2],
+    /// The shard's pairs this session holds (both streams of both legs).
     pairs: Vec<u16>,
     routes: Vec<SocketAddr>,
     ufrags: Vec<Box<[u8]>>,
@@ -638,8 +643,8 @@ impl Reactor {
     fn socket_fd(&self, key: Key, via: Socket) -> Option<RawFd> {
         let slot = match via {
             Socket::WebRtc => 0,
-            Socket::Rtp(l) => self.entry(key)?.plain[leg_idx(l)]?.0,
-            Socket::Rtcp(l) => self.entry(key)?.plain[leg_idx(l)]?.1,
+            Socket::Rtp(l, s) => self.entry(key)?.plain[leg_idx(l)][stream_idx(s)]?.0,
+            Socket::Rtcp(l, s) => self.entry(key)?.plain[leg_idx(l)][stream_idx(s)]?.1,
         };
         self.socks[slot].sock.as_ref().map(|s| s.as_raw_fd())
     }
@@ -782,8 +787,8 @@ impl Reactor {
 
     fn command(&mut self, now: Instant, cmd: Command) {
         match cmd {
-            Command::Allocate { id, legs } => {
-                let reply = self.allocate(now, id, &legs);
+            Command::Allocate { id, legs, video } => {
+                let reply = self.allocate(now, id, &legs, video);
                 let key = matches!(reply, Reply::Allocated { .. })
                     .then(|| self.by_id.get(&id).copied())
                     .flatten();
@@ -833,7 +838,7 @@ impl Reactor {
     }
 
     /// Binds an RTP/RTCP pair from the shard, skipping busy ports.
-    fn bind_pair(&mut self) -> Option<(u16, UdpSocket, UdpSocket)> {
+    fn bind_pair(&mut self) -> Option<BoundPair> {
         for _ in 0..self.free_pairs.len() {
             let base = self.free_pairs.pop_front()?;
             let rtp = UdpSocket::bind(SocketAddr::new(self.init.bind, base));
@@ -847,22 +852,33 @@ impl Reactor {
         None
     }
 
-    fn allocate(&mut self, now: Instant, id: SessionId, legs: &[LegSpec; 2]) -> Reply {
+    /// Gives bound pairs back to the shard (their sockets close as they drop).
+    fn unbind(&mut self, bound: [[Option<BoundPair>; 2]; 2]) {
+        for (base, _, _) in bound.into_iter().flatten().flatten() {
+            self.free_pairs.push_back(base);
+        }
+    }
+
+    fn allocate(&mut self, now: Instant, id: SessionId, legs: &[LegSpec; 2], video: bool) -> Reply {
         if self.by_id.contains_key(&id) {
             return Reply::Failed {
                 id,
                 failure: Failure::BadRequest("session id already allocated".into()),
             };
         }
-        let mut bound: [Option<(u16, UdpSocket, UdpSocket)>; 2] = [None, None];
+        // Per leg and stream (in `STREAMS` order): the audio pair, and the video pair when asked
+        // for.
+        let mut bound: [[Option<BoundPair>; 2]; 2] = Default::default();
+        let streams = if video { 2 } else { 1 };
         for (i, spec) in legs.iter().enumerate() {
-            if matches!(spec, LegSpec::Plain(_)) {
+            if !matches!(spec, LegSpec::Plain(_)) {
+                continue;
+            }
+            for s in 0..streams {
                 match self.bind_pair() {
-                    Some(p) => bound[i] = Some(p),
+                    Some(p) => bound[i][s] = Some(p),
                     None => {
-                        for (base, _, _) in bound.into_iter().flatten() {
-                            self.free_pairs.push_back(base);
-                        }
+                        self.unbind(bound);
                         return Reply::Failed {
                             id,
                             failure: Failure::PortsExhausted,
@@ -872,12 +888,18 @@ impl Reactor {
             }
         }
         let webrtc_addr = SocketAddr::new(self.init.advertise, self.init.shard.webrtc_port);
+        let advertise = self.init.advertise;
+        let rtp_addr = |p: &Option<BoundPair>| {
+            p.as_ref()
+                .map(|(base, _, _)| SocketAddr::new(advertise, *base))
+        };
         let local = [0, 1].map(|i| match &legs[i] {
-            LegSpec::WebRtc(_) => Some(webrtc_addr),
-            LegSpec::Plain(_) => bound[i]
-                .as_ref()
-                .map(|(base, _, _)| SocketAddr::new(self.init.advertise, *base)),
-            LegSpec::Echo => None,
+            LegSpec::WebRtc(_) => LocalAddrs::at(webrtc_addr),
+            LegSpec::Plain(_) => LocalAddrs {
+                media: rtp_addr(&bound[i][0]),
+                video: rtp_addr(&bound[i][1]),
+            },
+            LegSpec::Echo => LocalAddrs::NONE,
         });
         let session = match Session::new(
             id,
@@ -889,9 +911,7 @@ impl Reactor {
         ) {
             Ok(s) => s,
             Err(failure) => {
-                for (base, _, _) in bound.into_iter().flatten() {
-                    self.free_pairs.push_back(base);
-                }
+                self.unbind(bound);
                 return Reply::Failed { id, failure };
             }
         };
@@ -909,28 +929,32 @@ impl Reactor {
             idx,
             gen: self.slots[idx as usize].gen,
         };
-        let mut plain = [None, None];
+        let mut plain = [[None; 2]; 2];
         let mut pairs = Vec::new();
-        for (i, b) in bound.into_iter().enumerate() {
-            if let Some((base, rtp, rtcp)) = b {
-                let leg = if i == 0 { LegIndex::A } else { LegIndex::B };
+        for (i, leg_pairs) in bound.into_iter().enumerate() {
+            let leg = if i == 0 { LegIndex::A } else { LegIndex::B };
+            for (s, pair) in leg_pairs.into_iter().enumerate() {
+                let Some((base, rtp, rtcp)) = pair else {
+                    continue;
+                };
+                let stream = STREAMS[s];
                 let r = self.add_socket(
                     rtp,
                     Owner::Plain {
                         key,
-                        via: Socket::Rtp(leg),
+                        via: Socket::Rtp(leg, stream),
                     },
                 );
                 let c = self.add_socket(
                     rtcp,
                     Owner::Plain {
                         key,
-                        via: Socket::Rtcp(leg),
+                        via: Socket::Rtcp(leg, stream),
                     },
                 );
                 self.arm_recv(r);
                 self.arm_recv(c);
-                plain[i] = Some((r, c));
+                plain[i][s] = Some((r, c));
                 pairs.push(base);
             }
         }
@@ -1004,7 +1028,7 @@ impl Reactor {
         if let Some(t) = entry.deadline {
             self.timers.remove(&(t, key));
         }
-        for (r, c) in entry.plain.iter().flatten() {
+        for (r, c) in entry.plain.iter().flatten().flatten() {
             self.close_socket(*r);
             self.close_socket(*c);
         }
@@ -1031,6 +1055,16 @@ fn leg_idx(l: LegIndex) -> usize {
     match l {
         LegIndex::A => 0,
         LegIndex::B => 1,
+    }
+}
+
+/// A plain leg's streams, in the order of [`Entry::plain`]'s inner arrays.
+const STREAMS: [Stream; 2] = [Stream::Audio, Stream::Video];
+
+fn stream_idx(s: Stream) -> usize {
+    match s {
+        Stream::Audio => 0,
+        Stream::Video => 1,
     }
 }
 

@@ -160,8 +160,13 @@ impl Peer {
     }
 
     fn send_rtp(&mut self, seq: u16) -> Vec<u8> {
+        self.send_rtp_as(0, seq, 0xb0b0)
+    }
+
+    /// Sends SRTP with payload type `pt` from `ssrc`; returns the plaintext.
+    fn send_rtp_as(&mut self, pt: u8, seq: u16, ssrc: u32) -> Vec<u8> {
         let mut buf = [0u8; 2048];
-        let n = rtp(&mut buf, 0, seq, 0xb0b0);
+        let n = rtp(&mut buf, pt, seq, ssrc);
         let plain = buf[..n].to_vec();
         let n = self
             .b
@@ -209,6 +214,7 @@ impl Pbx {
             rtcp_mux: false,
             direction: Direction::SendRecv,
             payload_types: vec![0, 8],
+            video: None,
         }
     }
 }
@@ -222,10 +228,15 @@ fn call(h: &mut EngineHandle, id: u64, peer: &mut Peer, pbx: &Pbx) -> SocketAddr
             LegSpec::WebRtc(Some(peer.b.remote())),
             LegSpec::Plain(Some(pbx.remote())),
         ],
+        video: false,
     });
     let legs = allocated(h, id).unwrap();
     peer.learn(&legs[0]);
-    let LocalLeg::Plain { rtp } = legs[1] else {
+    let LocalLeg::Plain {
+        rtp,
+        video_rtp: None,
+    } = legs[1]
+    else {
         panic!()
     };
     let fp = h.fingerprint().to_owned();
@@ -371,11 +382,13 @@ fn an_exhausted_shard_fails_the_allocation() {
     h.send(Command::Allocate {
         id: SessionId(1),
         legs: [LegSpec::WebRtc(None), plain()],
+        video: false,
     });
     assert!(allocated(&mut h, SessionId(1)).is_ok());
     h.send(Command::Allocate {
         id: SessionId(2),
         legs: [LegSpec::WebRtc(None), plain()],
+        video: false,
     });
     assert_eq!(
         allocated(&mut h, SessionId(2)),
@@ -401,6 +414,7 @@ fn an_exhausted_shard_fails_the_allocation() {
         h.send(Command::Allocate {
             id,
             legs: [LegSpec::WebRtc(None), plain()],
+            video: false,
         });
         if allocated(&mut h, id).is_ok() {
             ok = true;
@@ -419,6 +433,7 @@ fn echo_leg_through_a_reactor() {
     h.send(Command::Allocate {
         id: SessionId(5),
         legs: [LegSpec::WebRtc(Some(peer.b.remote())), LegSpec::Echo],
+        video: false,
     });
     let legs = allocated(&mut h, SessionId(5)).unwrap();
     assert_eq!(legs[1], LocalLeg::Echo);
@@ -631,5 +646,182 @@ fn close_notify_after_media_is_quiet_through_a_reactor() {
         _ => None,
     });
     assert_eq!(failed, Vec::<String>::new());
+    h.shutdown();
+}
+
+fn allocate_plain(h: &mut EngineHandle, id: u64, video: bool) -> Result<[LocalLeg; 2], Failure> {
+    h.send(Command::Allocate {
+        id: SessionId(id),
+        legs: [LegSpec::WebRtc(None), LegSpec::Plain(None)],
+        video,
+    });
+    allocated(h, SessionId(id))
+}
+
+/// A browser bundling audio (PT 0) and video (PT 96) with a PBX that answered both sections:
+/// each section gets its own even/odd pair, and media crosses the reactor both ways.
+#[test]
+fn video_gets_its_own_port_pair_through_a_reactor() {
+    const VP8: u8 = 96;
+    let mut h = engine(13, 24, 1);
+    let mut peer = Peer::new(Setup::Active);
+    let pbx = Pbx::new();
+    let camera = Pbx::new();
+    let remote = PlainRemote {
+        video: Some(Box::new(PlainRemote {
+            payload_types: vec![VP8],
+            ..camera.remote()
+        })),
+        ..pbx.remote()
+    };
+    let mut browser = peer.b.remote();
+    browser.payload_types.push(VP8);
+    let id = SessionId(70);
+    h.send(Command::Allocate {
+        id,
+        legs: [LegSpec::WebRtc(Some(browser)), LegSpec::Plain(Some(remote))],
+        video: true,
+    });
+    let legs = allocated(&mut h, id).unwrap();
+    let LocalLeg::Plain {
+        rtp: audio_rtp,
+        video_rtp: Some(video_rtp),
+    } = legs[1]
+    else {
+        panic!("{legs:?}")
+    };
+    peer.learn(&legs[0]);
+    let (a, v) = (audio_rtp.port(), video_rtp.port());
+    assert_eq!((a % 2, v % 2), (0, 0), "RTP on even ports");
+    let mut ports = vec![a, a + 1, v, v + 1, peer.relay.port()];
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 5, "{audio_rtp} {video_rtp} {}", peer.relay);
+    for p in [a, a + 1, v, v + 1] {
+        assert!(UdpSocket::bind(("127.0.0.1", p)).is_err(), "{p} is bound");
+    }
+    let fp = h.fingerprint().to_owned();
+    peer.connect(&fp);
+    wait_for(&mut h, |o| {
+        matches!(o, Output::Event(Event::DtlsConnected { id: i, .. }) if *i == id).then_some(())
+    });
+
+    let mut buf = [0u8; 2048];
+    for seq in 0..10 {
+        // Audio, as ever.
+        media_both_ways(&mut peer, &pbx, audio_rtp, seq..seq + 1);
+        // Video: out of the bundle to the PBX's video port, from the relay's video port.
+        let plain = peer.send_rtp_as(VP8, 500 + seq, 0x71de0);
+        let (n, from) = recv(&camera.rtp, &mut buf).expect("video at the PBX");
+        assert_eq!(from, video_rtp);
+        assert_eq!(&buf[..n], &plain[..]);
+        let n = rtp(&mut buf, VP8, 3000 + seq, 0xcafe);
+        let sent = buf[..n].to_vec();
+        camera.rtp.send_to(&sent, video_rtp).unwrap();
+        assert_eq!(peer.recv_rtp().expect("video at the browser"), sent);
+    }
+    // Video RTCP both ways: the PBX's into the bundle, the browser's (by its video sender SSRC)
+    // to the PBX's video RTCP port from the relay's.
+    let video_rtcp = SocketAddr::new(video_rtp.ip(), v + 1);
+    let n = rtcp(&mut buf, 0xcafe);
+    let sent = buf[..n].to_vec();
+    camera.rtcp.send_to(&sent, video_rtcp).unwrap();
+    let (m, _) = recv(&peer.sock, &mut buf).expect("SRTCP at the browser");
+    let srtp = peer.b.srtp_in.as_mut().unwrap();
+    let m = srtp.unprotect_rtcp(&mut buf, m).unwrap();
+    assert_eq!(&buf[..m], &sent[..]);
+    let n = rtcp(&mut buf, 0x71de0);
+    let plain = buf[..n].to_vec();
+    let srtp = peer.b.srtp_out.as_mut().unwrap();
+    let n = srtp.protect_rtcp(&mut buf, n).unwrap();
+    peer.sock.send_to(&buf[..n], peer.relay).unwrap();
+    let (n, from) = recv(&camera.rtcp, &mut buf).expect("RTCP at the PBX's video port");
+    assert_eq!((from, &buf[..n]), (video_rtcp, &plain[..]));
+    // Nothing crossed over between the streams.
+    assert!(recv(&pbx.rtp, &mut buf).is_none());
+    assert!(recv(&pbx.rtcp, &mut buf).is_none());
+    assert!(recv(&camera.rtp, &mut buf).is_none());
+
+    h.send(Command::Release { id });
+    let stats = wait_for(&mut h, |o| match o {
+        Output::Event(Event::Released { id: i, stats }) if *i == id => Some(*stats),
+        _ => None,
+    });
+    assert_eq!(stats.legs[1].packets_in, 10 + 10 + 1);
+    assert_eq!(stats.legs[1].packets_out, 10 + 10 + 1);
+    // All four sockets close.
+    let t0 = start();
+    let free = || {
+        [a, a + 1, v, v + 1]
+            .iter()
+            .all(|&p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
+    };
+    while !free() && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(free(), "the video pair is closed too");
+    h.shutdown();
+}
+
+/// Video costs a second pair per plain leg; a video call that finds only one pair fails whole
+/// and gives that pair back; a release gives both back.
+#[test]
+fn video_pairs_come_from_the_shard_and_go_back_to_it() {
+    // 8 ports on an odd start: the WebRTC port and exactly three pairs.
+    let r = range(14, 8);
+    let first = if r.start() % 2 == 1 {
+        *r.start()
+    } else {
+        r.start() + 1
+    };
+    let shards = plan_shards(first..=first + 6, 1).unwrap();
+    assert_eq!(shards[0].pair_count(), 3);
+    let mut h = Engine::start(EngineConfig {
+        shards,
+        bind: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+        media_timeout: Duration::from_secs(60),
+    })
+    .unwrap();
+    let legs = allocate_plain(&mut h, 1, true).unwrap();
+    assert!(
+        matches!(legs[1], LocalLeg::Plain { rtp, video_rtp: Some(v) } if rtp != v),
+        "{legs:?}"
+    );
+    // One pair left: the audio pair is found, the video pair is not.
+    assert_eq!(
+        allocate_plain(&mut h, 2, true),
+        Err(Failure::PortsExhausted)
+    );
+    // That pair went back: a call without video takes it, and only it.
+    let legs = allocate_plain(&mut h, 3, false).unwrap();
+    assert!(
+        matches!(
+            legs[1],
+            LocalLeg::Plain {
+                video_rtp: None,
+                ..
+            }
+        ),
+        "{legs:?}"
+    );
+    assert_eq!(
+        allocate_plain(&mut h, 4, false),
+        Err(Failure::PortsExhausted)
+    );
+    // Releasing the video call returns both its pairs (once the ring let go of the sockets).
+    h.send(Command::Release { id: SessionId(1) });
+    wait_for(&mut h, |o| {
+        matches!(o, Output::Event(Event::Released { id, .. }) if *id == SessionId(1)).then_some(())
+    });
+    let mut ok = false;
+    for i in 0..50 {
+        if allocate_plain(&mut h, 100 + i, true).is_ok() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(ok, "both released pairs are allocated again");
     h.shutdown();
 }

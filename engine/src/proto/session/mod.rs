@@ -14,17 +14,32 @@
 //! * any SSRC is accepted (bundle: audio and video share the 5-tuple and pass through
 //!   unchanged); an ICE restart keeps DTLS and SRTP when the fingerprint is unchanged.
 //!
-//! Plain legs send to the SDP address; they accept from it, or latch once to the first source
-//! that sends RTP with a negotiated payload type (symmetric RTP behind NAT). Anything else is
-//! dropped and counted.
+//! Plain legs have one [`Stream`] per SDP media section, each its own RTP/RTCP port pair: the
+//! audio stream always, a video stream when the session was allocated with video. Each stream
+//! sends to its section's SDP address; it accepts from it, or latches once to the first source
+//! that sends RTP with one of the section's payload types (symmetric RTP behind NAT). Anything
+//! else is dropped and counted.
+//!
+//! Bundle to plain (RFC 8843 §9.2, by payload type then SSRC; the engine is not told MIDs or
+//! `a=ssrc`): the browser's RTP goes to the plain leg's video stream when its payload type is
+//! one of the video section's, or its SSRC was already seen so (a fixed set of the latest
+//! [`VIDEO_SSRCS`]); everything else goes to the audio stream. SRTCP follows its sender SSRC.
+//! The other way, both streams are protected into the one bundle. Between two plain legs audio
+//! goes to audio and video to video; an echo reflects each stream on its own socket.
 //!
 //! Hold (RFC 3264 §5.1, §8.4), from each leg's remote SDP direction: RTP is not forwarded to a
 //! leg that said `sendonly`/`inactive`, nor from a leg that said `recvonly`/`inactive`; it is
-//! dropped and counted as [`DropReason::Held`]. RTCP keeps flowing both ways.
+//! dropped and counted as [`DropReason::Held`]. RTCP keeps flowing both ways. A plain leg's
+//! direction is its first (audio) section's and holds its video stream too.
+//!
+//! Reception statistics (loss, jitter) follow the audio stream only: video is counted in
+//! packets and bytes, so its sequence numbers never mix with the audio's.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+mod plain;
 
 use super::dtls::{DtlsConfig, DtlsEndpoint, DtlsEvent, DtlsIdentity, DtlsRole, Fingerprint};
 use super::ice::{local_ufrag_of, IceAgent, IceCredentials, IceEvent};
@@ -32,22 +47,67 @@ use super::srtp::{Direction as SrtpDirection, SrtpError, SrtpSession, MAX_TRAILE
 use super::stats::{since, DropCounts, DropReason, RtpRx};
 use super::wire::{demux, PacketKind, RtcpHeader, RtpHeader};
 use crate::api::{
-    Direction, Event, Failure, LegIndex, LegSpec, LegStats, LocalLeg, PlainRemote, SessionId,
-    SessionStats, Setup, WebRtcRemote,
+    Direction, Event, Failure, LegIndex, LegSpec, LegStats, LocalLeg, SessionId, SessionStats,
+    Setup, WebRtcRemote,
 };
+use plain::PlainLeg;
+pub use plain::VIDEO_SSRCS;
 
 /// Default media timeout (the replaced system's rtpproxy used 60 s).
 pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One SDP media section of a plain leg, with its own RTP/RTCP port pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// The first section: always there. Its direction holds the whole leg.
+    Audio,
+    /// The video section, when the session was allocated with video.
+    Video,
+}
 
 /// A local socket of the reactor, as the session sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Socket {
     /// The reactor's shared WebRTC port.
     WebRtc,
-    /// A plain leg's RTP socket (even port).
-    Rtp(LegIndex),
-    /// A plain leg's RTCP socket (RTP port + 1).
-    Rtcp(LegIndex),
+    /// A plain leg's RTP socket (even port) of one stream.
+    Rtp(LegIndex, Stream),
+    /// A plain leg's RTCP socket (RTP port + 1) of one stream.
+    Rtcp(LegIndex, Stream),
+}
+
+/// The local addresses of one leg, on the advertise address, as the reactor bound them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LocalAddrs {
+    /// The reactor's WebRTC port for a WebRTC leg, the (audio) RTP port for a plain leg;
+    /// `None` for an echo.
+    pub media: Option<SocketAddr>,
+    /// A plain leg's video RTP port (RTCP on the next one), when allocated with video.
+    pub video: Option<SocketAddr>,
+}
+
+impl LocalAddrs {
+    /// No address: an echo leg.
+    pub const NONE: LocalAddrs = LocalAddrs {
+        media: None,
+        video: None,
+    };
+
+    /// One address: a WebRTC leg, or a plain leg without video.
+    pub fn at(media: SocketAddr) -> Self {
+        Self {
+            media: Some(media),
+            video: None,
+        }
+    }
+
+    /// A plain leg's audio and video RTP ports.
+    pub fn with_video(media: SocketAddr, video: SocketAddr) -> Self {
+        Self {
+            media: Some(media),
+            video: Some(video),
+        }
+    }
 }
 
 /// What to do with a datagram just handled.
@@ -114,20 +174,9 @@ struct WebRtcLeg {
     srtp_out: Option<SrtpSession>,
 }
 
-#[derive(Debug)]
-struct PlainLeg {
-    local_rtp: SocketAddr,
-    remote: Option<PlainRemote>,
-    /// Where RTP goes: the SDP address, or the latched source.
-    rtp_peer: Option<SocketAddr>,
-    rtp_latched: bool,
-    rtcp_peer: Option<SocketAddr>,
-    rtcp_latched: bool,
-}
-
 enum LegKind {
     WebRtc(Box<WebRtcLeg>),
-    Plain(PlainLeg),
+    Plain(Box<PlainLeg>),
     Echo,
 }
 
@@ -168,6 +217,15 @@ fn idx(leg: LegIndex) -> usize {
 
 const LEGS: [LegIndex; 2] = [LegIndex::A, LegIndex::B];
 
+/// `leg` and the other one, both writable.
+fn pair_mut(legs: &mut [Leg; 2], leg: LegIndex) -> (&mut Leg, &mut Leg) {
+    let [a, b] = legs;
+    match leg {
+        LegIndex::A => (a, b),
+        LegIndex::B => (b, a),
+    }
+}
+
 /// Our DTLS role from the browser's `a=setup` (RFC 5763 §5).
 fn role_for(remote: Setup) -> DtlsRole {
     match remote {
@@ -197,20 +255,26 @@ fn srtp_drop(e: SrtpError) -> DropReason {
 }
 
 impl Session {
-    /// A new session. `local` gives each leg's local address for the SDP: the reactor's WebRTC
-    /// port for WebRTC legs, the RTP port for plain legs, nothing for echo.
+    /// A new session. `local` gives each leg's local addresses for the SDP: the reactor's
+    /// WebRTC port for WebRTC legs, the RTP port (and the video RTP port, when allocated with
+    /// video) for plain legs, nothing for echo.
     pub fn new(
         id: SessionId,
         specs: &[LegSpec; 2],
-        local: [Option<SocketAddr>; 2],
+        local: [LocalAddrs; 2],
         identity: DtlsIdentity,
         config: SessionConfig,
         now: Instant,
     ) -> Result<Self, Failure> {
-        let mk = |spec: &LegSpec, local: Option<SocketAddr>| -> Result<Leg, Failure> {
+        let mk = |spec: &LegSpec, local: LocalAddrs| -> Result<Leg, Failure> {
+            if local.video.is_some() && !matches!(spec, LegSpec::Plain(_)) {
+                return Err(bad("a video port for a leg that is not plain"));
+            }
             let kind = match spec {
                 LegSpec::WebRtc(remote) => {
-                    let local_addr = local.ok_or_else(|| bad("WebRTC leg without a port"))?;
+                    let local_addr = local
+                        .media
+                        .ok_or_else(|| bad("WebRTC leg without a port"))?;
                     let creds = IceCredentials::random().map_err(|e| bad(e.to_string()))?;
                     let mut leg = WebRtcLeg {
                         local_addr,
@@ -236,17 +300,10 @@ impl Session {
                     LegKind::WebRtc(Box::new(leg))
                 }
                 LegSpec::Plain(remote) => {
-                    let local_rtp = local.ok_or_else(|| bad("plain leg without ports"))?;
-                    let mut leg = PlainLeg {
-                        local_rtp,
-                        remote: None,
-                        rtp_peer: None,
-                        rtp_latched: false,
-                        rtcp_peer: None,
-                        rtcp_latched: false,
-                    };
+                    let local_rtp = local.media.ok_or_else(|| bad("plain leg without ports"))?;
+                    let mut leg = PlainLeg::new(local_rtp, local.video);
                     leg.set_remote(remote.clone());
-                    LegKind::Plain(leg)
+                    LegKind::Plain(Box::new(leg))
                 }
                 LegSpec::Echo => LegKind::Echo,
             };
@@ -296,7 +353,10 @@ impl Session {
                     Some(DtlsRole::Client) => Setup::Active,
                 },
             },
-            LegKind::Plain(p) => LocalLeg::Plain { rtp: p.local_rtp },
+            LegKind::Plain(p) => LocalLeg::Plain {
+                rtp: p.audio.local_rtp,
+                video_rtp: p.video.as_ref().map(|v| v.local_rtp),
+            },
             LegKind::Echo => LocalLeg::Echo,
         }
     }
@@ -438,7 +498,7 @@ impl Session {
         let len = len.min(buf.len());
         let kind = demux(&buf[..len]);
         let leg = match via {
-            Socket::Rtp(l) | Socket::Rtcp(l) => l,
+            Socket::Rtp(l, _) | Socket::Rtcp(l, _) => l,
             Socket::WebRtc => match self.webrtc_leg_of(src, &buf[..len], kind) {
                 Some(l) => l,
                 None => {
@@ -454,11 +514,11 @@ impl Session {
         };
         let verdict = match self.ingress(now, leg, via, kind, src, buf, len) {
             Ok(Ingress::Done(v)) => v,
-            Ok(Ingress::Media { rtcp: false, .. }) if self.is_on_hold(leg) => {
+            Ok(Ingress::Media(m)) if !m.rtcp && self.is_on_hold(leg) => {
                 Verdict::Drop(DropReason::Held)
             }
-            Ok(Ingress::Media { len, rtcp }) => self
-                .egress(leg, via, src, rtcp, buf, len)
+            Ok(Ingress::Media(m)) => self
+                .egress(leg, via, src, m, buf)
                 .unwrap_or_else(Verdict::Drop),
             Err(reason) => Verdict::Drop(reason),
         };
@@ -484,9 +544,10 @@ impl Session {
         len: usize,
     ) -> Result<Ingress, DropReason> {
         let started = self.started;
-        let l = &mut self.legs[idx(leg)];
+        let (l, other) = pair_mut(&mut self.legs, leg);
         let counters = &mut l.counters;
-        let (len, rtcp, pts) = match &mut l.kind {
+        // `stream` is `None` for the bundle of a WebRTC leg: decided below, after the PT check.
+        let (len, rtcp, pts, stream) = match &mut l.kind {
             LegKind::Echo => return Err(DropReason::UnknownSource),
             LegKind::WebRtc(w) => match kind {
                 PacketKind::Stun => {
@@ -538,40 +599,52 @@ impl Session {
                         srtp.unprotect_rtp(buf, len)
                     }
                     .map_err(srtp_drop)?;
+                    // The union of the bundled sections' payload types.
                     let pts = w.remote.as_ref().map(|r| r.payload_types.as_slice());
-                    (n, rtcp, pts)
+                    (n, rtcp, pts, None)
                 }
                 PacketKind::Unknown => return Err(DropReason::Malformed),
             },
             LegKind::Plain(p) => {
-                let rtcp = match (via, kind) {
-                    (Socket::Rtp(_), PacketKind::Rtp) => false,
-                    (Socket::Rtp(_), PacketKind::Rtcp) | (Socket::Rtcp(_), PacketKind::Rtcp) => {
-                        true
-                    }
+                let (stream, rtcp) = match (via, kind) {
+                    (Socket::Rtp(_, s), PacketKind::Rtp) => (s, false),
+                    (Socket::Rtp(_, s) | Socket::Rtcp(_, s), PacketKind::Rtcp) => (s, true),
                     _ => return Err(DropReason::Malformed),
                 };
                 if rtcp {
                     RtcpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
-                    p.accept_rtcp(via, src)?;
+                    p.accept_rtcp(stream, matches!(via, Socket::Rtp(..)), src)?;
                 } else {
                     let h = RtpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
-                    let pt = h.pt().0;
-                    let negotiated = p.remote.as_ref().is_none_or(|r| {
-                        r.payload_types.is_empty() || r.payload_types.contains(&pt)
-                    });
-                    p.accept_rtp(src, negotiated)?;
+                    p.accept_rtp(stream, src, h.pt().0)?;
                 }
-                let pts = p.remote.as_ref().map(|r| r.payload_types.as_slice());
-                (len, rtcp, pts)
+                let pts = p
+                    .stream(stream)
+                    .and_then(|s| s.remote.as_ref())
+                    .map(|r| r.payload_types.as_slice());
+                (len, rtcp, pts, Some(stream))
             }
         };
-        if !rtcp {
+        let rtp = if rtcp {
+            None
+        } else {
             let h = RtpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
-            let pt = h.pt().0;
-            if pts.is_some_and(|p| !p.is_empty() && !p.contains(&pt)) {
+            if pts.is_some_and(|p| !p.is_empty() && !p.contains(&h.pt().0)) {
                 return Err(DropReason::WrongPt);
             }
+            Some(h)
+        };
+        let stream = match (stream, &mut other.kind) {
+            (Some(s), _) => s,
+            (None, LegKind::Plain(p)) => match &rtp {
+                Some(h) => p.bundle_rtp_stream(h.pt().0, h.ssrc()),
+                None => RtcpHeader::parse(&buf[..len])
+                    .map_or(Stream::Audio, |h| p.bundle_rtcp_stream(h.ssrc())),
+            },
+            (None, _) => Stream::Audio,
+        };
+        if let (Some(h), Stream::Audio) = (&rtp, stream) {
+            let pt = h.pt().0;
             counters
                 .rx
                 .record(h.seq(), h.timestamp(), pt, h.ssrc().0, since(started, now));
@@ -580,7 +653,7 @@ impl Session {
         counters.stats.bytes_in += len as u64;
         self.last_media = now;
         self.timed_out = false;
-        Ok(Ingress::Media { len, rtcp })
+        Ok(Ingress::Media(Media { len, rtcp, stream }))
     }
 
     /// Sends media that arrived on `from` out of the other leg (or back, for an echo).
@@ -589,10 +662,10 @@ impl Session {
         from: LegIndex,
         via_in: Socket,
         src: SocketAddr,
-        rtcp: bool,
+        m: Media,
         buf: &mut [u8],
-        len: usize,
     ) -> Result<Verdict, DropReason> {
+        let Media { len, rtcp, stream } = m;
         let mut to_leg = from.other();
         let mut back = None;
         if matches!(self.legs[idx(to_leg)].kind, LegKind::Echo) {
@@ -619,20 +692,15 @@ impl Session {
             LegKind::Plain(p) => match back {
                 Some((via, src)) => (via, src, len),
                 None => {
-                    let mux = p.remote.as_ref().is_some_and(|r| r.rtcp_mux);
-                    if rtcp && !mux {
-                        (
-                            Socket::Rtcp(to_leg),
-                            p.rtcp_peer.ok_or(DropReason::NoDestination)?,
-                            len,
-                        )
+                    let s = p.stream(stream).ok_or(DropReason::NoDestination)?;
+                    let (on_rtcp_socket, to) =
+                        s.destination(rtcp).ok_or(DropReason::NoDestination)?;
+                    let via = if on_rtcp_socket {
+                        Socket::Rtcp(to_leg, stream)
                     } else {
-                        (
-                            Socket::Rtp(to_leg),
-                            p.rtp_peer.ok_or(DropReason::NoDestination)?,
-                            len,
-                        )
-                    }
+                        Socket::Rtp(to_leg, stream)
+                    };
+                    (via, to, len)
                 }
             },
         };
@@ -764,7 +832,7 @@ impl Session {
     fn direction(&self, leg: LegIndex) -> Option<Direction> {
         match &self.legs[idx(leg)].kind {
             LegKind::WebRtc(w) => w.remote.as_ref().map(|r| r.direction),
-            LegKind::Plain(p) => p.remote.as_ref().map(|r| r.direction),
+            LegKind::Plain(p) => p.remote().map(|r| r.direction),
             LegKind::Echo => None,
         }
     }
@@ -789,7 +857,7 @@ impl Session {
     fn is_held(&self) -> bool {
         self.legs.iter().any(|l| match &l.kind {
             LegKind::WebRtc(w) => w.remote.as_ref().is_some_and(|r| r.direction.is_held()),
-            LegKind::Plain(p) => p.remote.as_ref().is_none_or(|r| r.direction.is_held()),
+            LegKind::Plain(p) => p.remote().is_none_or(|r| r.direction.is_held()),
             LegKind::Echo => false,
         })
     }
@@ -838,76 +906,16 @@ impl Session {
 
 enum Ingress {
     Done(Verdict),
-    Media { len: usize, rtcp: bool },
+    Media(Media),
 }
 
-impl PlainLeg {
-    fn set_remote(&mut self, remote: Option<PlainRemote>) {
-        let old_rtp = self.remote.as_ref().and_then(|r| r.rtp);
-        if let Some(r) = &remote {
-            // A new SDP address replaces any latch (re-INVITE to another host).
-            if r.rtp != old_rtp || !self.rtp_latched {
-                self.rtp_peer = r.rtp;
-                self.rtp_latched = false;
-                self.rtcp_peer = if r.rtcp_mux { r.rtp } else { r.rtcp };
-                self.rtcp_latched = false;
-            }
-        }
-        self.remote = remote;
-    }
-
-    fn sdp_rtp(&self) -> Option<SocketAddr> {
-        self.remote.as_ref().and_then(|r| r.rtp)
-    }
-
-    /// RTP from `src`: the latched or SDP source, or latch once to a sender of a negotiated PT.
-    fn accept_rtp(&mut self, src: SocketAddr, negotiated: bool) -> Result<(), DropReason> {
-        if self.rtp_latched {
-            return if self.rtp_peer == Some(src) {
-                Ok(())
-            } else {
-                Err(DropReason::UnknownSource)
-            };
-        }
-        if self.sdp_rtp() == Some(src) || negotiated {
-            self.rtp_peer = Some(src);
-            self.rtp_latched = true;
-            if !self.rtcp_latched && self.sdp_rtp() != Some(src) {
-                // Symmetric RTCP from the latched host: learn it when it first speaks.
-                self.rtcp_peer = None;
-            }
-            return Ok(());
-        }
-        Err(DropReason::UnknownSource)
-    }
-
-    fn accept_rtcp(&mut self, via: Socket, src: SocketAddr) -> Result<(), DropReason> {
-        if let Socket::Rtp(_) = via {
-            // rtcp-mux: same source as RTP.
-            return if self.rtp_peer == Some(src) || self.sdp_rtp() == Some(src) {
-                Ok(())
-            } else {
-                Err(DropReason::UnknownSource)
-            };
-        }
-        if self.rtcp_peer == Some(src) {
-            self.rtcp_latched = true;
-            return Ok(());
-        }
-        // Learn the RTCP source only when RTP itself latched away from the SDP (NAT), or the
-        // SDP named no RTCP address; then only from the RTP peer's host, once.
-        let rtp_moved = self.rtp_latched && self.rtp_peer != self.sdp_rtp();
-        let peer_ip = self.rtp_peer.or(self.sdp_rtp()).map(|a| a.ip());
-        if !self.rtcp_latched
-            && (rtp_moved || self.rtcp_peer.is_none())
-            && peer_ip == Some(src.ip())
-        {
-            self.rtcp_peer = Some(src);
-            self.rtcp_latched = true;
-            return Ok(());
-        }
-        Err(DropReason::UnknownSource)
-    }
+/// Media accepted from a leg: its length after unprotect, RTP or RTCP, and which plain stream
+/// it belongs to (where it arrived on a plain leg; where it goes, from a bundle).
+#[derive(Debug, Clone, Copy)]
+struct Media {
+    len: usize,
+    rtcp: bool,
+    stream: Stream,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! DTLS in either role, SRTP) against a session whose other leg is plain or an echo.
 
 use super::*;
-use crate::api::Direction;
+use crate::api::{Direction, PlainRemote};
 use crate::proto::srtp::SrtpKeys;
 use crate::proto::stun::{Class, StunMessage, StunWriter, METHOD_BINDING};
 use std::sync::OnceLock;
@@ -183,6 +183,7 @@ fn plain_remote(direction: Direction) -> PlainRemote {
         rtcp_mux: false,
         direction,
         payload_types: vec![0, 8, 101],
+        video: None,
     }
 }
 
@@ -204,7 +205,10 @@ impl Call {
                 LegSpec::WebRtc(Some(b.remote())),
                 LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
             ],
-            [Some(addr(WEBRTC_LOCAL)), Some(addr(PLAIN_LOCAL))],
+            [
+                LocalAddrs::at(addr(WEBRTC_LOCAL)),
+                LocalAddrs::at(addr(PLAIN_LOCAL)),
+            ],
             identity(0),
             config,
             now,
@@ -291,7 +295,10 @@ impl Call {
             .s
             .handle_datagram(self.now, Socket::WebRtc, self.b.addr, &mut self.buf, n);
         if let Verdict::Forward { via, to, len } = v {
-            assert_eq!((via, to), (Socket::Rtp(LegIndex::B), addr(PBX)));
+            assert_eq!(
+                (via, to),
+                (Socket::Rtp(LegIndex::B, Stream::Audio), addr(PBX))
+            );
             assert_eq!(&self.buf[..len], &plain[..]);
         }
         v
@@ -304,7 +311,7 @@ impl Call {
         self.buf[..172].copy_from_slice(&plain);
         let v = self.s.handle_datagram(
             self.now,
-            Socket::Rtp(LegIndex::B),
+            Socket::Rtp(LegIndex::B, Stream::Audio),
             addr(PBX),
             &mut self.buf,
             172,
@@ -374,7 +381,7 @@ fn media_both_ways(setup: Setup) {
     assert_eq!(
         v,
         Verdict::Forward {
-            via: Socket::Rtcp(LegIndex::B),
+            via: Socket::Rtcp(LegIndex::B, Stream::Audio),
             to: addr(PBX_RTCP),
             len: 8
         }
@@ -383,7 +390,7 @@ fn media_both_ways(setup: Setup) {
     rtcp(&mut c.buf, 0xfeed);
     let v = c.s.handle_datagram(
         c.now,
-        Socket::Rtcp(LegIndex::B),
+        Socket::Rtcp(LegIndex::B, Stream::Audio),
         addr(PBX_RTCP),
         &mut c.buf,
         8,
@@ -439,8 +446,13 @@ fn nothing_but_stun_before_ice_and_no_media_before_dtls() {
     assert_eq!(v, Verdict::Drop(DropReason::NotConnected));
     // The PBX speaks before the browser's DTLS is up: nowhere to send it yet.
     rtp(&mut c.buf, 0, 1, 1);
-    let v =
-        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        addr(PBX),
+        &mut c.buf,
+        172,
+    );
     assert_eq!(v, Verdict::Drop(DropReason::NotConnected));
     // A check with a wrong password is not answered.
     let n = c.b.check(&mut c.buf, true);
@@ -456,12 +468,22 @@ fn wrong_payload_type_and_garbage_are_dropped() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
     c.connect();
     rtp(&mut c.buf, 96, 1, 1);
-    let v =
-        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        addr(PBX),
+        &mut c.buf,
+        172,
+    );
     assert_eq!(v, Verdict::Drop(DropReason::WrongPt));
     c.buf[0] = 0xff;
-    let v =
-        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        addr(PBX),
+        &mut c.buf,
+        172,
+    );
     assert_eq!(v, Verdict::Drop(DropReason::Malformed));
     // A forged SRTP packet from the nominated address fails authentication.
     rtp(&mut c.buf, 0, 5, 1);
@@ -479,12 +501,22 @@ fn third_party_on_plain_port_never_reaches_the_browser() {
     assert!(forwarded(c.pbx_sends(1)));
     for (i, src) in ["127.0.0.9:60000", "127.0.0.1:60002"].iter().enumerate() {
         rtp(&mut c.buf, 0, 2 + i as u16, 0xbad);
-        let v =
-            c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(src), &mut c.buf, 172);
+        let v = c.s.handle_datagram(
+            c.now,
+            Socket::Rtp(LegIndex::B, Stream::Audio),
+            addr(src),
+            &mut c.buf,
+            172,
+        );
         assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
         rtcp(&mut c.buf, 0xbad);
-        let v =
-            c.s.handle_datagram(c.now, Socket::Rtcp(LegIndex::B), addr(src), &mut c.buf, 8);
+        let v = c.s.handle_datagram(
+            c.now,
+            Socket::Rtcp(LegIndex::B, Stream::Audio),
+            addr(src),
+            &mut c.buf,
+            8,
+        );
         assert_eq!(v, Verdict::Drop(DropReason::UnknownSource), "{src}");
     }
     assert!(forwarded(c.pbx_sends(4)));
@@ -497,8 +529,13 @@ fn plain_leg_latches_once_to_a_nat_source() {
     c.connect();
     let nat = addr("127.0.0.5:7000");
     rtp(&mut c.buf, 0, 1, 3);
-    let v =
-        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), nat, &mut c.buf, 172);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        nat,
+        &mut c.buf,
+        172,
+    );
     assert!(forwarded(v));
     // Now the browser's media goes to the latched source, and the SDP address is a stranger.
     let n = {
@@ -515,8 +552,13 @@ fn plain_leg_latches_once_to_a_nat_source() {
         c.s.handle_datagram(c.now, Socket::WebRtc, c.b.addr, &mut c.buf, n);
     assert!(matches!(v, Verdict::Forward { to, .. } if to == nat));
     rtp(&mut c.buf, 0, 2, 3);
-    let v =
-        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        addr(PBX),
+        &mut c.buf,
+        172,
+    );
     assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
 }
 
@@ -781,7 +823,7 @@ fn echo_leg_reflects_webrtc_media() {
     let s = Session::new(
         SessionId(9),
         &[LegSpec::WebRtc(Some(b.remote())), LegSpec::Echo],
-        [Some(addr(WEBRTC_LOCAL)), None],
+        [LocalAddrs::at(addr(WEBRTC_LOCAL)), LocalAddrs::NONE],
         identity(0),
         SessionConfig::default(),
         now,
@@ -832,7 +874,7 @@ fn echo_leg_reflects_plain_media() {
             LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
             LegSpec::Echo,
         ],
-        [Some(addr(PLAIN_LOCAL)), None],
+        [LocalAddrs::at(addr(PLAIN_LOCAL)), LocalAddrs::NONE],
         identity(0),
         SessionConfig::default(),
         now,
@@ -840,21 +882,33 @@ fn echo_leg_reflects_plain_media() {
     .unwrap();
     let mut buf = [0u8; 2048];
     let n = rtp(&mut buf, 0, 1, 1);
-    let v = s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtp(LegIndex::A, Stream::Audio),
+        addr(PBX),
+        &mut buf,
+        n,
+    );
     assert_eq!(
         v,
         Verdict::Forward {
-            via: Socket::Rtp(LegIndex::A),
+            via: Socket::Rtp(LegIndex::A, Stream::Audio),
             to: addr(PBX),
             len: n
         }
     );
     let n = rtcp(&mut buf, 1);
-    let v = s.handle_datagram(now, Socket::Rtcp(LegIndex::A), addr(PBX_RTCP), &mut buf, n);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtcp(LegIndex::A, Stream::Audio),
+        addr(PBX_RTCP),
+        &mut buf,
+        n,
+    );
     assert_eq!(
         v,
         Verdict::Forward {
-            via: Socket::Rtcp(LegIndex::A),
+            via: Socket::Rtcp(LegIndex::A, Stream::Audio),
             to: addr(PBX_RTCP),
             len: n
         }
@@ -868,7 +922,10 @@ fn offer_to_browser_then_answer() {
     let mut s = Session::new(
         SessionId(11),
         &[LegSpec::WebRtc(None), LegSpec::Plain(None)],
-        [Some(addr(WEBRTC_LOCAL)), Some(addr(PLAIN_LOCAL))],
+        [
+            LocalAddrs::at(addr(WEBRTC_LOCAL)),
+            LocalAddrs::at(addr(PLAIN_LOCAL)),
+        ],
         identity(0),
         SessionConfig::default(),
         now,
@@ -902,7 +959,8 @@ fn offer_to_browser_then_answer() {
     assert_eq!(
         local,
         LocalLeg::Plain {
-            rtp: addr(PLAIN_LOCAL)
+            rtp: addr(PLAIN_LOCAL),
+            video_rtp: None,
         }
     );
     let mut c = Call {
@@ -958,7 +1016,10 @@ fn wrong_browser_certificate_fails_dtls() {
             LegSpec::WebRtc(Some(remote)),
             LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
         ],
-        [Some(addr(WEBRTC_LOCAL)), Some(addr(PLAIN_LOCAL))],
+        [
+            LocalAddrs::at(addr(WEBRTC_LOCAL)),
+            LocalAddrs::at(addr(PLAIN_LOCAL)),
+        ],
         identity(0),
         SessionConfig::default(),
         now,
@@ -1013,7 +1074,10 @@ fn plain_to_plain_relays_rtp_and_rtcp() {
             LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
             LegSpec::Plain(Some(other)),
         ],
-        [Some(addr(PLAIN_LOCAL)), Some(addr("127.0.0.1:40004"))],
+        [
+            LocalAddrs::at(addr(PLAIN_LOCAL)),
+            LocalAddrs::at(addr("127.0.0.1:40004")),
+        ],
         identity(0),
         SessionConfig::default(),
         now,
@@ -1021,11 +1085,17 @@ fn plain_to_plain_relays_rtp_and_rtcp() {
     .unwrap();
     let mut buf = [0u8; 2048];
     let n = rtp(&mut buf, 8, 1, 1);
-    let v = s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtp(LegIndex::A, Stream::Audio),
+        addr(PBX),
+        &mut buf,
+        n,
+    );
     assert_eq!(
         v,
         Verdict::Forward {
-            via: Socket::Rtp(LegIndex::B),
+            via: Socket::Rtp(LegIndex::B, Stream::Audio),
             to: addr("127.0.0.2:7000"),
             len: n
         }
@@ -1033,7 +1103,7 @@ fn plain_to_plain_relays_rtp_and_rtcp() {
     let n = rtcp(&mut buf, 2);
     let v = s.handle_datagram(
         now,
-        Socket::Rtcp(LegIndex::B),
+        Socket::Rtcp(LegIndex::B, Stream::Audio),
         addr("127.0.0.2:7001"),
         &mut buf,
         n,
@@ -1041,7 +1111,7 @@ fn plain_to_plain_relays_rtp_and_rtcp() {
     assert_eq!(
         v,
         Verdict::Forward {
-            via: Socket::Rtcp(LegIndex::A),
+            via: Socket::Rtcp(LegIndex::A, Stream::Audio),
             to: addr(PBX_RTCP),
             len: n
         }
@@ -1073,14 +1143,19 @@ fn plain_rtcp_mux_uses_the_rtp_port_both_ways() {
     assert_eq!(
         v,
         Verdict::Forward {
-            via: Socket::Rtp(LegIndex::B),
+            via: Socket::Rtp(LegIndex::B, Stream::Audio),
             to: addr(PBX),
             len: 8
         }
     );
     let n = rtcp(&mut c.buf, 0xfeed);
-    let v =
-        c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, n);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        addr(PBX),
+        &mut c.buf,
+        n,
+    );
     assert!(
         matches!(
             v,
@@ -1099,7 +1174,7 @@ fn plain_leg_without_sdp_latches_to_the_first_sender() {
     let mut s = Session::new(
         SessionId(14),
         &[LegSpec::Plain(None), LegSpec::Echo],
-        [Some(addr(PLAIN_LOCAL)), None],
+        [LocalAddrs::at(addr(PLAIN_LOCAL)), LocalAddrs::NONE],
         identity(0),
         SessionConfig::default(),
         now,
@@ -1110,13 +1185,19 @@ fn plain_leg_without_sdp_latches_to_the_first_sender() {
     let n = rtp(&mut buf, 0, 1, 1);
     assert!(forwarded(s.handle_datagram(
         now,
-        Socket::Rtp(LegIndex::A),
+        Socket::Rtp(LegIndex::A, Stream::Audio),
         first,
         &mut buf,
         n
     )));
     let n = rtp(&mut buf, 0, 2, 1);
-    let v = s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtp(LegIndex::A, Stream::Audio),
+        addr(PBX),
+        &mut buf,
+        n,
+    );
     assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
 }
 
@@ -1127,8 +1208,8 @@ fn never_panics_on_any_input() {
     let mut seed = 0x2545_f491_u32;
     let sockets = [
         Socket::WebRtc,
-        Socket::Rtp(LegIndex::B),
-        Socket::Rtcp(LegIndex::B),
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        Socket::Rtcp(LegIndex::B, Stream::Audio),
     ];
     let srcs = [c.b.addr, addr(PBX), addr(PBX_RTCP)];
     for i in 0..5000usize {
@@ -1237,7 +1318,7 @@ fn rtcp_still_flows_while_held() {
     let n = rtcp(&mut c.buf, 0xfeed);
     let v = c.s.handle_datagram(
         c.now,
-        Socket::Rtcp(LegIndex::B),
+        Socket::Rtcp(LegIndex::B, Stream::Audio),
         addr(PBX_RTCP),
         &mut c.buf,
         n,
@@ -1267,7 +1348,7 @@ fn rtcp_still_flows_while_held() {
         matches!(
             v,
             Verdict::Forward {
-                via: Socket::Rtcp(LegIndex::B),
+                via: Socket::Rtcp(LegIndex::B, Stream::Audio),
                 ..
             }
         ),
@@ -1282,7 +1363,7 @@ fn held_browser_gets_no_echo() {
     let s = Session::new(
         SessionId(15),
         &[LegSpec::WebRtc(Some(b.remote())), LegSpec::Echo],
-        [Some(addr(WEBRTC_LOCAL)), None],
+        [LocalAddrs::at(addr(WEBRTC_LOCAL)), LocalAddrs::NONE],
         identity(0),
         SessionConfig::default(),
         now,
@@ -1338,7 +1419,10 @@ fn plain_to_plain_hold() {
             LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
             LegSpec::Plain(Some(other(Direction::SendOnly))),
         ],
-        [Some(addr(PLAIN_LOCAL)), Some(addr("127.0.0.1:40004"))],
+        [
+            LocalAddrs::at(addr(PLAIN_LOCAL)),
+            LocalAddrs::at(addr("127.0.0.1:40004")),
+        ],
         identity(0),
         SessionConfig::default(),
         now,
@@ -1347,7 +1431,13 @@ fn plain_to_plain_hold() {
     let mut buf = [0u8; 2048];
     let mut a_to_b = |s: &mut Session, seq| {
         let n = rtp(&mut buf, 8, seq, 1);
-        s.handle_datagram(now, Socket::Rtp(LegIndex::A), addr(PBX), &mut buf, n)
+        s.handle_datagram(
+            now,
+            Socket::Rtp(LegIndex::A, Stream::Audio),
+            addr(PBX),
+            &mut buf,
+            n,
+        )
     };
     assert_eq!(a_to_b(&mut s, 1), Verdict::Drop(DropReason::Held));
     s.update(
@@ -1425,8 +1515,13 @@ fn browser_flight_again_after_srtp_went_out_is_not_a_failure() {
         let mut p = [0u8; 172];
         rtp(&mut p, 8, seq, 0xfeed);
         c.buf[..172].copy_from_slice(&p);
-        let v =
-            c.s.handle_datagram(c.now, Socket::Rtp(LegIndex::B), addr(PBX), &mut c.buf, 172);
+        let v = c.s.handle_datagram(
+            c.now,
+            Socket::Rtp(LegIndex::B, Stream::Audio),
+            addr(PBX),
+            &mut c.buf,
+            172,
+        );
         assert!(forwarded(v));
     }
     // The browser's second flight again (network duplicate), then the browser's own
@@ -1507,4 +1602,528 @@ fn dtls_moving_between_validated_sources_completes() {
     );
     assert!(forwarded(c.browser_sends(1)));
     assert!(forwarded(c.pbx_sends(1)));
+}
+
+const PLAIN_VIDEO_LOCAL: &str = "127.0.0.1:40006";
+const PBX_VIDEO: &str = "127.0.0.1:60002";
+const PBX_VIDEO_RTCP: &str = "127.0.0.1:60003";
+const OPUS: u8 = 111;
+const VP8: u8 = 96;
+const AUDIO_SSRC: u32 = 0xa0d1;
+const VIDEO_SSRC: u32 = 0x71de0;
+
+/// The PBX's answer with an audio and a video section, or (`video: false`) with the video
+/// section rejected.
+fn av_remote(video: bool) -> PlainRemote {
+    PlainRemote {
+        rtp: Some(addr(PBX)),
+        rtcp: Some(addr(PBX_RTCP)),
+        payload_types: vec![OPUS, 101],
+        video: video.then(|| {
+            Box::new(PlainRemote {
+                rtp: Some(addr(PBX_VIDEO)),
+                rtcp: Some(addr(PBX_VIDEO_RTCP)),
+                payload_types: vec![VP8, 97],
+                ..PlainRemote::default()
+            })
+        }),
+        ..PlainRemote::default()
+    }
+}
+
+impl Call {
+    /// WebRTC (leg A, bundling Opus and VP8) + plain with audio and video (leg B), connected.
+    fn with_video() -> Self {
+        let now = start();
+        let mut b = Browser::new(addr(BROWSER), Setup::Active);
+        let mut remote = b.remote();
+        remote.payload_types = vec![OPUS, 101, VP8, 97];
+        let s = Session::new(
+            SessionId(20),
+            &[
+                LegSpec::WebRtc(Some(remote)),
+                LegSpec::Plain(Some(av_remote(true))),
+            ],
+            [
+                LocalAddrs::at(addr(WEBRTC_LOCAL)),
+                LocalAddrs::with_video(addr(PLAIN_LOCAL), addr(PLAIN_VIDEO_LOCAL)),
+            ],
+            identity(0),
+            SessionConfig::default(),
+            now,
+        )
+        .unwrap();
+        b.learn(&s.local_leg(LegIndex::A));
+        let mut c = Self {
+            s,
+            now,
+            b,
+            buf: vec![0u8; 2048],
+        };
+        c.connect();
+        c
+    }
+
+    /// The browser sends RTP (protected here); returns the plaintext and the verdict.
+    fn browser_rtp(&mut self, pt: u8, seq: u16, ssrc: u32) -> ([u8; 172], Verdict) {
+        let mut plain = [0u8; 172];
+        rtp(&mut plain, pt, seq, ssrc);
+        self.buf[..172].copy_from_slice(&plain);
+        let n = self
+            .b
+            .srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtp(&mut self.buf, 172)
+            .unwrap();
+        let v = self
+            .s
+            .handle_datagram(self.now, Socket::WebRtc, self.b.addr, &mut self.buf, n);
+        (plain, v)
+    }
+
+    /// The browser sends an SRTCP receiver report from `ssrc`; the plaintext and the verdict.
+    fn browser_rtcp(&mut self, ssrc: u32) -> ([u8; 8], Verdict) {
+        let mut plain = [0u8; 8];
+        rtcp(&mut plain, ssrc);
+        self.buf[..8].copy_from_slice(&plain);
+        let n = self
+            .b
+            .srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtcp(&mut self.buf, 8)
+            .unwrap();
+        let v = self
+            .s
+            .handle_datagram(self.now, Socket::WebRtc, self.b.addr, &mut self.buf, n);
+        (plain, v)
+    }
+
+    /// Whatever reached the browser, unprotected: its bytes equal `plain`.
+    fn browser_gets(&mut self, v: Verdict, plain: &[u8], rtcp: bool) {
+        let Verdict::Forward { via, to, len } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!((via, to), (Socket::WebRtc, self.b.addr));
+        assert!(len > plain.len(), "authenticated");
+        if !rtcp {
+            assert_ne!(&self.buf[12..plain.len()], &plain[12..], "encrypted");
+        }
+        let srtp = self.b.srtp_in.as_mut().unwrap();
+        let n = if rtcp {
+            srtp.unprotect_rtcp(&mut self.buf, len)
+        } else {
+            srtp.unprotect_rtp(&mut self.buf, len)
+        }
+        .unwrap();
+        assert_eq!(&self.buf[..n], plain);
+    }
+}
+
+/// Forwarded on `via` to `to`, the plaintext unchanged.
+fn forwarded_as(buf: &[u8], v: Verdict, via: Socket, to: &str, plain: &[u8]) {
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            via,
+            to: addr(to),
+            len: plain.len()
+        }
+    );
+    assert_eq!(&buf[..plain.len()], plain);
+}
+
+#[test]
+fn bundle_is_split_into_the_plain_legs_audio_and_video_streams() {
+    let mut c = Call::with_video();
+    assert_eq!(
+        c.s.local_leg(LegIndex::B),
+        LocalLeg::Plain {
+            rtp: addr(PLAIN_LOCAL),
+            video_rtp: Some(addr(PLAIN_VIDEO_LOCAL)),
+        }
+    );
+    let audio = Socket::Rtp(LegIndex::B, Stream::Audio);
+    let video = Socket::Rtp(LegIndex::B, Stream::Video);
+    // Browser → PBX, interleaved; audio 5 is lost on the way.
+    for seq in 0..10 {
+        if seq != 5 {
+            let (plain, v) = c.browser_rtp(OPUS, seq, AUDIO_SSRC);
+            forwarded_as(&c.buf, v, audio, PBX, &plain);
+        }
+        let (plain, v) = c.browser_rtp(VP8, 5000 + seq * 7, VIDEO_SSRC);
+        forwarded_as(&c.buf, v, video, PBX_VIDEO, &plain);
+        // The RTX payload type of the video section goes to video too.
+        let (plain, v) = c.browser_rtp(97, 9000 + seq * 3, VIDEO_SSRC + 1);
+        forwarded_as(&c.buf, v, video, PBX_VIDEO, &plain);
+    }
+    // PBX → browser, from each stream's port into the one bundle.
+    for seq in 0..5 {
+        let mut plain = [0u8; 172];
+        rtp(&mut plain, VP8, 700 + seq, 0xcafe);
+        c.buf[..172].copy_from_slice(&plain);
+        let v =
+            c.s.handle_datagram(c.now, video, addr(PBX_VIDEO), &mut c.buf, 172);
+        c.browser_gets(v, &plain, false);
+        rtp(&mut plain, OPUS, 100 + seq, 0xfeed);
+        c.buf[..172].copy_from_slice(&plain);
+        let v =
+            c.s.handle_datagram(c.now, audio, addr(PBX), &mut c.buf, 172);
+        c.browser_gets(v, &plain, false);
+    }
+    // The video port checks the video section's payload types.
+    rtp(&mut c.buf, OPUS, 800, 0xcafe);
+    let v =
+        c.s.handle_datagram(c.now, video, addr(PBX_VIDEO), &mut c.buf, 172);
+    assert_eq!(v, Verdict::Drop(DropReason::WrongPt));
+    // RTCP: the PBX's video RTCP into the bundle; the browser's by its sender SSRC.
+    let mut plain = [0u8; 8];
+    rtcp(&mut plain, 0xcafe);
+    c.buf[..8].copy_from_slice(&plain);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtcp(LegIndex::B, Stream::Video),
+        addr(PBX_VIDEO_RTCP),
+        &mut c.buf,
+        8,
+    );
+    c.browser_gets(v, &plain, true);
+    for (ssrc, stream, to) in [
+        (VIDEO_SSRC, Stream::Video, PBX_VIDEO_RTCP),
+        (VIDEO_SSRC + 1, Stream::Video, PBX_VIDEO_RTCP),
+        (AUDIO_SSRC, Stream::Audio, PBX_RTCP),
+        (0x5eed, Stream::Audio, PBX_RTCP),
+    ] {
+        let (plain, v) = c.browser_rtcp(ssrc);
+        forwarded_as(&c.buf, v, Socket::Rtcp(LegIndex::B, stream), to, &plain);
+    }
+    let st = c.s.stats();
+    assert_eq!(st.legs[0].packets_in, 9 + 10 + 10 + 4);
+    assert_eq!(st.legs[1].packets_out, 9 + 10 + 10 + 4);
+    assert_eq!(
+        st.legs[1].packets_in,
+        5 + 5 + 1,
+        "the wrong PT is not media in"
+    );
+    assert_eq!(st.legs[0].packets_out, 5 + 5 + 1);
+    // Loss and jitter follow the audio alone: video's sequence numbers never mix in.
+    assert_eq!(st.legs[0].lost, 1, "audio 5");
+    assert_eq!(st.legs[1].lost, 0);
+    assert_eq!(c.s.drops().total(), 1, "{:?}", c.s.drops());
+}
+
+#[test]
+fn third_party_on_the_video_port_never_reaches_the_browser() {
+    let mut c = Call::with_video();
+    let video = Socket::Rtp(LegIndex::B, Stream::Video);
+    let video_rtcp = Socket::Rtcp(LegIndex::B, Stream::Video);
+    let intruder = addr("127.0.0.9:60002");
+    // Before the PBX's video speaks, the intruder cannot latch with the audio's payload type.
+    rtp(&mut c.buf, OPUS, 1, 0xbad);
+    let v = c.s.handle_datagram(c.now, video, intruder, &mut c.buf, 172);
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+    let mut plain = [0u8; 172];
+    rtp(&mut plain, VP8, 1, 0xcafe);
+    c.buf[..172].copy_from_slice(&plain);
+    let v =
+        c.s.handle_datagram(c.now, video, addr(PBX_VIDEO), &mut c.buf, 172);
+    c.browser_gets(v, &plain, false);
+    // Latched: the intruder's video and RTCP are dropped; nor can its video payload type
+    // latch the (not yet latched) audio port.
+    for (i, (via, pt)) in [
+        (video, VP8),
+        (video, 97),
+        (Socket::Rtp(LegIndex::B, Stream::Audio), VP8),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        rtp(&mut c.buf, pt, 2 + i as u16, 0xbad);
+        let v = c.s.handle_datagram(c.now, via, intruder, &mut c.buf, 172);
+        assert_eq!(v, Verdict::Drop(DropReason::UnknownSource), "{via:?} {pt}");
+    }
+    rtcp(&mut c.buf, 0xbad);
+    let v =
+        c.s.handle_datagram(c.now, video_rtcp, addr("127.0.0.9:60003"), &mut c.buf, 8);
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+    assert_eq!(c.s.drops().get(DropReason::UnknownSource), 5);
+    assert_eq!(c.s.stats().legs[0].packets_out, 1, "only the PBX's packet");
+    // The PBX's video still gets through.
+    rtp(&mut plain, VP8, 10, 0xcafe);
+    c.buf[..172].copy_from_slice(&plain);
+    let v =
+        c.s.handle_datagram(c.now, video, addr(PBX_VIDEO), &mut c.buf, 172);
+    c.browser_gets(v, &plain, false);
+}
+
+#[test]
+fn rejected_video_section_drops_the_browsers_video() {
+    let mut c = Call::with_video();
+    let (plain, v) = c.browser_rtp(VP8, 1, VIDEO_SSRC);
+    forwarded_as(
+        &c.buf,
+        v,
+        Socket::Rtp(LegIndex::B, Stream::Video),
+        PBX_VIDEO,
+        &plain,
+    );
+    // A re-INVITE rejects the video section (port 0): the video port stays allocated.
+    let local =
+        c.s.update(c.now, LegIndex::B, &LegSpec::Plain(Some(av_remote(false))))
+            .unwrap();
+    assert_eq!(
+        local,
+        LocalLeg::Plain {
+            rtp: addr(PLAIN_LOCAL),
+            video_rtp: Some(addr(PLAIN_VIDEO_LOCAL)),
+        }
+    );
+    let drops = c.s.drops().get(DropReason::NoDestination);
+    let (_, v) = c.browser_rtp(VP8, 2, VIDEO_SSRC);
+    assert_eq!(v, Verdict::Drop(DropReason::NoDestination));
+    let (_, v) = c.browser_rtcp(VIDEO_SSRC);
+    assert_eq!(v, Verdict::Drop(DropReason::NoDestination));
+    assert_eq!(c.s.drops().get(DropReason::NoDestination), drops + 2);
+    // Audio still flows both ways.
+    let (plain, v) = c.browser_rtp(OPUS, 1, AUDIO_SSRC);
+    forwarded_as(
+        &c.buf,
+        v,
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        PBX,
+        &plain,
+    );
+    let mut plain = [0u8; 172];
+    rtp(&mut plain, OPUS, 50, 0xfeed);
+    c.buf[..172].copy_from_slice(&plain);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        addr(PBX),
+        &mut c.buf,
+        172,
+    );
+    c.browser_gets(v, &plain, false);
+    // Nothing is taken from the old video address any more.
+    rtp(&mut c.buf, VP8, 60, 0xcafe);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtp(LegIndex::B, Stream::Video),
+        addr(PBX_VIDEO),
+        &mut c.buf,
+        172,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+    // The section comes back: video flows again.
+    c.s.update(c.now, LegIndex::B, &LegSpec::Plain(Some(av_remote(true))))
+        .unwrap();
+    let (plain, v) = c.browser_rtp(VP8, 3, VIDEO_SSRC);
+    forwarded_as(
+        &c.buf,
+        v,
+        Socket::Rtp(LegIndex::B, Stream::Video),
+        PBX_VIDEO,
+        &plain,
+    );
+}
+
+#[test]
+fn held_plain_leg_holds_its_video_too() {
+    let mut c = Call::with_video();
+    let held = PlainRemote {
+        direction: Direction::SendOnly,
+        ..av_remote(true)
+    };
+    c.s.update(c.now, LegIndex::B, &LegSpec::Plain(Some(held)))
+        .unwrap();
+    assert_eq!(
+        c.browser_rtp(VP8, 1, VIDEO_SSRC).1,
+        Verdict::Drop(DropReason::Held)
+    );
+    assert_eq!(
+        c.browser_rtp(OPUS, 1, AUDIO_SSRC).1,
+        Verdict::Drop(DropReason::Held)
+    );
+    // RTCP still flows while held, by its sender SSRC (the held video RTP taught it).
+    let (plain, v) = c.browser_rtcp(VIDEO_SSRC);
+    forwarded_as(
+        &c.buf,
+        v,
+        Socket::Rtcp(LegIndex::B, Stream::Video),
+        PBX_VIDEO_RTCP,
+        &plain,
+    );
+}
+
+#[test]
+fn plain_to_plain_relays_audio_to_audio_and_video_to_video() {
+    let now = start();
+    let other = PlainRemote {
+        rtp: Some(addr("127.0.0.2:7000")),
+        rtcp: Some(addr("127.0.0.2:7001")),
+        video: Some(Box::new(PlainRemote {
+            rtp: Some(addr("127.0.0.2:7002")),
+            rtcp_mux: true,
+            payload_types: vec![VP8],
+            ..PlainRemote::default()
+        })),
+        ..av_remote(false)
+    };
+    let mut s = Session::new(
+        SessionId(21),
+        &[
+            LegSpec::Plain(Some(av_remote(true))),
+            LegSpec::Plain(Some(other)),
+        ],
+        [
+            LocalAddrs::with_video(addr(PLAIN_LOCAL), addr(PLAIN_VIDEO_LOCAL)),
+            LocalAddrs::with_video(addr("127.0.0.1:40008"), addr("127.0.0.1:40010")),
+        ],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    let (a, b) = (LegIndex::A, LegIndex::B);
+    let cases = [
+        (
+            Socket::Rtp(a, Stream::Video),
+            PBX_VIDEO,
+            VP8,
+            Socket::Rtp(b, Stream::Video),
+            "127.0.0.2:7002",
+        ),
+        (
+            Socket::Rtp(a, Stream::Audio),
+            PBX,
+            OPUS,
+            Socket::Rtp(b, Stream::Audio),
+            "127.0.0.2:7000",
+        ),
+        (
+            Socket::Rtp(b, Stream::Video),
+            "127.0.0.2:7002",
+            VP8,
+            Socket::Rtp(a, Stream::Video),
+            PBX_VIDEO,
+        ),
+    ];
+    for (via, from, pt, out, to) in cases {
+        let n = rtp(&mut buf, pt, 1, 1);
+        let v = s.handle_datagram(now, via, addr(from), &mut buf, n);
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                via: out,
+                to: addr(to),
+                len: n
+            },
+            "{via:?}"
+        );
+    }
+    // Video RTCP: to the muxed RTP port of B's video, to the RTCP port of A's.
+    let n = rtcp(&mut buf, 1);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtcp(a, Stream::Video),
+        addr(PBX_VIDEO_RTCP),
+        &mut buf,
+        n,
+    );
+    let want = Verdict::Forward {
+        via: Socket::Rtp(b, Stream::Video),
+        to: addr("127.0.0.2:7002"),
+        len: n,
+    };
+    assert_eq!(v, want);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtp(b, Stream::Video),
+        addr("127.0.0.2:7002"),
+        &mut buf,
+        n,
+    );
+    let want = Verdict::Forward {
+        via: Socket::Rtcp(a, Stream::Video),
+        to: addr(PBX_VIDEO_RTCP),
+        len: n,
+    };
+    assert_eq!(v, want);
+
+    // A plain leg without a video stream has nowhere to put the other's video.
+    let mut s = Session::new(
+        SessionId(22),
+        &[
+            LegSpec::Plain(Some(av_remote(true))),
+            LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+        ],
+        [
+            LocalAddrs::with_video(addr(PLAIN_LOCAL), addr(PLAIN_VIDEO_LOCAL)),
+            LocalAddrs::at(addr("127.0.0.1:40008")),
+        ],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    let n = rtp(&mut buf, VP8, 1, 1);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtp(a, Stream::Video),
+        addr(PBX_VIDEO),
+        &mut buf,
+        n,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoDestination));
+    // Nor does a socket it was never given exist for it.
+    let v = s.handle_datagram(now, Socket::Rtp(b, Stream::Video), addr(PBX), &mut buf, n);
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+}
+
+#[test]
+fn echo_reflects_plain_video_on_its_own_port() {
+    let now = start();
+    let mut s = Session::new(
+        SessionId(23),
+        &[LegSpec::Plain(Some(av_remote(true))), LegSpec::Echo],
+        [
+            LocalAddrs::with_video(addr(PLAIN_LOCAL), addr(PLAIN_VIDEO_LOCAL)),
+            LocalAddrs::NONE,
+        ],
+        identity(0),
+        SessionConfig::default(),
+        now,
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    let video = Socket::Rtp(LegIndex::A, Stream::Video);
+    let n = rtp(&mut buf, VP8, 1, 1);
+    let v = s.handle_datagram(now, video, addr(PBX_VIDEO), &mut buf, n);
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            via: video,
+            to: addr(PBX_VIDEO),
+            len: n
+        }
+    );
+}
+
+#[test]
+fn a_video_port_is_only_for_a_plain_leg() {
+    let b = Browser::new(addr(BROWSER), Setup::Active);
+    let r = Session::new(
+        SessionId(24),
+        &[LegSpec::WebRtc(Some(b.remote())), LegSpec::Echo],
+        [
+            LocalAddrs::with_video(addr(WEBRTC_LOCAL), addr(PLAIN_VIDEO_LOCAL)),
+            LocalAddrs::NONE,
+        ],
+        identity(0),
+        SessionConfig::default(),
+        start(),
+    );
+    assert!(matches!(r, Err(Failure::BadRequest(_))));
 }
