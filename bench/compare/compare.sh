@@ -134,7 +134,7 @@ w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
 for row in [head] + rows:
     print("  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(row)))
 print("CPU ms/call-s = (stack CPU at full load - idle floor) / calls with media; 10 ms/call-s = 1 % of a core per call.")
-# Loss each way for webrtc-phone, from its per-call "call media" log lines (a = browser leg,
+# Loss each way for webrtc-phone, from its per-call "call ended" log lines (a = browser leg,
 # b = SIP leg) against what loadgen sent and got back.
 import re
 log = os.path.join(out, "gw", "gateway.log")
@@ -142,7 +142,7 @@ jp = os.path.join(out, "webrtc-phone.json")
 if os.path.exists(log) and os.path.exists(jp):
     t = dict(a_in=0, a_out=0, b_in=0, b_out=0)
     for line in open(log, errors="replace"):
-        if "call media" in line:
+        if "call ended" in line:
             for k in t:
                 m = re.search(r"\b%s=(\d+)" % k, line)
                 t[k] += int(m.group(1)) if m else 0

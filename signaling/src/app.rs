@@ -507,31 +507,34 @@ async fn core_task(
                         "call answered"
                     );
                 }
-                CoreEvent::CallEnded {
-                    id,
-                    call_id,
-                    from,
-                    to,
-                    outcome,
-                    status,
-                    by,
-                    duration,
-                    answered,
-                } => {
+                CoreEvent::CallEnded(r) => {
                     metrics
                         .calls_ended
-                        .get_or_create(&ByLabels { hung_up_by: by })
+                        .get_or_create(&ByLabels { hung_up_by: r.by })
                         .inc();
+                    // One line per call (A = the caller's leg, B = the callee's): packets each
+                    // way, RTP lost and jitter (timestamp units) as each leg received them.
+                    let m = r.media.unwrap_or_default();
+                    let [a, b] = m.legs;
                     info!(
-                        session = id.0,
-                        %call_id,
-                        %from,
-                        %to,
-                        outcome,
-                        status,
-                        hung_up_by = by,
-                        answered,
-                        duration_s = duration.as_secs_f64(),
+                        session = r.id.0,
+                        call_id = %r.call_id,
+                        from = %r.from,
+                        to = %r.to,
+                        outcome = r.outcome.as_str(),
+                        status = r.status,
+                        hung_up_by = r.by,
+                        answered = r.answered,
+                        duration_s = r.duration.as_secs_f64(),
+                        media = r.media.is_some(),
+                        a_in = a.packets_in,
+                        a_out = a.packets_out,
+                        a_lost = a.lost,
+                        a_jitter = a.jitter,
+                        b_in = b.packets_in,
+                        b_out = b.packets_out,
+                        b_lost = b.lost,
+                        b_jitter = b.jitter,
                         "call ended"
                     );
                 }

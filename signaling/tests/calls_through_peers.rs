@@ -127,11 +127,22 @@ async fn browser_calls_the_sip_side_and_hangs_up_first() {
     );
     assert_eq!(metric(&m, "webrtc_phone_calls_active"), Some(0.0));
     assert_eq!(metric(&m, "webrtc_phone_calls_started_total"), Some(1.0));
-    let ended = s.gw.log_text();
-    assert!(
-        ended.contains("call ended") && ended.contains("hung_up_by=\"caller\""),
-        "{ended}"
-    );
+    // One line per call, with the engine's figures for both legs merged in.
+    let log = s.gw.log_text();
+    let ended: Vec<&str> = log.lines().filter(|l| l.contains("call ended")).collect();
+    assert_eq!(ended.len(), 1, "{log}");
+    for field in [
+        "hung_up_by=\"caller\"",
+        "media=true",
+        "duration_s=",
+        "a_in=",
+        "b_out=",
+        "a_lost=",
+        "b_jitter=",
+    ] {
+        assert!(ended[0].contains(field), "{field} missing: {}", ended[0]);
+    }
+    assert!(!log.contains("call media"), "{log}");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ import { assertTone, waitIn, packetGrowth, stats, until } from "./harness.mjs";
 /**
  * Two browsers (Alice's microphone plays 440 Hz, Bob's 660 Hz), each on a Demo 2 page that
  * registers one side; Alice calls Bob, Bob answers automatically. Each must hear the other's
- * tone; with `video`, Bob's remote <video> must decode frames. Alice hangs up. Steps of `w`.
+ * tone; with `video`, both remote <video> elements must decode frames. Alice hangs up. Steps of `w`.
  */
 export async function aliceCallsBob(w, { aliceQuery, bobQuery, video = true, prefix = "" }) {
   const ba = await w.browser(440);
@@ -35,18 +35,20 @@ export async function aliceCallsBob(w, { aliceQuery, bobQuery, video = true, pre
   });
 
   if (video) {
-    await w.step(`${prefix}Bob's video decodes frames`, async () => {
-      const v = await until(async () => {
-        const s = await stats(pb, "__demo2.bob");
-        return s.video && s.video.framesDecoded > 0 ? s.video : null;
-      }, 8000, "Bob's video decodes frames (inbound-rtp video framesDecoded > 0)", 250).catch(async (e) => {
-        const s = await stats(pb, "__demo2.bob");
-        const sa = await stats(pa, "__demo2.alice");
-        throw new Error(`${e.message}; Bob video ${JSON.stringify(s.video)}; Alice video ${JSON.stringify(sa.video)}`);
-      });
-      assert.ok(v.framesDecoded > 0, `Bob's framesDecoded ${v.framesDecoded}`);
-      const dims = await pb.evaluate(() => ({ w: window.__demo2.bob.remoteVideo.videoWidth, h: window.__demo2.bob.remoteVideo.videoHeight }));
-      assert.ok(dims.w > 0 && dims.h > 0, `Bob's remote <video> size ${dims.w}x${dims.h}`);
+    await w.step(`${prefix}Bob's and Alice's video decode frames`, async () => {
+      for (const [page, who] of [[pb, "bob"], [pa, "alice"]]) {
+        const v = await until(async () => {
+          const s = await stats(page, `__demo2.${who}`);
+          return s.video && s.video.framesDecoded > 0 ? s.video : null;
+        }, 8000, `${who}'s video decodes frames (inbound-rtp video framesDecoded > 0)`, 250).catch(async (e) => {
+          const s = await stats(pb, "__demo2.bob");
+          const sa = await stats(pa, "__demo2.alice");
+          throw new Error(`${e.message}; Bob video ${JSON.stringify(s.video)}; Alice video ${JSON.stringify(sa.video)}`);
+        });
+        assert.ok(v.framesDecoded > 0, `${who}'s framesDecoded ${v.framesDecoded}`);
+        const dims = await page.evaluate((k) => ({ w: window.__demo2[k].remoteVideo.videoWidth, h: window.__demo2[k].remoteVideo.videoHeight }), who);
+        assert.ok(dims.w > 0 && dims.h > 0, `${who}'s remote <video> size ${dims.w}x${dims.h}`);
+      }
     });
   }
 

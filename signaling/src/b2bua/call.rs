@@ -379,7 +379,11 @@ impl Core {
         if matches!(legs[0], LegSpec::WebRtc(None)) {
             return self.reply(now, &key, &msg, 488);
         }
-        self.commands.push_back(Command::Allocate { id, legs });
+        // A plain leg gets a second port pair when the offer has a video section to carry.
+        let video = matches!(kind, CallKind::BrowserToSip | CallKind::SipToBrowser)
+            && translate::video_section(&offer).is_some();
+        self.commands
+            .push_back(Command::Allocate { id, legs, video });
         self.call_index
             .insert((a.call_id.clone(), a.local_tag.clone()), id);
         self.call_index
@@ -439,6 +443,11 @@ impl Core {
                 }
             }
             Output::Reply(Reply::Failed { id, failure }) => {
+                if let Some(record) = self.ending.remove(&id) {
+                    // The engine had no session to release: the call's line without figures.
+                    self.events
+                        .push_back(super::core::CoreEvent::CallEnded(record));
+                }
                 let Some(c) = self.calls.get(&id) else { return };
                 if c.state == CallState::Allocating {
                     let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
@@ -476,10 +485,16 @@ impl Core {
             // The reason goes to the log through the Media event; the BYE says what failed.
             Event::DtlsFailed { id, .. } => self.hang_up_both(now, id, "DTLS failed"),
             Event::ConsentLost { id, .. } => self.hang_up_both(now, id, "ICE consent lost"),
-            Event::Released { id, stats } => {
-                self.events
-                    .push_back(super::core::CoreEvent::MediaStats { id, stats });
-            }
+            Event::Released { id, stats } => match self.ending.remove(&id) {
+                Some(mut record) => {
+                    record.media = Some(stats);
+                    self.events
+                        .push_back(super::core::CoreEvent::CallEnded(record));
+                }
+                None => self
+                    .events
+                    .push_back(super::core::CoreEvent::MediaStats { id, stats }),
+            },
             Event::IceConnected { .. } | Event::DtlsConnected { .. } => {}
         }
     }
@@ -501,19 +516,25 @@ impl Core {
                 // Answer at once with the browser's own codecs.
                 let c = self.calls.get_mut(&id).expect("checked above");
                 let local = webrtc_local(&legs[0]);
-                let plainish =
-                    translate::to_plain(&offer, local.addr, &self.cfg.pts, &mut c.b.origin, None);
+                let plainish = translate::to_plain(
+                    &offer,
+                    local.addr,
+                    None,
+                    &self.cfg.pts,
+                    &mut c.b.origin,
+                    None,
+                );
                 plainish.and_then(|p| {
                     translate::to_webrtc(&p, &local, &self.cfg.pts, &mut c.a.origin, Some(&offer))
                 })
             }
             CallKind::BrowserToSip => {
                 let c = self.calls.get_mut(&id).expect("checked above");
-                let rtp = match &legs[1] {
-                    LocalLeg::Plain { rtp } => *rtp,
+                let (rtp, video_rtp) = match &legs[1] {
+                    LocalLeg::Plain { rtp, video_rtp } => (*rtp, *video_rtp),
                     _ => return,
                 };
-                translate::to_plain(&offer, rtp, &self.cfg.pts, &mut c.b.origin, None)
+                translate::to_plain(&offer, rtp, video_rtp, &self.cfg.pts, &mut c.b.origin, None)
             }
             CallKind::SipToBrowser | CallKind::DemoBrowserToBrowser => {
                 let c = self.calls.get_mut(&id).expect("checked above");
@@ -1005,8 +1026,15 @@ impl Core {
                 &mut c.a.origin,
                 Some(&offer),
             )?,
-            (CallKind::SipToBrowser, Some(LocalLeg::Plain { rtp }), _) => {
-                translate::to_plain(sdp, *rtp, &self.cfg.pts, &mut c.a.origin, Some(&offer))?
+            (CallKind::SipToBrowser, Some(LocalLeg::Plain { rtp, video_rtp }), _) => {
+                translate::to_plain(
+                    sdp,
+                    *rtp,
+                    *video_rtp,
+                    &self.cfg.pts,
+                    &mut c.a.origin,
+                    Some(&offer),
+                )?
             }
             _ => return Err(TranslateError::NoRtpSection),
         };
@@ -1326,9 +1354,14 @@ impl Core {
                         translate::to_webrtc(&sdp, &local, &self.cfg.pts, &mut other.origin, None)
                     }
                 }
-                (Ok(_), Some(LocalLeg::Plain { rtp })) => {
-                    translate::to_plain(&sdp, rtp, &self.cfg.pts, &mut other.origin, None)
-                }
+                (Ok(_), Some(LocalLeg::Plain { rtp, video_rtp })) => translate::to_plain(
+                    &sdp,
+                    rtp,
+                    video_rtp,
+                    &self.cfg.pts,
+                    &mut other.origin,
+                    None,
+                ),
                 (Err(e), _) => Err(e.clone()),
                 (Ok(_), _) => Err(TranslateError::NoRtpSection),
             };
@@ -1377,7 +1410,7 @@ impl Core {
         }
         let answer = translate::webrtc_remote(&sdp).and_then(|remote| {
             let mut plainish =
-                translate::to_plain(&sdp, local.addr, &self.cfg.pts, &mut c.b.origin, None)?;
+                translate::to_plain(&sdp, local.addr, None, &self.cfg.pts, &mut c.b.origin, None)?;
             for m in &mut plainish.media {
                 for (t, v) in &mut m.lines {
                     if *t == 'a' {
@@ -1565,9 +1598,10 @@ impl Core {
                                 )
                             }
                         }
-                        Some(LocalLeg::Plain { rtp }) => translate::to_plain(
+                        Some(LocalLeg::Plain { rtp, video_rtp }) => translate::to_plain(
                             &sdp,
                             rtp,
+                            video_rtp,
                             &self.cfg.pts,
                             &mut c.leg_mut(in_leg).origin,
                             offer_in.as_ref(),
@@ -1679,15 +1713,11 @@ impl Core {
         };
         self.call_index.retain(|_, v| *v != id);
         self.invite_index.retain(|_, v| *v != id);
-        if !c.released {
-            c.released = true;
-            self.commands.push_back(Command::Release { id });
-        }
         let duration = c
             .answered_at
             .map(|t| now.saturating_duration_since(t))
             .unwrap_or(Duration::ZERO);
-        self.events.push_back(super::core::CoreEvent::CallEnded {
+        let record = super::core::CallRecord {
             id,
             call_id: c.a.call_id.clone(),
             from: c.from_user.clone(),
@@ -1697,7 +1727,17 @@ impl Core {
             by: c.ended_by.unwrap_or("gateway"),
             duration,
             answered: c.answered,
-        });
+            media: None,
+        };
+        if c.released {
+            self.events
+                .push_back(super::core::CoreEvent::CallEnded(record));
+        } else {
+            // Reported when the engine's figures arrive (Event::Released), or its failure.
+            c.released = true;
+            self.commands.push_back(Command::Release { id });
+            self.ending.insert(id, record);
+        }
     }
 
     /// A WebSocket closed: end its calls at once (BYE to the other side with a Reason).

@@ -84,13 +84,14 @@ fn webrtc_local() -> LocalLeg {
 fn plain_local() -> LocalLeg {
     LocalLeg::Plain {
         rtp: "127.0.0.1:32002".parse().unwrap(),
+        video_rtp: None,
     }
 }
 
 /// Answers the pending Allocate the way the engine would.
 fn allocate(core: &mut Core, now: Instant) -> SessionId {
     let cmd = core.poll_command().expect("an Allocate");
-    let Command::Allocate { id, legs } = cmd else {
+    let Command::Allocate { id, legs, .. } = cmd else {
         panic!("{cmd:?}")
     };
     let local = legs.map(|l| match l {
@@ -956,4 +957,144 @@ fn a_route_without_a_proxy_is_not_the_demo_pbx() {
         include_bytes!("../../tests/fixtures/sipjs/register.txt"),
     );
     assert_eq!(out(&mut core).last().unwrap().1.status(), Some(501));
+}
+
+/// The SIP.js INVITE with a bundled VP8 video section added (as Demo 2 offers).
+fn av_invite() -> Vec<u8> {
+    let text = String::from_utf8(INVITE.to_vec()).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let body = body.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1")
+        + "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\n\
+           a=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack pli\r\n\
+           a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n";
+    let head: Vec<String> = head
+        .split("\r\n")
+        .map(|l| {
+            if l.to_ascii_lowercase().starts_with("content-length:") {
+                format!("Content-Length: {}", body.len())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let msg = format!("{}\r\n\r\n{body}", head.join("\r\n"));
+    SipMsg::parse(msg.as_bytes()).expect("the INVITE parses");
+    msg.into_bytes()
+}
+
+#[test]
+fn browser_video_call_gets_a_video_pair_and_one_line_at_the_end() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    core.handle_ws_opened(&conn(1));
+    core.handle_message(now, ws(1), &av_invite());
+    assert_eq!(out(&mut core)[0].1.status(), Some(100));
+    let Some(Command::Allocate { id, legs, video }) = core.poll_command() else {
+        panic!("an Allocate")
+    };
+    assert!(video, "a video section asks for a video pair");
+    assert!(matches!(legs[1], LegSpec::Plain(None)));
+    let video_rtp: SocketAddr = "127.0.0.1:32004".parse().unwrap();
+    core.handle_engine(
+        now,
+        Output::Reply(Reply::Allocated {
+            id,
+            legs: [
+                webrtc_local(),
+                LocalLeg::Plain {
+                    rtp: "127.0.0.1:32002".parse().unwrap(),
+                    video_rtp: Some(video_rtp),
+                },
+            ],
+        }),
+    );
+    let o = out(&mut core);
+    let inv = &o[0].1;
+    let sdp = String::from_utf8(inv.body.clone()).unwrap();
+    assert!(
+        sdp.contains("m=audio 32002 RTP/AVP") && sdp.contains("m=video 32004 RTP/AVP 96 97"),
+        "{sdp}"
+    );
+    let far = format!("{SIP_SDP}m=video 6002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n");
+    let mut ok = with_sdp(inv.response(200, "OK", Some("far")), &far);
+    ok.push_header("Contact", "<sip:callee@127.0.0.1:5092>");
+    core.handle_message(now, udp(), &ok.to_bytes());
+    let o = out(&mut core);
+    let ok_a = &o
+        .iter()
+        .find(|(p, m)| *p == ws(1) && m.status() == Some(200))
+        .expect("200 to the browser")
+        .1;
+    let body = String::from_utf8(ok_a.body.clone()).unwrap();
+    assert!(
+        body.contains("a=group:BUNDLE 0 1")
+            && body.contains("m=video 32000 UDP/TLS/RTP/SAVPF 96\r\n"),
+        "{body}"
+    );
+    let Some(Command::Update {
+        remote: LegSpec::Plain(Some(p)),
+        ..
+    }) = core.poll_command()
+    else {
+        panic!("an Update")
+    };
+    assert_eq!(
+        p.video.as_ref().and_then(|v| v.rtp),
+        Some("127.0.0.1:6002".parse().unwrap())
+    );
+    let ok_a = ok_a.clone();
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
+    core.handle_message(
+        now + Duration::from_secs(3),
+        ws(1),
+        &browser_request(&ok_a, "BYE", 2, "z9hG4bKbye1"),
+    );
+    let _ = out(&mut core);
+    assert_eq!(core.poll_command(), Some(Command::Release { id }));
+    // The call's one line waits for the engine's figures.
+    let ended = |core: &mut Core| {
+        std::iter::from_fn(|| core.poll_event())
+            .filter_map(|e| match e {
+                CoreEvent::CallEnded(r) => Some(r),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(ended(&mut core).is_empty());
+    let mut stats = engine::api::SessionStats::default();
+    stats.legs[0].packets_in = 150;
+    stats.legs[1].lost = 2;
+    core.handle_engine(
+        now,
+        Output::Event(engine::api::Event::Released { id, stats }),
+    );
+    let r = ended(&mut core);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].media, Some(stats));
+    assert_eq!(r[0].by, "caller");
+    assert_eq!(r[0].duration, Duration::from_secs(3));
+}
+
+#[test]
+fn a_call_the_engine_cannot_release_still_gets_its_line() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (id, _inv, ok_a) = browser_call_answered(&mut core, now);
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "BYE", 2, "z9hG4bKbye1"));
+    assert_eq!(core.poll_command(), Some(Command::Release { id }));
+    core.handle_engine(
+        now,
+        Output::Reply(Reply::Failed {
+            id,
+            failure: engine::api::Failure::UnknownSession,
+        }),
+    );
+    let r: Vec<_> = std::iter::from_fn(|| core.poll_event())
+        .filter_map(|e| match e {
+            CoreEvent::CallEnded(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].media, None);
 }

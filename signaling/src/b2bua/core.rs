@@ -87,22 +87,32 @@ pub enum CoreEvent {
         /// INVITE received to 2xx sent.
         setup: std::time::Duration,
     },
-    CallEnded {
-        id: SessionId,
-        call_id: String,
-        from: String,
-        to: String,
-        outcome: String,
-        status: u16,
-        by: &'static str,
-        duration: std::time::Duration,
-        answered: bool,
-    },
+    /// A call is over, with the engine's final media figures when it had a session: one log
+    /// line per call.
+    CallEnded(CallRecord),
     /// Something the media engine reported (`ice_connected`, `dtls_connected`, `dtls_failed`,
     /// `consent_lost`, `media_timeout`).
     Media { event: &'static str },
-    /// The engine's final figures for a released session.
+    /// The engine's final figures for a session no call waited for (a session torn down on its
+    /// own).
     MediaStats { id: SessionId, stats: SessionStats },
+}
+
+/// What is known of a call when it is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub id: SessionId,
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub outcome: String,
+    pub status: u16,
+    pub by: &'static str,
+    pub duration: std::time::Duration,
+    pub answered: bool,
+    /// Per leg (A = the caller's side): packets, bytes, loss, jitter. `None` when the engine
+    /// had no session for it (allocation failed or never answered).
+    pub media: Option<SessionStats>,
 }
 
 /// Methods this gateway answers or relays.
@@ -201,6 +211,9 @@ pub struct Core {
     pub(super) call_index: HashMap<(String, String), SessionId>,
     /// The caller's INVITE transaction, to the call (for CANCEL).
     pub(super) invite_index: HashMap<ServerKey, SessionId>,
+    /// Calls over whose session release the engine has not confirmed yet (their figures come
+    /// with `Event::Released`).
+    pub(super) ending: HashMap<SessionId, CallRecord>,
     pub(super) ws_open: HashSet<ConnName>,
     pub(super) commands: VecDeque<Command>,
     pub(super) transmits: VecDeque<Transmit>,
@@ -223,6 +236,7 @@ impl Core {
             calls: HashMap::new(),
             call_index: HashMap::new(),
             invite_index: HashMap::new(),
+            ending: HashMap::new(),
             ws_open: HashSet::new(),
             commands: VecDeque::new(),
             transmits: VecDeque::new(),

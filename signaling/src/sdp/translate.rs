@@ -115,6 +115,16 @@ pub fn relayed_section(sdp: &Sdp) -> Option<usize> {
         .or_else(|| sdp.media.iter().position(ok))
 }
 
+/// The first video RTP section with a port other than the relayed one: what a plain leg's
+/// video pair carries.
+pub fn video_section(sdp: &Sdp) -> Option<usize> {
+    let relayed = relayed_section(sdp)?;
+    sdp.media
+        .iter()
+        .enumerate()
+        .position(|(i, m)| i != relayed && m.is_rtp() && m.port != 0 && m.kind == "video")
+}
+
 fn direction_of(sdp: &Sdp, m: &Media) -> Direction {
     for (name, d) in [
         ("sendonly", Direction::SendOnly),
@@ -145,13 +155,6 @@ pub fn answer_direction(offer: Direction, wanted: Direction) -> Direction {
         (false, true) => Direction::RecvOnly,
         (false, false) => Direction::Inactive,
     }
-}
-
-/// The direction of the relayed section of `offer`, if it is an answer's offer.
-fn offered_direction(offer: Option<&Sdp>) -> Option<Direction> {
-    let o = offer?;
-    let i = relayed_section(o)?;
-    Some(direction_of(o, &o.media[i]))
 }
 
 fn direction_attr(d: Direction) -> &'static str {
@@ -348,10 +351,18 @@ fn is_rtx_of_allowed(filter: &PtFilter, m: &Media, fmt: &str) -> bool {
         })
 }
 
-/// What a SIP peer's SDP says about its plain RTP leg.
+/// What a SIP peer's SDP says about its plain RTP leg: the relayed (audio) section, and the
+/// first video section with a port as its `video`.
 pub fn plain_remote(sdp: &Sdp) -> Result<PlainRemote, TranslateError> {
     let i = relayed_section(sdp).ok_or(TranslateError::NoRtpSection)?;
-    let m = &sdp.media[i];
+    let mut remote = plain_stream(sdp, &sdp.media[i])?;
+    remote.video = video_section(sdp)
+        .and_then(|v| plain_stream(sdp, &sdp.media[v]).ok())
+        .map(Box::new);
+    Ok(remote)
+}
+
+fn plain_stream(sdp: &Sdp, m: &Media) -> Result<PlainRemote, TranslateError> {
     let ip = m
         .connection()
         .or_else(|| sdp.connection())
@@ -389,6 +400,7 @@ pub fn plain_remote(sdp: &Sdp) -> Result<PlainRemote, TranslateError> {
         rtcp_mux,
         direction,
         payload_types: m.payload_types(),
+        video: None,
     })
 }
 
@@ -455,47 +467,99 @@ fn disabled(m: &Media) -> Media {
     }
 }
 
+/// Formats of `src` that pass the filter (`rtx` with the format it repairs, for video).
+fn kept_formats(filter: &PtFilter, src: &Media) -> Vec<String> {
+    let video = src.kind == "video";
+    src.fmts
+        .iter()
+        .filter(|f| allowed(filter, src, f) || (video && is_rtx_of_allowed(filter, src, f)))
+        .cloned()
+        .collect()
+}
+
+/// Whether `fmts` carry something besides telephone-event and rtx.
+fn has_codec(src: &Media, fmts: &[String]) -> bool {
+    fmts.iter().any(|f| {
+        !src.rtpmap(f).is_some_and(|e| {
+            let e = e.to_ascii_lowercase();
+            e.starts_with("telephone-event") || e.starts_with("rtx/")
+        })
+    })
+}
+
+/// Keeps in an answer section only the formats its offer section offered (RFC 3264 §6.1).
+fn answer_formats(r: &mut Media, offered: &Media) {
+    r.fmts.retain(|f| offered.fmts.contains(f));
+    let kept = r.fmts.clone();
+    r.lines.retain(|(t, v)| {
+        *t != 'a'
+            || !(v.starts_with("rtpmap:") || v.starts_with("fmtp:") || v.starts_with("rtcp-fb:"))
+            || v.split([':', ' '])
+                .nth(1)
+                .is_some_and(|pt| kept.iter().any(|k| k == pt))
+    });
+}
+
+/// One plain `RTP/AVP` section on `local` for the browser's section `src`; `None` when no
+/// format passes.
+fn plain_section(
+    browser: &Sdp,
+    src: &Media,
+    local: SocketAddr,
+    filter: &PtFilter,
+    offered: Option<Direction>,
+) -> Option<Media> {
+    let fmts = kept_formats(filter, src);
+    if !has_codec(src, &fmts) {
+        return None;
+    }
+    let mut lines = vec![('c', format!("IN {} {}", ip_family(local.ip()), local.ip()))];
+    lines.extend(format_attrs(src, &fmts, false));
+    // RFC 3605: RTCP on the odd port after RTP, stated explicitly.
+    lines.push(('a', format!("rtcp:{}", local.port() + 1)));
+    let wanted = direction_of(browser, src);
+    let dir = offered.map_or(wanted, |o| answer_direction(o, wanted));
+    lines.push(('a', direction_attr(dir).into()));
+    Some(Media {
+        kind: src.kind.clone(),
+        port: local.port(),
+        proto: "RTP/AVP".into(),
+        fmts,
+        lines,
+    })
+}
+
 /// The SIP-side SDP for a browser's SDP: an offer when `sip_offer` is `None`, else the answer
-/// to `sip_offer` (one section per offered section, the unrelayed ones at port 0).
+/// to `sip_offer` (one section per offered section, the unrelayed ones at port 0). The relayed
+/// (audio) section goes on `local_rtp`; the browser's first video section on `video_rtp` when
+/// the plain leg has a video pair, else it is left out (offer) or refused (answer).
 pub fn to_plain(
     browser: &Sdp,
     local_rtp: SocketAddr,
+    video_rtp: Option<SocketAddr>,
     filter: &PtFilter,
     origin: &mut Origin,
     sip_offer: Option<&Sdp>,
 ) -> Result<Sdp, TranslateError> {
     let bi = relayed_section(browser).ok_or(TranslateError::NoRtpSection)?;
-    let src = &browser.media[bi];
-    let fmts: Vec<String> = src
-        .fmts
-        .iter()
-        .filter(|f| allowed(filter, src, f))
-        .cloned()
-        .collect();
-    if fmts.is_empty()
-        || fmts.iter().all(|f| {
-            src.rtpmap(f)
-                .is_some_and(|e| e.starts_with("telephone-event"))
-        })
-    {
-        return Err(TranslateError::NoCodec);
-    }
-    let mut lines = vec![(
-        'c',
-        format!("IN {} {}", ip_family(local_rtp.ip()), local_rtp.ip()),
-    )];
-    lines.extend(format_attrs(src, &fmts, false));
-    // RFC 3605: RTCP on the odd port after RTP, stated explicitly.
-    lines.push(('a', format!("rtcp:{}", local_rtp.port() + 1)));
-    let wanted = direction_of(browser, src);
-    let dir = offered_direction(sip_offer).map_or(wanted, |o| answer_direction(o, wanted));
-    lines.push(('a', direction_attr(dir).into()));
-    let relayed = Media {
-        kind: src.kind.clone(),
-        port: local_rtp.port(),
-        proto: "RTP/AVP".into(),
-        fmts,
-        lines,
+    let bvi = video_section(browser).filter(|_| video_rtp.is_some());
+    let offered = |sec: Option<usize>| -> Option<Direction> {
+        let o = sip_offer?;
+        let i = sec?;
+        Some(direction_of(o, &o.media[i]))
+    };
+    let oi = match sip_offer {
+        Some(o) => Some(relayed_section(o).ok_or(TranslateError::NoRtpSection)?),
+        None => None,
+    };
+    let ovi = sip_offer.and_then(video_section);
+    let audio = plain_section(browser, &browser.media[bi], local_rtp, filter, offered(oi))
+        .ok_or(TranslateError::NoCodec)?;
+    let video = match (bvi, video_rtp) {
+        (Some(v), Some(addr)) => {
+            plain_section(browser, &browser.media[v], addr, filter, offered(ovi))
+        }
+        _ => None,
     };
     let mut out = Sdp {
         session: session_head(origin),
@@ -503,31 +567,40 @@ pub fn to_plain(
     };
     out.session.retain(|(t, _)| *t != 'c');
     match sip_offer {
-        None => out.media.push(relayed),
+        None => {
+            let video_first = bvi.is_some_and(|v| v < bi);
+            let mut sections = vec![audio];
+            sections.extend(video);
+            if video_first {
+                sections.reverse();
+            }
+            out.media = sections;
+        }
         Some(offer) => {
-            let oi = relayed_section(offer).ok_or(TranslateError::NoRtpSection)?;
-            let mut relayed = Some(relayed);
+            let (mut audio, mut video) = (Some(audio), video);
             for (i, m) in offer.media.iter().enumerate() {
-                if i == oi {
-                    let mut r = relayed.take().unwrap_or_else(|| disabled(m));
-                    r.kind = m.kind.clone();
-                    r.proto = m.proto.clone();
-                    // Answer only formats the far end offered (RFC 3264 §6.1).
-                    r.fmts.retain(|f| m.fmts.contains(f));
-                    let kept = r.fmts.clone();
-                    r.lines.retain(|(t, v)| {
-                        *t != 'a'
-                            || !(v.starts_with("rtpmap:") || v.starts_with("fmtp:"))
-                            || v.split([':', ' '])
-                                .nth(1)
-                                .is_some_and(|pt| kept.iter().any(|k| k == pt))
-                    });
-                    if r.fmts.is_empty() {
-                        return Err(TranslateError::NoCodec);
-                    }
-                    out.media.push(r);
+                let answer = if Some(i) == oi {
+                    audio.take()
+                } else if Some(i) == ovi {
+                    video.take()
                 } else {
-                    out.media.push(disabled(m));
+                    None
+                };
+                match answer {
+                    Some(mut r) => {
+                        r.kind = m.kind.clone();
+                        r.proto = m.proto.clone();
+                        answer_formats(&mut r, m);
+                        if !has_codec(m, &r.fmts) {
+                            if Some(i) == oi {
+                                return Err(TranslateError::NoCodec);
+                            }
+                            out.media.push(disabled(m));
+                        } else {
+                            out.media.push(r);
+                        }
+                    }
+                    None => out.media.push(disabled(m)),
                 }
             }
         }
@@ -536,8 +609,85 @@ pub fn to_plain(
     Ok(out)
 }
 
+/// One browser-side section for the SIP section `src`, on the gateway's WebRTC transport.
+/// `fb` adds `a=rtcp-fb`: the browser offer's lines in an answer, or for video in an offer
+/// the ones the gateway relays (NACK, PLI, FIR: RTCP passes both ways unchanged).
+fn webrtc_section(
+    local: &LocalWebRtc,
+    src: &Media,
+    fmts: &[String],
+    dir: Direction,
+    (kind, proto, mid): (&str, &str, &str),
+    fb: Option<&Media>,
+) -> Media {
+    let ip = local.addr.ip();
+    let setup = match local.setup {
+        Setup::Active => "active",
+        Setup::Passive => "passive",
+        Setup::ActPass => "actpass",
+    };
+    let mut lines = vec![
+        ('c', format!("IN {} {ip}", ip_family(ip))),
+        (
+            'a',
+            format!("rtcp:{} IN {} {ip}", local.addr.port(), ip_family(ip)),
+        ),
+        ('a', format!("ice-ufrag:{}", local.ice_ufrag)),
+        ('a', format!("ice-pwd:{}", local.ice_pwd)),
+        ('a', format!("fingerprint:{}", local.fingerprint)),
+        ('a', format!("setup:{setup}")),
+        ('a', format!("mid:{mid}")),
+        ('a', direction_attr(dir).into()),
+        ('a', "rtcp-mux".into()),
+    ];
+    lines.extend(format_attrs(src, fmts, false));
+    match fb {
+        Some(b) => {
+            for f in fmts {
+                for v in b.attrs("rtcp-fb") {
+                    if v.split_whitespace().next() == Some(f.as_str()) {
+                        lines.push(('a', format!("rtcp-fb:{v}")));
+                    }
+                }
+            }
+        }
+        None if kind == "video" => {
+            for f in fmts {
+                if src
+                    .rtpmap(f)
+                    .is_some_and(|e| e.to_ascii_lowercase().starts_with("rtx/"))
+                {
+                    continue;
+                }
+                for v in ["nack", "nack pli", "ccm fir"] {
+                    lines.push(('a', format!("rtcp-fb:{f} {v}")));
+                }
+            }
+        }
+        None => {}
+    }
+    lines.push((
+        'a',
+        format!(
+            "candidate:{} 1 udp 2130706431 {ip} {} typ host",
+            foundation(ip),
+            local.addr.port()
+        ),
+    ));
+    lines.push(('a', "end-of-candidates".into()));
+    Media {
+        kind: kind.to_string(),
+        port: local.addr.port(),
+        proto: proto.to_string(),
+        fmts: fmts.to_vec(),
+        lines,
+    }
+}
+
 /// The browser-side SDP for a SIP peer's SDP: an offer when `browser_offer` is `None`
-/// (`setup` from `local` is then `actpass`), else the answer to `browser_offer`.
+/// (`setup` from `local` is then `actpass`), else the answer to `browser_offer`. The SIP
+/// side's relayed (audio) section and its first video section (when it has one with a port)
+/// share the one bundled transport.
 pub fn to_webrtc(
     sip: &Sdp,
     local: &LocalWebRtc,
@@ -547,63 +697,19 @@ pub fn to_webrtc(
 ) -> Result<Sdp, TranslateError> {
     let si = relayed_section(sip).ok_or(TranslateError::NoRtpSection)?;
     let src = &sip.media[si];
-    let fmts: Vec<String> = src
-        .fmts
-        .iter()
-        .filter(|f| allowed(filter, src, f))
-        .cloned()
-        .collect();
+    let fmts = kept_formats(filter, src);
     if fmts.is_empty() {
         return Err(TranslateError::NoCodec);
     }
-    let ip = local.addr.ip();
-    let setup = match local.setup {
-        Setup::Active => "active",
-        Setup::Passive => "passive",
-        Setup::ActPass => "actpass",
-    };
-    let wanted = direction_of(sip, src);
-    let dir = offered_direction(browser_offer).map_or(wanted, |o| answer_direction(o, wanted));
-    let build = |kind: &str, proto: &str, mid: &str, fb_src: Option<&Media>| {
-        let mut lines = vec![
-            ('c', format!("IN {} {ip}", ip_family(ip))),
-            (
-                'a',
-                format!("rtcp:{} IN {} {ip}", local.addr.port(), ip_family(ip)),
-            ),
-            ('a', format!("ice-ufrag:{}", local.ice_ufrag)),
-            ('a', format!("ice-pwd:{}", local.ice_pwd)),
-            ('a', format!("fingerprint:{}", local.fingerprint)),
-            ('a', format!("setup:{setup}")),
-            ('a', format!("mid:{mid}")),
-            ('a', direction_attr(dir).into()),
-            ('a', "rtcp-mux".into()),
-        ];
-        lines.extend(format_attrs(src, &fmts, false));
-        if let Some(b) = fb_src {
-            for f in &fmts {
-                for v in b.attrs("rtcp-fb") {
-                    if v.split_whitespace().next() == Some(f.as_str()) {
-                        lines.push(('a', format!("rtcp-fb:{v}")));
-                    }
-                }
-            }
-        }
-        lines.push((
-            'a',
-            format!(
-                "candidate:{} 1 udp 2130706431 {ip} {} typ host",
-                foundation(ip),
-                local.addr.port()
-            ),
-        ));
-        lines.push(('a', "end-of-candidates".into()));
-        Media {
-            kind: kind.to_string(),
-            port: local.addr.port(),
-            proto: proto.to_string(),
-            fmts: fmts.clone(),
-            lines,
+    let video = video_section(sip).map(|v| &sip.media[v]).and_then(|m| {
+        let f = kept_formats(filter, m);
+        has_codec(m, &f).then_some((m, f))
+    });
+    let dir_for = |m: &Media, offer: Option<&Media>| {
+        let wanted = direction_of(sip, m);
+        match (browser_offer, offer) {
+            (Some(o), Some(om)) => answer_direction(direction_of(o, om), wanted),
+            _ => wanted,
         }
     };
     let mut out = Sdp {
@@ -612,29 +718,66 @@ pub fn to_webrtc(
     };
     out.session.retain(|(t, _)| *t != 'c');
     out.session.push(('a', "ice-lite".into()));
+    let proto = "UDP/TLS/RTP/SAVPF";
     match browser_offer {
         None => {
-            out.session.push(('a', "group:BUNDLE 0".into()));
-            out.media
-                .push(build(&src.kind, "UDP/TLS/RTP/SAVPF", "0", None));
+            let mut sections = vec![(si, src, fmts)];
+            if let Some((m, f)) = video {
+                let vi = sip
+                    .media
+                    .iter()
+                    .position(|x| std::ptr::eq(x, m))
+                    .unwrap_or(0);
+                sections.push((vi, m, f));
+            }
+            sections.sort_by_key(|(i, _, _)| *i);
+            let mut mids = Vec::new();
+            for (n, (_, m, f)) in sections.into_iter().enumerate() {
+                let mid = n.to_string();
+                let d = dir_for(m, None);
+                out.media.push(webrtc_section(
+                    local,
+                    m,
+                    &f,
+                    d,
+                    (&m.kind, proto, &mid),
+                    None,
+                ));
+                mids.push(mid);
+            }
+            out.session
+                .push(('a', format!("group:BUNDLE {}", mids.join(" "))));
         }
         Some(offer) => {
             let bi = relayed_section(offer).ok_or(TranslateError::NoRtpSection)?;
+            let bvi = video_section(offer);
             let mut mids = Vec::new();
             for (i, m) in offer.media.iter().enumerate() {
-                if i == bi {
-                    let mid = m.attr("mid").unwrap_or("0").to_string();
-                    mids.push(mid.clone());
-                    let mut answer = build(&m.kind, &m.proto, &mid, Some(m));
-                    // Answer only formats the browser offered (RFC 3264 §6.1).
-                    answer.fmts.retain(|f| m.fmts.contains(f));
-                    if answer.fmts.is_empty() {
+                let pick = if i == bi {
+                    Some((src, fmts.clone()))
+                } else if Some(i) == bvi {
+                    video.as_ref().map(|(v, f)| (*v, f.clone()))
+                } else {
+                    None
+                };
+                let Some((s, f)) = pick else {
+                    out.media.push(disabled(m));
+                    continue;
+                };
+                let mid = m.attr("mid").unwrap_or("0").to_string();
+                let d = dir_for(s, Some(m));
+                let mut answer =
+                    webrtc_section(local, s, &f, d, (&m.kind, &m.proto, &mid), Some(m));
+                answer_formats(&mut answer, m);
+                if !has_codec(m, &answer.fmts) {
+                    if i == bi {
                         return Err(TranslateError::NoCodec);
                     }
-                    out.media.push(answer);
-                } else {
                     out.media.push(disabled(m));
+                    continue;
                 }
+                mids.push(mid);
+                out.media.push(answer);
             }
             if offer.attrs("group").any(|g| g.starts_with("BUNDLE")) {
                 out.session
@@ -693,6 +836,7 @@ mod tests {
         let out = to_plain(
             &offer,
             "127.0.0.1:32002".parse().unwrap(),
+            None,
             &f,
             &mut origin(),
             None,
@@ -779,6 +923,7 @@ mod tests {
         let out = to_plain(
             &answer,
             "127.0.0.1:32004".parse().unwrap(),
+            None,
             &f,
             &mut origin(),
             Some(&sip_offer),
@@ -808,6 +953,7 @@ mod tests {
             to_plain(
                 &offer,
                 "127.0.0.1:32002".parse().unwrap(),
+                None,
                 &pts,
                 &mut origin(),
                 None,
@@ -927,6 +1073,113 @@ mod tests {
     /// Every SIP.js fixture with an SDP body, line by line: what goes to the SIP side carries
     /// no WebRTC-only line and only allowed codecs; what goes to a browser has exactly the
     /// transport lines the gateway owns, and the offered mids.
+    /// A SIP peer's audio + video SDP (offer or answer), video on `video_port`.
+    fn sip_av(video_port: u16) -> Sdp {
+        let t = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=sendrecv\r\nm=video {video_port} RTP/AVP 96 97\r\na=rtpmap:96 VP8/90000\r\n\
+             a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtcp:40013\r\na=sendrecv\r\n"
+        );
+        Sdp::parse(t.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn browser_video_goes_to_the_video_pair() {
+        let offer = av_offer();
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let audio: SocketAddr = "127.0.0.1:32002".parse().unwrap();
+        let video: SocketAddr = "127.0.0.1:32004".parse().unwrap();
+        let out = to_plain(&offer, audio, Some(video), &f, &mut origin(), None).unwrap();
+        let t = text(&out);
+        assert_eq!(out.media.len(), 2, "{t}");
+        assert!(t.contains("m=audio 32002 RTP/AVP "), "{t}");
+        assert!(
+            t.contains(
+                "m=video 32004 RTP/AVP 96 97\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:96 VP8/90000\r\n\
+                 a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtcp:32005\r\na=sendrecv\r\n"
+            ),
+            "VP8 and its rtx on the video pair, H264 filtered, nothing WebRTC-only: {t}"
+        );
+        assert!(!t.contains("rtcp-fb") && !t.contains("ssrc") && !t.contains("mid"));
+        // Without a video pair the SIP side is offered audio only.
+        let out = to_plain(&offer, audio, None, &f, &mut origin(), None).unwrap();
+        assert_eq!(out.media.len(), 1);
+        assert_eq!(out.media[0].kind, "audio");
+
+        // The SIP answer: both sections for the engine, both for the browser, one bundle.
+        let answer = sip_av(40012);
+        let r = plain_remote(&answer).unwrap();
+        assert_eq!(r.rtp, Some("192.0.2.9:40000".parse().unwrap()));
+        let v = r.video.as_deref().expect("a video stream");
+        assert_eq!(v.rtp, Some("192.0.2.9:40012".parse().unwrap()));
+        assert_eq!(v.rtcp, Some("192.0.2.9:40013".parse().unwrap()));
+        assert_eq!(v.payload_types, vec![96, 97]);
+        assert!(v.video.is_none());
+        let b = to_webrtc(&answer, &local(), &f, &mut origin(), Some(&offer)).unwrap();
+        let t = text(&b);
+        assert!(t.contains("a=group:BUNDLE 0 1\r\n"), "{t}");
+        assert!(
+            t.contains("m=video 32000 UDP/TLS/RTP/SAVPF 96 97\r\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("a=mid:1\r\n") && t.contains("a=rtcp-fb:96 nack pli\r\n"),
+            "the browser's mid and feedback for what it offered: {t}"
+        );
+
+        // The far end refuses video: the browser's video section is refused too.
+        let answer = sip_av(0);
+        assert!(plain_remote(&answer).unwrap().video.is_none());
+        let b = to_webrtc(&answer, &local(), &f, &mut origin(), Some(&offer)).unwrap();
+        let t = text(&b);
+        assert!(t.contains("m=video 0 "), "{t}");
+        assert!(t.contains("a=group:BUNDLE 0\r\n"), "{t}");
+    }
+
+    #[test]
+    fn sip_video_offer_reaches_the_browser_bundled() {
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let sip = sip_av(40012);
+        let mut l = local();
+        l.setup = Setup::ActPass;
+        let offer = to_webrtc(&sip, &l, &f, &mut origin(), None).unwrap();
+        let t = text(&offer);
+        assert!(t.contains("a=group:BUNDLE 0 1\r\n"), "{t}");
+        assert!(
+            t.contains("m=audio 32000 UDP/TLS/RTP/SAVPF 0 101\r\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("m=video 32000 UDP/TLS/RTP/SAVPF 96 97\r\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("a=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\n")
+                && !t.contains("rtcp-fb:97"),
+            "PLI and FIR offered for the codec, not its rtx: {t}"
+        );
+        // The browser answers both sections (as Chrome does: same mids, its own transport).
+        let mut answer = offer.clone();
+        for m in &mut answer.media {
+            m.lines.retain(|(_, v)| !v.starts_with("setup:"));
+            m.lines.push(('a', "setup:active".into()));
+        }
+        let video: SocketAddr = "127.0.0.1:32004".parse().unwrap();
+        let audio: SocketAddr = "127.0.0.1:32002".parse().unwrap();
+        let out = to_plain(&answer, audio, Some(video), &f, &mut origin(), Some(&sip)).unwrap();
+        let t = text(&out);
+        assert!(t.contains("m=audio 32002 RTP/AVP 0 101\r\n"), "{t}");
+        assert!(t.contains("m=video 32004 RTP/AVP 96 97\r\n"), "{t}");
+        assert!(t.contains("a=rtcp:32005\r\n"), "{t}");
+        // The browser refuses video: so does the SIP answer.
+        answer.media[1].port = 0;
+        let out = to_plain(&answer, audio, Some(video), &f, &mut origin(), Some(&sip)).unwrap();
+        let t = text(&out);
+        assert!(t.contains("m=video 0 "), "{t}");
+        assert!(t.contains("m=audio 32002 "), "{t}");
+    }
+
     #[test]
     fn every_sipjs_fixture_translates() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sipjs");
@@ -949,6 +1202,7 @@ mod tests {
             let plain = to_plain(
                 &sdp,
                 "127.0.0.1:32002".parse().unwrap(),
+                None,
                 &f,
                 &mut origin(),
                 None,
@@ -1036,6 +1290,7 @@ mod tests {
             &to_plain(
                 &answer,
                 "127.0.0.1:32004".parse().unwrap(),
+                None,
                 &f,
                 &mut origin(),
                 Some(&sip_held),
