@@ -25,6 +25,15 @@ use proto::dtls::{DtlsError, DtlsIdentity};
 use proto::session::SessionConfig;
 pub use reactor::{ReactorSnapshot, ReactorStats};
 
+/// Whether this build has the test-only fault hooks (feature `test-hooks`, enabled by the
+/// workspace's dev-dependencies for `cargo test`; never in a release build of the binary).
+pub const TEST_HOOKS: bool = cfg!(any(test, feature = "test-hooks"));
+
+/// Test builds only: a datagram with exactly these bytes, arriving on any socket of a
+/// session, makes that session panic inside the reactor (the panic-isolation fault test).
+#[cfg(any(test, feature = "test-hooks"))]
+pub const TEST_PANIC_PAYLOAD: &[u8] = b"panic in a session, please";
+
 /// How the media plane is laid out.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

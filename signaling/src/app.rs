@@ -218,6 +218,11 @@ impl Gateway {
                 );
             }
         }
+        if engine::TEST_HOOKS {
+            warn!(
+                "this build has the test-only fault hooks (cargo test); never run it in production"
+            );
+        }
         info!(
             https = %https.local_addr()?,
             wss = %wss.local_addr()?,

@@ -589,8 +589,8 @@ impl Reactor {
         let key = key.expect("an entry was found by it");
         let session = &mut entry.session;
         let verdict = catch_unwind(AssertUnwindSafe(|| {
-            #[cfg(test)]
-            if buf[off..off + len] == *tests::PANIC_PAYLOAD {
+            #[cfg(any(test, feature = "test-hooks"))]
+            if buf[off..off + len] == *crate::TEST_PANIC_PAYLOAD {
                 panic!("a session bug, simulated by a test");
             }
             session.handle_datagram(now, via, src, &mut buf[off..], len)

@@ -17,8 +17,7 @@ use crate::{Engine, EngineConfig, EngineHandle};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A datagram that makes the reactor's test build panic inside a session's handling.
-pub(super) const PANIC_PAYLOAD: &[u8] = b"panic in a session, please";
+use crate::TEST_PANIC_PAYLOAD as PANIC_PAYLOAD;
 
 fn start() -> std::time::Instant {
     #[allow(
