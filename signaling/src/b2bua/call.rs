@@ -491,6 +491,22 @@ impl Core {
                     self.events
                         .push_back(super::core::CoreEvent::CallEnded(record));
                 }
+                None if self.calls.contains_key(&id) => {
+                    // The engine dropped a live call's session on its own (a session that
+                    // failed inside its reactor): the call cannot carry media any more.
+                    if let Some(c) = self.calls.get_mut(&id) {
+                        c.released = true;
+                    }
+                    self.hang_up_both(now, id, "media session failed");
+                    for e in self.events.iter_mut().rev() {
+                        if let super::core::CoreEvent::CallEnded(r) = e {
+                            if r.id == id {
+                                r.media = Some(stats);
+                                break;
+                            }
+                        }
+                    }
+                }
                 None => self
                     .events
                     .push_back(super::core::CoreEvent::MediaStats { id, stats }),

@@ -1098,3 +1098,44 @@ fn a_call_the_engine_cannot_release_still_gets_its_line() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].media, None);
 }
+
+#[test]
+fn a_session_the_engine_drops_ends_its_call_on_both_sides() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (id, _inv, ok_a) = browser_call_answered(&mut core, now);
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
+    let _ = out(&mut core);
+    while core.poll_event().is_some() {}
+    let stats = engine::api::SessionStats::default();
+    core.handle_engine(
+        now,
+        Output::Event(engine::api::Event::Released { id, stats }),
+    );
+    let o = out(&mut core);
+    for peer in [ws(1), udp()] {
+        let bye = o
+            .iter()
+            .find(|(p, m)| *p == peer && m.method() == Some(&Method::Bye))
+            .unwrap_or_else(|| panic!("BYE to {peer:?}: {o:?}"));
+        assert!(
+            bye.1
+                .header("Reason")
+                .is_some_and(|r| r.contains("media session failed")),
+            "{:?}",
+            bye.1
+        );
+    }
+    assert_eq!(core.call_count(), 0);
+    // Nothing left to release: the engine already has.
+    assert_eq!(core.poll_command(), None);
+    let r: Vec<_> = std::iter::from_fn(|| core.poll_event())
+        .filter_map(|e| match e {
+            CoreEvent::CallEnded(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].media, Some(stats));
+    assert_eq!(r[0].by, "gateway");
+}
