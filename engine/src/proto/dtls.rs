@@ -646,10 +646,11 @@ impl DtlsEndpoint {
 
 /// Empties this thread's OpenSSL error queue. `SSL_get_error` reports `SSL_ERROR_SSL` whenever
 /// the queue holds anything, so it must be empty before each SSL call (SSL_get_error(3)). Other
-/// OpenSSL users on the reactor thread leave entries behind: libsrtp's AES-GCM sets a dummy tag
-/// on its encrypt context too, which OpenSSL 3 refuses with "invalid tag" on every protected
-/// packet (libsrtp ignores the result). Without this, a retransmitted flight or a close_notify
-/// arriving after the first SRTP packet went out read as a failed handshake.
+/// OpenSSL users on the reactor thread can leave entries behind: unpatched libsrtp 2.3's AES-GCM
+/// set a dummy tag on its encrypt context too, which OpenSSL 3 refuses with "invalid tag" on
+/// every protected packet (third_party/srtp2-sys now skips that call). Without this, a
+/// retransmitted flight or a close_notify arriving after such an entry read as a failed
+/// handshake.
 fn clear_error_queue() {
     // SAFETY: ERR_clear_error takes no arguments and touches only this thread's error queue.
     unsafe { openssl_sys::ERR_clear_error() };
@@ -1010,19 +1011,26 @@ mod tests {
         );
     }
 
-    /// Leaves entries on this thread's OpenSSL error queue the way the reactor thread gets
-    /// them: an AES-GCM SRTP packet protected by libsrtp.
+    /// Leaves an entry on this thread's OpenSSL error queue the way another OpenSSL user on
+    /// the reactor thread can: the refused call unpatched libsrtp 2.3 made for every AES-GCM
+    /// packet it protected (a tag set on an encrypting context; see
+    /// third_party/srtp2-sys/PATCHES.md), put back on the queue after the openssl crate took it.
     fn dirty_error_queue() {
-        use crate::proto::srtp::{Direction, SrtpKey, SrtpSession};
-        let p = SrtpProfile::AeadAes256Gcm;
-        let key = SrtpKey::from_key_salt(&[7; 32], &[9; 12]).unwrap();
-        let mut s = SrtpSession::new(p, &key, Direction::Outbound).unwrap();
-        let mut buf = [0u8; 400];
-        buf[0] = 0x80;
-        s.protect_rtp(&mut buf, 172).unwrap();
+        use openssl::symm::{Cipher, Crypter, Mode};
+        let mut gcm = Crypter::new(
+            Cipher::aes_256_gcm(),
+            Mode::Encrypt,
+            &[7; 32],
+            Some(&[9; 12]),
+        )
+        .unwrap();
+        let refused = gcm
+            .set_tag(&[0; 16])
+            .expect_err("no tag on an encrypting context");
+        refused.put();
         // SAFETY: no arguments; reads this thread's error queue without changing it.
         let last = unsafe { openssl_sys::ERR_peek_last_error() };
-        assert_ne!(last, 0, "libsrtp's GCM left an error behind");
+        assert_ne!(last, 0, "an error left behind");
     }
 
     /// The e2e "DTLS failed ~90 ms after the 200 OK" (1 in 12 calls): the browser's second
