@@ -530,7 +530,7 @@ fn sigterm_during_fifty_calls_lets_them_finish_refuses_new_ones_and_exits_zero()
         t_test.elapsed().as_secs_f64()
     );
     // The gateway's own account, with its timestamps.
-    let last_ended = log.lines().filter(|l| l.contains("call ended")).last();
+    let last_ended = log.lines().rfind(|l| l.contains("call ended"));
     for l in log
         .lines()
         .filter(|l| l.contains("shutting down") || l.contains("webrtc-phone stopped"))
