@@ -11,9 +11,10 @@
     reason = "drives real processes in real time: reads the clock to bound its waits"
 )]
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+mod common;
+
+use std::net::SocketAddr;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use bench::run::{Config, Report};
@@ -21,6 +22,8 @@ use engine::proto::dtls::DtlsIdentity;
 use engine::proto::ice::IceCredentials;
 use signaling::sip::msg::SipMsg;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use common::{free_udp_port, gateway, sipp_echo, temp_dir, udp_drops};
 
 const CALLS: usize = 50;
 /// Media time of each call; the ramp (25 calls/s) staggers their hang-ups over 2 s.
@@ -33,186 +36,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const RTP_PORTS: (u16, u16) = (15300, 15499);
 /// RTP packets per second per call (PCMU at 20 ms).
 const PPS: f64 = 50.0;
-
-/// A child process stopped by PID (SIGTERM, then SIGKILL after 5 s) when dropped.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn pid(&self) -> i32 {
-        self.0.as_ref().map_or(0, |c| c.id() as i32)
-    }
-
-    /// The exit status if the process has exited (reaped), else None.
-    fn try_exit(&mut self) -> Option<ExitStatus> {
-        let st = self.0.as_mut()?.try_wait().ok()??;
-        self.0 = None;
-        Some(st)
-    }
-
-    /// Waits up to `limit` for the process to exit; None if it is still running.
-    fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let c = self.0.as_mut()?;
-        let t0 = Instant::now();
-        loop {
-            if let Ok(Some(st)) = c.try_wait() {
-                self.0 = None;
-                return Some(st);
-            }
-            if t0.elapsed() >= limit {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let Some(mut c) = self.0.take() else { return };
-        // SAFETY: kill with the PID of a child this test spawned and has not reaped.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
-            if matches!(c.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kernel receive-buffer drops (last column of /proc/net/udp) on local ports lo..=hi, to tell
-/// a starved process (a busy machine) from a gateway fault when packets go missing.
-fn udp_drops(lo: u16, hi: u16) -> u64 {
-    let text = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
-            ((lo..=hi).contains(&port)).then(|| f.last()?.parse::<u64>().ok())?
-        })
-        .sum()
-}
-
-fn gateway_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("WEBRTC_PHONE_BIN") {
-        return p.into();
-    }
-    // target/<profile>/deps/<this test> → target/<profile>/webrtc-phone
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("webrtc-phone");
-    assert!(
-        bin.exists(),
-        "{} missing: build it first (cargo build -p signaling) or set WEBRTC_PHONE_BIN",
-        bin.display()
-    );
-    bin
-}
-
-fn temp_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sigterm-drain-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// The gateway routing every call to SIPp on `sipp_port`, and its HTTPS and WSS ports.
-struct Gateway {
-    proc: Proc,
-    log: PathBuf,
-    https: u16,
-    wss: u16,
-}
-
-impl Gateway {
-    fn start(dir: &Path, sipp_port: u16) -> Gateway {
-        let log = dir.join("gateway.log");
-        let mut cmd = Command::new(gateway_bin());
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("BIND_ADDRESS", "127.0.0.1")
-            .env("HTTPS_PORT", "0")
-            .env("WSS_PORT", "0")
-            .env("SIP_PORT", "0")
-            .env("MEDIA_THREADS", "1")
-            .env("MIN_RTP_PORT", RTP_PORTS.0.to_string())
-            .env("MAX_RTP_PORT", RTP_PORTS.1.to_string())
-            .env("STATE_DIR", dir.join("state"))
-            .env("OUTBOUND_PROXY", format!("127.0.0.1:{sipp_port}"))
-            .env("OUTBOUND_ROUTE", format!("127.0.0.1:{sipp_port}"))
-            .env("DRAIN_TIMEOUT", DRAIN_TIMEOUT.as_secs().to_string())
-            .env("RTPP_NODEBUG", "1")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null());
-        let proc = Proc(Some(cmd.spawn().unwrap()));
-        let t0 = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.contains("webrtc-phone listening")) {
-                let port = |key: &str| -> u16 {
-                    let rest = &line[line.find(key).unwrap() + key.len()..];
-                    let addr = rest.split_whitespace().next().unwrap();
-                    addr.rsplit(':').next().unwrap().parse().unwrap()
-                };
-                return Gateway {
-                    https: port("https="),
-                    wss: port("wss="),
-                    proc,
-                    log,
-                };
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "gateway did not start:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn sipp_echo(dir: &Path, port: u16) -> Proc {
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp/uas-echo.xml");
-    let child = Command::new("sipp")
-        .arg("-sf")
-        .arg(scenario)
-        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &free_udp_port().to_string()])
-        .args(["-rtp_echo", "-aa", "-nostdin", "-trace_err", "-error_file"])
-        .arg(dir.join("sipp.err"))
-        .args(["-trace_msg", "-message_file"])
-        .arg(dir.join("sipp.msg"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp (package sip-tester) must be installed: scripts/deps.sh test");
-    // Ready once its port is bound.
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(5) && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Proc(Some(child))
-}
 
 /// GET over HTTPS on the gateway's port: (status, body). Bounded by 5 s.
 async fn https_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
@@ -358,10 +181,16 @@ fn unix_now() -> f64 {
 #[test]
 fn sigterm_during_fifty_calls_lets_them_finish_refuses_new_ones_and_exits_zero() {
     let t_test = Instant::now();
-    let dir = temp_dir();
+    let dir = temp_dir("sigterm-drain");
     let sipp_port = free_udp_port();
     let _sipp = sipp_echo(&dir, sipp_port);
-    let mut gw = Gateway::start(&dir, sipp_port);
+    let drain = DRAIN_TIMEOUT.as_secs().to_string();
+    let mut gw = gateway(
+        &dir,
+        sipp_port,
+        RTP_PORTS,
+        &[("DRAIN_TIMEOUT", drain.as_str())],
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

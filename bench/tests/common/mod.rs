@@ -8,11 +8,40 @@
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process stopped by PID (SIGTERM, then SIGKILL after 5 s) when dropped.
 pub(crate) struct Proc(pub(crate) Option<Child>);
+
+impl Proc {
+    pub(crate) fn pid(&self) -> i32 {
+        self.0.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// The exit status if the process has exited (reaped), else None.
+    pub(crate) fn try_exit(&mut self) -> Option<ExitStatus> {
+        let st = self.0.as_mut()?.try_wait().ok()??;
+        self.0 = None;
+        Some(st)
+    }
+
+    /// Waits up to `limit` for the process to exit; None if it is still running.
+    pub(crate) fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let c = self.0.as_mut()?;
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                self.0 = None;
+                return Some(st);
+            }
+            if t0.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -89,7 +118,7 @@ pub(crate) struct Gw {
 
 impl Gw {
     pub(crate) fn pid(&self) -> u32 {
-        self.proc.0.as_ref().map(Child::id).unwrap_or(0)
+        self.proc.pid() as u32
     }
 
     pub(crate) fn log_text(&self) -> String {
