@@ -4,15 +4,25 @@
 # RSS growth after warm-up (the first fifth of the hold) and fd growth. Target: 500 calls for
 # 30 minutes, 0 packets lost, RSS growth under 5 %, no fd growth.
 #
-# Usage: bench/soak.sh [-n CALLS] [-d HOLD_S] [-o OUT_DIR]     (default 500 calls, 1800 s)
+# Usage: bench/soak.sh [-n CALLS] [-d HOLD_S] [-o OUT_DIR] [-B BYTES]   (default 500 calls, 1800 s)
 # Needs target/release/{loadgen,webrtc-phone} and sipp. Loopback only; processes stopped by PID.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-N=500 HOLD=1800 OUT=$ROOT/bench/soak-out
-while getopts "n:d:o:" o; do
-	case $o in n) N=$OPTARG ;; d) HOLD=$OPTARG ;; o) OUT=$OPTARG ;; *) sed -n 2,9p "$0"; exit 2 ;; esac
+N=500 HOLD=1800 OUT=$ROOT/bench/soak-out RMEM=
+while getopts "n:d:o:B:" o; do
+	case $o in n) N=$OPTARG ;; d) HOLD=$OPTARG ;; o) OUT=$OPTARG ;; B) RMEM=$OPTARG ;; *) sed -n 2,9p "$0"; exit 2 ;; esac
 done
 mkdir -p "$OUT"
+# -B: SIPp has no option for its RTP echo socket's receive buffer (-buff_size covers its SIP
+# sockets only), so the kernel default decides it. -B BYTES raises net.core.rmem_default for
+# this run (every new socket, both stacks alike) and puts it back at exit.
+RMEM_SAVED=
+raise_rmem() {
+	RMEM_SAVED=$(sysctl -n net.core.rmem_default)
+	sysctl -qw net.core.rmem_default="$1" || { echo "-B needs root (sysctl net.core.rmem_default)"; exit 2; }
+	echo "net.core.rmem_default $RMEM_SAVED -> $1 for this run"
+}
+restore_rmem() { [ -z "$RMEM_SAVED" ] || sysctl -qw net.core.rmem_default="$RMEM_SAVED"; }
 PIDS=()
 stop_pid() {
 	kill -0 "$1" 2>/dev/null || return 0
@@ -20,8 +30,12 @@ stop_pid() {
 	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
 	kill -KILL "$1" 2>/dev/null || true
 }
-cleanup() { for p in "${PIDS[@]}"; do stop_pid "$p"; done; }
+cleanup() {
+	for p in "${PIDS[@]}"; do stop_pid "$p"; done
+	restore_rmem
+}
 trap cleanup EXIT
+[ -z "$RMEM" ] || raise_rmem "$RMEM"
 
 sipp -sf "$ROOT/bench/sipp/uas-echo.xml" -i 127.0.0.1 -p 25392 -mi 127.0.0.1 -mp 26500 \
 	-rtp_echo -aa -nostdin >"$OUT/sipp.out" 2>&1 &

@@ -4,7 +4,7 @@
 # CPU per call and RSS per call (from /proc, each stack's own process trees), loss, RTT p99,
 # setup time, failed calls, and the floor (each stack's idle CPU; the harness's own CPU).
 #
-# Usage: bench/compare/compare.sh [-n CONCURRENCY] [-r RATE] [-d HOLD_S] [-o OUT_DIR] [-s gw|kr|both]
+# Usage: bench/compare/compare.sh [-n CONCURRENCY] [-r RATE] [-d HOLD_S] [-o OUT_DIR] [-s gw|kr|both] [-B BYTES]
 #        GW_ENV="MEDIA_THREADS=2" adds settings to the gateway's environment.
 # Needs: target/release/{loadgen,webrtc-phone} (cargo build --release -p bench -p signaling),
 #        sipp; for the comparison stack rtpengine-daemon, kamailio, kamailio-websocket-modules,
@@ -17,13 +17,15 @@ RATE=25
 HOLD=20
 OUT=$PWD/compare-out
 STACKS=both
-while getopts "n:r:d:o:s:" o; do
+RMEM=
+while getopts "n:r:d:o:s:B:" o; do
 	case $o in
 	n) N=$OPTARG ;;
 	r) RATE=$OPTARG ;;
 	d) HOLD=$OPTARG ;;
 	o) OUT=$OPTARG ;;
 	s) STACKS=$OPTARG ;;
+	B) RMEM=$OPTARG ;;
 	*) sed -n 2,10p "$0"; exit 2 ;;
 	esac
 done
@@ -34,6 +36,16 @@ OUT=$(cd "$OUT" && pwd)
 # Bound: ramp + hold + setup/teardown margin.
 MAX_RUN=$(python3 -c "print(int($N/$RATE + $HOLD + 60))")
 
+# -B: SIPp has no option for its RTP echo socket's receive buffer (-buff_size covers its SIP
+# sockets only), so the kernel default decides it. -B BYTES raises net.core.rmem_default for
+# this run (every new socket, both stacks alike) and puts it back at exit.
+RMEM_SAVED=
+raise_rmem() {
+	RMEM_SAVED=$(sysctl -n net.core.rmem_default)
+	sysctl -qw net.core.rmem_default="$1" || { echo "-B needs root (sysctl net.core.rmem_default)"; exit 2; }
+	echo "net.core.rmem_default $RMEM_SAVED -> $1 for this run"
+}
+restore_rmem() { [ -z "$RMEM_SAVED" ] || sysctl -qw net.core.rmem_default="$RMEM_SAVED"; }
 PIDS=()
 stop_pid() {
 	local pid=$1
@@ -46,8 +58,10 @@ cleanup() {
 	for p in "${PIDS[@]}"; do stop_pid "$p"; done
 	PIDS=()
 	if [ -s "$OUT/kr/edge.pid" ]; then RUN_DIR="$OUT/kr" "$HERE/stop-kamailio-rtpengine.sh" >/dev/null || true; fi
+	restore_rmem
 }
 trap cleanup EXIT
+[ -z "$RMEM" ] || raise_rmem "$RMEM"
 
 # Kernel receive-buffer drops (the last column of /proc/net/udp) on local ports lo..hi.
 udp_drops() {
