@@ -197,6 +197,15 @@ static srtp_err_status_t srtp_aes_gcm_openssl_context_init(void *cv,
         return (srtp_err_status_init_fail);
     }
 
+    /*
+     * The IV length is a property of the key's context: set it once here,
+     * not for every packet in set_iv (webrtc-phone patch, as later libsrtp
+     * does; see PATCHES.md).
+     */
+    if (!EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_GCM_SET_IVLEN, 12, 0)) {
+        return (srtp_err_status_init_fail);
+    }
+
     return (srtp_err_status_ok);
 }
 
@@ -219,10 +228,6 @@ static srtp_err_status_t srtp_aes_gcm_openssl_set_iv(
 
     debug_print(srtp_mod_aes_gcm, "setting iv: %s",
                 srtp_octet_string_hex_string(iv, 12));
-
-    if (!EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_GCM_SET_IVLEN, 12, 0)) {
-        return (srtp_err_status_init_fail);
-    }
 
     if (!EVP_CipherInit_ex(c->ctx, NULL, NULL, NULL, iv,
                            (c->dir == srtp_direction_encrypt ? 1 : 0))) {
