@@ -2,13 +2,14 @@
 //! code (engine::proto in the client role, signaling's SIP message and SDP model), against a
 //! SIPp echo far end. See `bench/README.md`.
 //!
-//! * [`peer`]: pure client-role WebRTC leg (ICE controlling, DTLS, SRTP).
+//! * [`peer`]: the client-role WebRTC leg, `engine::proto::client` (ICE controlling, DTLS,
+//!   SRTP): the gateway's own protocol code, not a second implementation.
 //! * [`sdp`]: Chrome-shaped offers/answers; reading the far end's media parameters.
 //! * [`ua`]: one SIP UA over WSS.
 //! * [`run`]: the load run (ramp, hold, hang-up, callees, sampler).
 //! * [`stats`], [`procstat`], [`report`]: measuring and reporting.
 
-pub mod peer;
+pub use engine::proto::client as peer;
 pub mod procstat;
 pub mod report;
 pub mod run;

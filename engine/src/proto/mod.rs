@@ -7,7 +7,10 @@
 //! * [`ice`]: ICE-lite controlled agent: Binding answers, nomination latch, restart, consent.
 //! * [`session`]: one call's two legs (WebRTC, plain RTP, echo): demux, in-place forwarding.
 //! * [`stats`]: drop reasons and RTP reception statistics (loss, jitter).
+//! * [`client`]: the browser's side of a WebRTC leg (ICE controlling, DTLS, SRTP), built from
+//!   the same pieces: the load generator's browsers and tests that play one.
 
+pub mod client;
 pub mod dtls;
 pub mod ice;
 pub mod session;

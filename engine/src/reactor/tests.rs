@@ -824,3 +824,115 @@ fn video_pairs_come_from_the_shard_and_go_back_to_it() {
     assert!(ok, "both released pairs are allocated again");
     h.shutdown();
 }
+
+/// The load generator's browser leg (`proto::client::ClientLeg`, ICE controlling + DTLS +
+/// SRTP on the real clock) against a reactor: the same client code the benchmarks use.
+#[test]
+fn the_shared_client_leg_talks_to_a_reactor() {
+    use crate::proto::client::{ClientLeg, Received, RemoteMedia};
+    use crate::proto::dtls::Fingerprint;
+    use crate::proto::ice::IceCredentials;
+
+    let mut h = engine(2, 12, 1);
+    let pbx = Pbx::new();
+    let sock = udp();
+    sock.set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let creds = IceCredentials::random().unwrap();
+    let id_browser = crate::proto::session::tests::identity(1);
+    let id = SessionId(7);
+    h.send(Command::Allocate {
+        id,
+        legs: [
+            LegSpec::WebRtc(Some(crate::api::WebRtcRemote {
+                ice_ufrag: creds.ufrag.clone(),
+                ice_pwd: creds.pwd.clone(),
+                fingerprint: id_browser.fingerprint().to_sdp(),
+                setup: Setup::ActPass,
+                direction: Direction::SendRecv,
+                payload_types: vec![0, 8],
+            })),
+            LegSpec::Plain(Some(pbx.remote())),
+        ],
+        video: false,
+    });
+    let legs = allocated(&mut h, id).unwrap();
+    let LocalLeg::WebRtc {
+        addr,
+        ice_ufrag,
+        ice_pwd,
+        fingerprint,
+        setup,
+    } = legs[0].clone()
+    else {
+        panic!("{legs:?}")
+    };
+    let LocalLeg::Plain {
+        rtp: relay_plain, ..
+    } = legs[1]
+    else {
+        panic!("{legs:?}")
+    };
+    assert_eq!(
+        setup,
+        Setup::Passive,
+        "the relay answers actpass as DTLS server"
+    );
+    let remote = RemoteMedia {
+        addr,
+        ice: IceCredentials {
+            ufrag: ice_ufrag,
+            pwd: ice_pwd,
+        },
+        fingerprint: Fingerprint::parse(&fingerprint).unwrap(),
+        setup,
+        ice_lite: true,
+    };
+    let mut leg = ClientLeg::new(creds, id_browser, remote, 42, start());
+    let mut buf = [0u8; 2048];
+    let t0 = start();
+    while !leg.is_connected() && t0.elapsed() < WAIT {
+        let now = start();
+        leg.handle_timeout(now);
+        while let Some(d) = leg.poll_transmit() {
+            sock.send_to(&d, addr).unwrap();
+        }
+        if let Some((n, from)) = recv(&sock, &mut buf) {
+            assert_eq!(from, addr);
+            assert_eq!(leg.handle_input(start(), &mut buf, n), Received::Control);
+        }
+    }
+    while let Some(d) = leg.poll_transmit() {
+        sock.send_to(&d, addr).unwrap();
+    }
+    assert!(leg.is_connected(), "{:?}", leg.state());
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for seq in 0..20u16 {
+        // Browser -> PBX: plaintext arrives unchanged.
+        let n = rtp(&mut buf, 0, seq, 0xc1c1);
+        let plain = buf[..n].to_vec();
+        let n = leg.protect(&mut buf, n).unwrap();
+        sock.send_to(&buf[..n], addr).unwrap();
+        let mut got = [0u8; 2048];
+        let (m, from) = recv(&pbx.rtp, &mut got).expect("RTP at the PBX");
+        assert_eq!(from, relay_plain);
+        assert_eq!(&got[..m], &plain[..]);
+        // PBX -> browser: SRTP the client leg unprotects to the same bytes.
+        let n = rtp(&mut buf, 8, 500 + seq, 0xfeed);
+        let sent = buf[..n].to_vec();
+        pbx.rtp.send_to(&sent, relay_plain).unwrap();
+        let (m, _) = loop {
+            let (m, from) = recv(&sock, &mut buf).expect("SRTP at the browser");
+            assert_eq!(from, addr);
+            match leg.handle_input(start(), &mut buf, m) {
+                Received::Rtp(len) => break (len, ()),
+                Received::Control => continue,
+                Received::BadSrtp => panic!("SRTP from the relay failed to unprotect"),
+            }
+        };
+        assert_eq!(&buf[..m], &sent[..]);
+    }
+    h.send(Command::Release { id });
+    h.shutdown();
+}

@@ -4,20 +4,20 @@
 //! role the answer's `a=setup` implies (RFC 5763 §5), SRTP from the exported keys (RFC 5764).
 //!
 //! Sans-IO: the caller feeds datagrams and the time, and sends what [`ClientLeg::poll_transmit`]
-//! returns. The same shape as the session test's `Browser` in engine, lifted into a reusable type.
+//! returns. The load generator (bench) plays its browsers with it.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use engine::api::Setup;
-use engine::proto::dtls::{
+use crate::api::Setup;
+use crate::proto::dtls::{
     DtlsConfig, DtlsEndpoint, DtlsEvent, DtlsIdentity, DtlsRole, Fingerprint,
 };
-use engine::proto::ice::IceCredentials;
-use engine::proto::srtp::{Direction, SrtpError, SrtpSession};
-use engine::proto::stun::{Class, StunMessage, StunWriter, METHOD_BINDING};
-use engine::proto::wire::{demux, PacketKind};
+use crate::proto::ice::IceCredentials;
+use crate::proto::srtp::{Direction, SrtpError, SrtpSession};
+use crate::proto::stun::{Class, StunMessage, StunWriter, METHOD_BINDING};
+use crate::proto::wire::{demux, PacketKind};
 
 /// How often a connectivity check is repeated until it succeeds.
 const CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -169,7 +169,7 @@ impl ClientLeg {
             } else {
                 w.ice_controlled(self.tie_breaker)?
             };
-            Ok::<usize, engine::proto::stun::StunError>(
+            Ok::<usize, crate::proto::stun::StunError>(
                 w.message_integrity(self.remote.ice.pwd.as_bytes())?
                     .fingerprint()?
                     .finish(),
@@ -301,7 +301,7 @@ impl ClientLeg {
             Class::Request if m.is_binding_request() => {
                 // A full-ICE far end checks us too: answer with our password.
                 let mut out = vec![0u8; 256];
-                if let Ok(n) = engine::proto::stun::build_binding_success(
+                if let Ok(n) = crate::proto::stun::build_binding_success(
                     &mut out,
                     m.txid(),
                     self.remote.addr,
@@ -363,7 +363,7 @@ impl ClientLeg {
     }
 
     /// Protects an RTP packet of `len` bytes in place; the buffer needs
-    /// [`engine::proto::srtp::MAX_TRAILER_LEN`] bytes of room after it.
+    /// [`crate::proto::srtp::MAX_TRAILER_LEN`] bytes of room after it.
     pub fn protect(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         match self.srtp_out.as_mut() {
             Some(s) => s.protect_rtp(buf, len),
