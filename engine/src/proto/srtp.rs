@@ -585,6 +585,17 @@ mod tests {
                 Err(SrtpError::AuthFail),
                 "{p:?}"
             );
+            // So does a flipped bit in the header (authenticated, for GCM the AAD) or the tag.
+            for at in [1, n - 1] {
+                buf[..28].copy_from_slice(&rtp(3 + at as u16));
+                let n = tx.protect_rtp(&mut buf, 28).unwrap();
+                buf[at] ^= 0x01;
+                assert_eq!(
+                    rx.unprotect_rtp(&mut buf, n),
+                    Err(SrtpError::AuthFail),
+                    "{p:?} byte {at}"
+                );
+            }
             // A wrong key fails the same way.
             let mut other = SrtpSession::new(p, &key(p, 2), Direction::Inbound).unwrap();
             buf[..28].copy_from_slice(&rtp(2));

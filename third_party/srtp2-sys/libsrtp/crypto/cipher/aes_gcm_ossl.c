@@ -49,6 +49,7 @@
 #endif
 
 #include <openssl/evp.h>
+#include <openssl/opensslv.h>
 #include "aes_gcm.h"
 #include "alloc.h"
 #include "err.h" /* for srtp_debug */
@@ -261,10 +262,15 @@ static srtp_err_status_t srtp_aes_gcm_openssl_set_aad(void *cv,
      * error queue, once per protected packet (webrtc-phone patch, as in
      * libsrtp 2.4's fix; see PATCHES.md).
      */
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
     if (c->dir == srtp_direction_decrypt) {
         /*
          * Set dummy tag, OpenSSL requires the Tag to be set before
          * processing AAD
+         *
+         * (webrtc-phone patch: OpenSSL 3 needs the tag only before the
+         * final EVP_Cipher call, and srtp_aes_gcm_openssl_decrypt sets the
+         * real one before that; see PATCHES.md.)
          */
 
         /*
@@ -278,6 +284,7 @@ static srtp_err_status_t srtp_aes_gcm_openssl_set_aad(void *cv,
         EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_GCM_SET_TAG, c->tag_len,
                             &dummy_tag);
     }
+#endif
 
     rv = EVP_Cipher(c->ctx, NULL, aad, aad_len);
     if (rv != aad_len) {
