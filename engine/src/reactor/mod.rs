@@ -468,6 +468,11 @@ impl Reactor {
                 self.outputs_pending = false;
                 write_eventfd(self.init.notify.as_raw_fd());
             }
+            if self.shutdown {
+                // Shutdown came in this iteration (its wake read completed): stop now, not after
+                // one more wait of up to IDLE_WAIT with nothing left to wake the ring.
+                break;
+            }
             let wait = self
                 .timers
                 .first()

@@ -936,3 +936,17 @@ fn the_shared_client_leg_talks_to_a_reactor() {
     h.send(Command::Release { id });
     h.shutdown();
 }
+
+/// Shutdown wakes an idle reactor through its eventfd rather than waiting for its idle wait to
+/// run out, so the gateway exits as soon as it has stopped. Bounded, not a speed test: half the
+/// idle wait leaves a wide margin for a loaded machine.
+#[test]
+fn shutdown_of_an_idle_engine_does_not_wait_out_the_idle_wait() {
+    let h = engine(0, 8, 2);
+    // Both reactors are past their start-up and asleep in their idle wait.
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = start();
+    h.shutdown();
+    let took = t0.elapsed();
+    assert!(took < super::IDLE_WAIT / 2, "shutdown took {took:?}");
+}
