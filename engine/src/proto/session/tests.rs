@@ -2127,3 +2127,21 @@ fn a_video_port_is_only_for_a_plain_leg() {
     );
     assert!(matches!(r, Err(Failure::BadRequest(_))));
 }
+
+/// Not a check: a fixed workload for `valgrind --tool=callgrind` (deterministic instruction
+/// counts). `SESSION_WORKLOAD=<n>` relays n packets each way through a connected session, in
+/// memory. Run: `cargo test --release -p engine --lib session_workload -- --ignored`.
+#[test]
+#[ignore = "a profiling workload, not a check"]
+fn session_workload() {
+    let n: u16 = std::env::var("SESSION_WORKLOAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    for seq in 1..=n {
+        assert!(forwarded(c.browser_sends(seq)));
+        assert!(forwarded(c.pbx_sends(seq)));
+    }
+}
