@@ -177,6 +177,41 @@ macro_rules! rtp_getters {
                 )
             })
         }
+        /// The value of header extension element `id` (RFC 8285: the one-byte form under
+        /// profile 0xBEDE, the two-byte form under 0x100X), if the packet carries one.
+        /// Malformed element lists end the search (nothing is read past the extension).
+        pub fn extension_element(&self, id: u8) -> Option<&[u8]> {
+            let profile = self.extension_profile()?;
+            let start = RTP_FIXED_HEADER_LEN + 4 * usize::from(self.csrc_count()) + 4;
+            let data = self.buf.get(start..self.header_len)?;
+            let one_byte = match profile {
+                0xBEDE => true,
+                p if p & 0xFFF0 == 0x1000 => false,
+                _ => return None,
+            };
+            let mut i = 0;
+            while i < data.len() {
+                let b = data[i];
+                if b == 0 {
+                    i += 1; // padding
+                    continue;
+                }
+                let (eid, len, at) = if one_byte {
+                    if b >> 4 == 15 {
+                        return None; // reserved: stop
+                    }
+                    (b >> 4, usize::from(b & 0x0f) + 1, i + 1)
+                } else {
+                    (b, usize::from(*data.get(i + 1)?), i + 2)
+                };
+                let value = data.get(at..at + len)?;
+                if eid == id {
+                    return Some(value);
+                }
+                i = at + len;
+            }
+            None
+        }
         /// Bytes of the fixed header, CSRCs and extension: where the payload starts.
         pub fn header_len(&self) -> usize {
             self.header_len
@@ -328,6 +363,43 @@ impl<'a> RtcpHeader<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    /// RTP with a header extension block (profile, words) after 12 fixed bytes.
+    fn with_ext(profile: u16, ext: &[u8]) -> Vec<u8> {
+        assert_eq!(ext.len() % 4, 0);
+        let mut p = vec![0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9];
+        p.extend_from_slice(&profile.to_be_bytes());
+        p.extend_from_slice(&((ext.len() / 4) as u16).to_be_bytes());
+        p.extend_from_slice(ext);
+        p.extend_from_slice(b"payload");
+        p
+    }
+
+    #[test]
+    fn header_extension_elements_one_and_two_byte() {
+        // RFC 8285 §4.2: id 1 (abs-send-time, 3 bytes), padding, id 4 ("1", the MID).
+        let p = with_ext(0xBEDE, &[0x12, 0xaa, 0xbb, 0xcc, 0x00, 0x40, b'1', 0x00]);
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(h.extension_element(4), Some(&b"1"[..]));
+        assert_eq!(h.extension_element(1), Some(&[0xaa, 0xbb, 0xcc][..]));
+        assert_eq!(h.extension_element(2), None);
+        assert_eq!(h.payload(), b"payload");
+        // §4.3: two-byte form, id 4 with a two-byte value, then id 9 empty.
+        let p = with_ext(0x1000, &[0x04, 0x02, b'1', b'0', 0x09, 0x00, 0x00, 0x00]);
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(h.extension_element(4), Some(&b"10"[..]));
+        assert_eq!(h.extension_element(9), Some(&b""[..]));
+        // A length running past the block ends the search; other profiles carry no elements.
+        let p = with_ext(0xBEDE, &[0x4f, b'1', 0x00, 0x00]);
+        assert_eq!(RtpHeader::parse(&p).unwrap().extension_element(4), None);
+        let p = with_ext(0x1234, &[0x40, b'1', 0x00, 0x00]);
+        assert_eq!(RtpHeader::parse(&p).unwrap().extension_element(4), None);
+        let mut plain = with_ext(0xBEDE, &[0x40, b'1', 0, 0]);
+        plain[0] = 0x80; // no X bit: no extension at all
+        plain.truncate(12);
+        assert_eq!(RtpHeader::parse(&plain).unwrap().extension_element(4), None);
+    }
+
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
