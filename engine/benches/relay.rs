@@ -164,6 +164,8 @@ fn connect_client(h: &mut EngineHandle, id: u64, sink: &UdpSocket) -> (Client, S
         setup: Setup::Active,
         direction: Direction::SendRecv,
         payload_types: vec![0],
+        mid_ext: None,
+        video_mid: None,
     };
     let legs = allocate(
         h,

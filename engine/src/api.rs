@@ -80,6 +80,13 @@ pub struct WebRtcRemote {
     pub direction: Direction,
     /// Payload types negotiated for this leg (RTP with others is dropped and counted).
     pub payload_types: Vec<u8>,
+    /// The `a=extmap` id of `urn:ietf:params:rtp-hdrext:sdes:mid` (RFC 8843 §15), when the
+    /// browser and the gateway both put it in their SDP.
+    pub mid_ext: Option<u8>,
+    /// The MID of the bundle's video section: RTP whose MID header extension names it goes to
+    /// a plain leg's video stream, RTP naming any other MID to its audio stream; without the
+    /// extension the payload type and the SSRCs already seen decide (RFC 8843 §9.2).
+    pub video_mid: Option<String>,
 }
 
 /// What the remote SDP says about a plain RTP leg: its first (audio) section, and its video

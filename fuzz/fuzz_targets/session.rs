@@ -26,6 +26,9 @@ fuzz_target!(|data: &[u8]| {
             setup: Setup::ActPass,
             direction: Direction::SendRecv,
             payload_types: vec![0, 8, 111, 96],
+            // The MID extension negotiated, so fuzzed RTP exercises its parsing too.
+            mid_ext: Some(4),
+            video_mid: Some("1".into()),
         })),
         LegSpec::Plain(Some(PlainRemote {
             rtp: Some("127.0.0.1:6000".parse().unwrap()),

@@ -851,6 +851,8 @@ fn the_shared_client_leg_talks_to_a_reactor() {
                 setup: Setup::ActPass,
                 direction: Direction::SendRecv,
                 payload_types: vec![0, 8],
+                mid_ext: None,
+                video_mid: None,
             })),
             LegSpec::Plain(Some(pbx.remote())),
         ],

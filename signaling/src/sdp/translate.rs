@@ -166,6 +166,20 @@ fn direction_attr(d: Direction) -> &'static str {
     }
 }
 
+/// RFC 8843 §15: the MID header extension.
+const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// The extmap id the gateway offers it under (any of 1-14 works; Chrome's own choice).
+const OFFERED_MID_ID: u8 = 4;
+
+/// The `a=extmap` id of the MID header extension in section `m` (or at session level).
+fn mid_extmap(sdp: &Sdp, m: &Media) -> Option<u8> {
+    m.attrs("extmap").chain(sdp.attrs("extmap")).find_map(|v| {
+        let mut it = v.split_whitespace();
+        let id: u8 = it.next()?.split('/').next()?.parse().ok()?;
+        (id != 0 && it.next()? == MID_URI).then_some(id)
+    })
+}
+
 /// What the browser's SDP says about its WebRTC leg.
 pub fn webrtc_remote(sdp: &Sdp) -> Result<WebRtcRemote, TranslateError> {
     let i = relayed_section(sdp).ok_or(TranslateError::NoRtpSection)?;
@@ -196,6 +210,8 @@ pub fn webrtc_remote(sdp: &Sdp) -> Result<WebRtcRemote, TranslateError> {
             .filter(|m| m.is_rtp() && m.port != 0)
             .flat_map(Media::payload_types)
             .collect(),
+        mid_ext: mid_extmap(sdp, m),
+        video_mid: video_section(sdp).and_then(|v| sdp.media[v].attr("mid").map(str::to_string)),
     })
 }
 
@@ -619,6 +635,7 @@ fn webrtc_section(
     dir: Direction,
     (kind, proto, mid): (&str, &str, &str),
     fb: Option<&Media>,
+    mid_ext: Option<u8>,
 ) -> Media {
     let ip = local.addr.ip();
     let setup = match local.setup {
@@ -640,6 +657,10 @@ fn webrtc_section(
         ('a', direction_attr(dir).into()),
         ('a', "rtcp-mux".into()),
     ];
+    // The MID header extension lets the engine split the bundle by MID (RFC 8843 §9.2).
+    if let Some(id) = mid_ext {
+        lines.push(('a', format!("extmap:{id} {MID_URI}")));
+    }
     lines.extend(format_attrs(src, fmts, false));
     match fb {
         Some(b) => {
@@ -742,6 +763,7 @@ pub fn to_webrtc(
                     d,
                     (&m.kind, proto, &mid),
                     None,
+                    Some(OFFERED_MID_ID),
                 ));
                 mids.push(mid);
             }
@@ -766,8 +788,15 @@ pub fn to_webrtc(
                 };
                 let mid = m.attr("mid").unwrap_or("0").to_string();
                 let d = dir_for(s, Some(m));
-                let mut answer =
-                    webrtc_section(local, s, &f, d, (&m.kind, &m.proto, &mid), Some(m));
+                let mut answer = webrtc_section(
+                    local,
+                    s,
+                    &f,
+                    d,
+                    (&m.kind, &m.proto, &mid),
+                    Some(m),
+                    mid_extmap(offer, m),
+                );
                 answer_formats(&mut answer, m);
                 if !has_codec(m, &answer.fmts) {
                     if i == bi {
@@ -882,6 +911,7 @@ mod tests {
             a=group:BUNDLE 0\r\nm=audio 32000 UDP/TLS/RTP/SAVPF 0 126\r\nc=IN IP4 127.0.0.1\r\n\
             a=rtcp:32000 IN IP4 127.0.0.1\r\na=ice-ufrag:AbCd\r\na=ice-pwd:0123456789abcdefghijkl\r\n\
             a=fingerprint:sha-256 6D:29:1A\r\na=setup:passive\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n\
+            a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
             a=rtpmap:0 PCMU/8000\r\na=rtpmap:126 telephone-event/8000\r\na=fmtp:126 0-15\r\n\
             a=candidate:7f000001 1 udp 2130706431 127.0.0.1 32000 typ host\r\na=end-of-candidates\r\n";
         assert_eq!(text(&out), expected);
@@ -1119,6 +1149,15 @@ mod tests {
         let b = to_webrtc(&answer, &local(), &f, &mut origin(), Some(&offer)).unwrap();
         let t = text(&b);
         assert!(t.contains("a=group:BUNDLE 0 1\r\n"), "{t}");
+        assert_eq!(
+            t.matches("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n")
+                .count(),
+            2,
+            "the MID extension answered in both sections under the browser's id: {t}"
+        );
+        assert!(!t.contains("abs-send-time"), "only the MID extension: {t}");
+        let w = webrtc_remote(&offer).unwrap();
+        assert_eq!((w.mid_ext, w.video_mid.as_deref()), (Some(4), Some("1")));
         assert!(
             t.contains("m=video 32000 UDP/TLS/RTP/SAVPF 96 97\r\n"),
             "{t}"
@@ -1158,6 +1197,12 @@ mod tests {
             t.contains("a=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\n")
                 && !t.contains("rtcp-fb:97"),
             "PLI and FIR offered for the codec, not its rtx: {t}"
+        );
+        assert_eq!(
+            t.matches("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n")
+                .count(),
+            2,
+            "{t}"
         );
         // The browser answers both sections (as Chrome does: same mids, its own transport).
         let mut answer = offer.clone();

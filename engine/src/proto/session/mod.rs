@@ -245,6 +245,21 @@ fn creds_of(r: &WebRtcRemote) -> IceCredentials {
     }
 }
 
+/// Which stream of a plain leg the MID header extension of bundle RTP `pkt` names: video for
+/// the video section's MID, audio for any other; `None` without the negotiated extension.
+fn mid_stream(r: &WebRtcRemote, pkt: &[u8]) -> Option<Stream> {
+    let id = r.mid_ext?;
+    let h = RtpHeader::parse(pkt).ok()?;
+    if !h.has_extension() {
+        return None;
+    }
+    let mid = h.extension_element(id)?;
+    Some(match &r.video_mid {
+        Some(v) if v.as_bytes() == mid => Stream::Video,
+        _ => Stream::Audio,
+    })
+}
+
 fn srtp_drop(e: SrtpError) -> DropReason {
     match e {
         SrtpError::AuthFail => DropReason::SrtpAuth,
@@ -546,8 +561,9 @@ impl Session {
         let started = self.started;
         let (l, other) = pair_mut(&mut self.legs, leg);
         let counters = &mut l.counters;
-        // `stream` is `None` for the bundle of a WebRTC leg: decided below, after the PT check.
-        let (len, rtcp, pts, stream) = match &mut l.kind {
+        // `stream` is `None` for the bundle of a WebRTC leg: decided below, after the PT check
+        // (`mid`: what its MID header extension says, if it carries one).
+        let (len, rtcp, pts, stream, mid) = match &mut l.kind {
             LegKind::Echo => return Err(DropReason::UnknownSource),
             LegKind::WebRtc(w) => match kind {
                 PacketKind::Stun => {
@@ -601,7 +617,11 @@ impl Session {
                     .map_err(srtp_drop)?;
                     // The union of the bundled sections' payload types.
                     let pts = w.remote.as_ref().map(|r| r.payload_types.as_slice());
-                    (n, rtcp, pts, None)
+                    let mid = match (rtcp, w.remote.as_ref()) {
+                        (false, Some(r)) => mid_stream(r, &buf[..n]),
+                        _ => None,
+                    };
+                    (n, rtcp, pts, None, mid)
                 }
                 PacketKind::Unknown => return Err(DropReason::Malformed),
             },
@@ -622,7 +642,7 @@ impl Session {
                     .stream(stream)
                     .and_then(|s| s.remote.as_ref())
                     .map(|r| r.payload_types.as_slice());
-                (len, rtcp, pts, Some(stream))
+                (len, rtcp, pts, Some(stream), None)
             }
         };
         let rtp = if rtcp {
@@ -637,7 +657,7 @@ impl Session {
         let stream = match (stream, &mut other.kind) {
             (Some(s), _) => s,
             (None, LegKind::Plain(p)) => match &rtp {
-                Some(h) => p.bundle_rtp_stream(h.pt().0, h.ssrc()),
+                Some(h) => p.bundle_rtp_stream(h.pt().0, h.ssrc(), mid),
                 None => RtcpHeader::parse(&buf[..len])
                     .map_or(Stream::Audio, |h| p.bundle_rtcp_stream(h.ssrc())),
             },

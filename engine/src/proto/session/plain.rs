@@ -31,6 +31,14 @@ impl SsrcSet {
             self.next = (self.next + 1) % VIDEO_SSRCS;
         }
     }
+
+    fn remove(&mut self, ssrc: Ssrc) {
+        for s in &mut self.slots {
+            if *s == Some(ssrc) {
+                *s = None;
+            }
+        }
+    }
 }
 
 /// One media section of a plain leg: its local RTP port, the far end's SDP for it, and where
@@ -149,10 +157,23 @@ impl PlainLeg {
     /// video section's, or its SSRC carried such a payload type before (so it stays video
     /// when the section is later rejected, and is dropped rather than sent to the audio port);
     /// to the audio stream otherwise.
-    pub(super) fn bundle_rtp_stream(&mut self, pt: u8, ssrc: Ssrc) -> Stream {
+    /// A MID header extension (`mid`, already matched against the video section's MID)
+    /// decides first and teaches the SSRC (RFC 8843 §9.2 order: MID, then SSRC, then PT).
+    pub(super) fn bundle_rtp_stream(&mut self, pt: u8, ssrc: Ssrc, mid: Option<Stream>) -> Stream {
         let Some(video) = &self.video else {
             return Stream::Audio;
         };
+        match mid {
+            Some(Stream::Video) => {
+                self.video_ssrcs.insert(ssrc);
+                return Stream::Video;
+            }
+            Some(Stream::Audio) => {
+                self.video_ssrcs.remove(ssrc);
+                return Stream::Audio;
+            }
+            None => {}
+        }
         let by_pt = video
             .remote
             .as_ref()

@@ -75,6 +75,8 @@ impl Browser {
             setup: self.setup,
             direction: Direction::SendRecv,
             payload_types: vec![0, 8, 101],
+            mid_ext: None,
+            video_mid: None,
         }
     }
 
@@ -2144,4 +2146,63 @@ fn session_workload() {
         assert!(forwarded(c.browser_sends(seq)));
         assert!(forwarded(c.pbx_sends(seq)));
     }
+}
+
+impl Call {
+    /// The browser sends RTP carrying a MID header extension (RFC 8843 §15; one-byte form,
+    /// extmap id 4); returns the plaintext and the verdict.
+    fn browser_rtp_mid(&mut self, pt: u8, seq: u16, ssrc: u32, mid: u8) -> ([u8; 172], Verdict) {
+        let mut plain = [0u8; 172];
+        rtp(&mut plain, pt, seq, ssrc);
+        plain[0] |= 0x10;
+        plain[12..20].copy_from_slice(&[0xBE, 0xDE, 0, 1, 0x40, mid, 0, 0]);
+        self.buf[..172].copy_from_slice(&plain);
+        let n = self
+            .b
+            .srtp_out
+            .as_mut()
+            .unwrap()
+            .protect_rtp(&mut self.buf, 172)
+            .unwrap();
+        let v = self
+            .s
+            .handle_datagram(self.now, Socket::WebRtc, self.b.addr, &mut self.buf, n);
+        (plain, v)
+    }
+}
+
+#[test]
+fn the_mid_header_extension_decides_before_ssrc_and_payload_type() {
+    let mut c = Call::with_video();
+    let mut remote = c.b.remote();
+    remote.payload_types = vec![OPUS, 101, VP8, 97];
+    remote.mid_ext = Some(4);
+    remote.video_mid = Some("1".into());
+    c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(remote)))
+        .unwrap();
+    let audio = Socket::Rtp(LegIndex::B, Stream::Audio);
+    let video = Socket::Rtp(LegIndex::B, Stream::Video);
+    // MID "1" (the video section) sends even an audio payload type to the video stream, and
+    // teaches its SSRC: the same SSRC without the extension stays video.
+    let (plain, v) = c.browser_rtp_mid(OPUS, 1, 0x1111, b'1');
+    forwarded_as(&c.buf, v, video, PBX_VIDEO, &plain);
+    let (plain, v) = c.browser_rtp(OPUS, 2, 0x1111);
+    forwarded_as(&c.buf, v, video, PBX_VIDEO, &plain);
+    // MID "0" (audio) wins over the video payload type, and un-learns the SSRC.
+    let (plain, v) = c.browser_rtp_mid(VP8, 3, 0x1111, b'0');
+    forwarded_as(&c.buf, v, audio, PBX, &plain);
+    let (plain, v) = c.browser_rtp(OPUS, 4, 0x1111);
+    forwarded_as(&c.buf, v, audio, PBX, &plain);
+    // Without the extension, payload type and SSRC decide as before.
+    let (plain, v) = c.browser_rtp(VP8, 5, 0x2222);
+    forwarded_as(&c.buf, v, video, PBX_VIDEO, &plain);
+    // An extension the SDP did not negotiate (another id) is not read as a MID.
+    let mut remote = c.b.remote();
+    remote.payload_types = vec![OPUS, 101, VP8, 97];
+    remote.mid_ext = Some(9);
+    remote.video_mid = Some("1".into());
+    c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(remote)))
+        .unwrap();
+    let (plain, v) = c.browser_rtp_mid(OPUS, 6, 0x3333, b'1');
+    forwarded_as(&c.buf, v, audio, PBX, &plain);
 }
