@@ -1727,8 +1727,16 @@ impl Core {
         let Some(mut c) = self.calls.remove(&id) else {
             return;
         };
-        self.call_index.retain(|_, v| *v != id);
-        self.invite_index.retain(|_, v| *v != id);
+        // The keys the call was indexed under (no scan of every call's entries per hang-up).
+        for leg in [&c.a, &c.b] {
+            let k = (leg.call_id.clone(), leg.local_tag.clone());
+            if self.call_index.get(&k) == Some(&id) {
+                self.call_index.remove(&k);
+            }
+        }
+        if self.invite_index.get(&c.a_key) == Some(&id) {
+            self.invite_index.remove(&c.a_key);
+        }
         let duration = c
             .answered_at
             .map(|t| now.saturating_duration_since(t))
