@@ -16,15 +16,8 @@ while getopts "r:s:o:" o; do
 done
 mkdir -p "$OUT"
 N=$((RATE * SECS))
-PIDS=()
-stop_pid() {
-	kill -0 "$1" 2>/dev/null || return 0
-	kill -TERM "$1" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL "$1" 2>/dev/null || true
-}
-cleanup() { for p in "${PIDS[@]}"; do stop_pid "$p"; done; }
-trap cleanup EXIT
+. "$ROOT/bench/lib.sh"
+trap stop_all EXIT
 
 sipp -sf "$ROOT/bench/sipp/uas-echo.xml" -i 127.0.0.1 -p 27492 -mi 127.0.0.1 -mp 27700 \
 	-rtp_echo -aa -nostdin >"$OUT/sipp.out" 2>&1 &
@@ -36,8 +29,7 @@ env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=27743 WSS_PORT=27744 SIP_P
 	"$ROOT/target/release/webrtc-phone" >"$OUT/gateway.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
-for _ in $(seq 100); do grep -q "webrtc-phone listening" "$OUT/gateway.log" && break; sleep 0.1; done
-grep -q "webrtc-phone listening" "$OUT/gateway.log" || { cat "$OUT/gateway.log"; exit 1; }
+wait_listening "$OUT/gateway.log" || exit 1
 
 "$ROOT/target/release/loadgen" --wss 127.0.0.1:27744 --calls "$N" -n "$N" --rate "$RATE" --hold 1 \
 	--setup-timeout 15 --max-run $((SECS + 60)) --quiet --watch "webrtc-phone=$GW" \

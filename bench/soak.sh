@@ -13,28 +13,8 @@ while getopts "n:d:o:B:" o; do
 	case $o in n) N=$OPTARG ;; d) HOLD=$OPTARG ;; o) OUT=$OPTARG ;; B) RMEM=$OPTARG ;; *) sed -n 2,9p "$0"; exit 2 ;; esac
 done
 mkdir -p "$OUT"
-# -B: SIPp has no option for its RTP echo socket's receive buffer (-buff_size covers its SIP
-# sockets only), so the kernel default decides it. -B BYTES raises net.core.rmem_default for
-# this run (every new socket, both stacks alike) and puts it back at exit.
-RMEM_SAVED=
-raise_rmem() {
-	RMEM_SAVED=$(sysctl -n net.core.rmem_default)
-	sysctl -qw net.core.rmem_default="$1" || { echo "-B needs root (sysctl net.core.rmem_default)"; exit 2; }
-	echo "net.core.rmem_default $RMEM_SAVED -> $1 for this run"
-}
-restore_rmem() { [ -z "$RMEM_SAVED" ] || sysctl -qw net.core.rmem_default="$RMEM_SAVED"; }
-PIDS=()
-stop_pid() {
-	kill -0 "$1" 2>/dev/null || return 0
-	kill -TERM "$1" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL "$1" 2>/dev/null || true
-}
-cleanup() {
-	for p in "${PIDS[@]}"; do stop_pid "$p"; done
-	restore_rmem
-}
-trap cleanup EXIT
+. "$ROOT/bench/lib.sh"
+trap stop_all EXIT
 [ -z "$RMEM" ] || raise_rmem "$RMEM"
 
 sipp -sf "$ROOT/bench/sipp/uas-echo.xml" -i 127.0.0.1 -p 25392 -mi 127.0.0.1 -mp 26500 \
@@ -46,8 +26,7 @@ env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25643 WSS_PORT=25644 SIP_P
 	RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 ${GW_ENV:-} "$ROOT/target/release/webrtc-phone" >"$OUT/gateway.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
-for _ in $(seq 100); do grep -q "webrtc-phone listening" "$OUT/gateway.log" && break; sleep 0.1; done
-grep -q "webrtc-phone listening" "$OUT/gateway.log" || { cat "$OUT/gateway.log"; exit 1; }
+wait_listening "$OUT/gateway.log" || exit 1
 
 RATE=25
 "$ROOT/target/release/loadgen" --wss 127.0.0.1:25644 -n "$N" --rate "$RATE" --hold "$HOLD" \

@@ -18,15 +18,8 @@ while getopts "n:r:d:o:" o; do
 done
 mkdir -p "$OUT"
 export PATH=$HOME/.cargo/bin:$PATH
-PIDS=()
-stop_pid() {
-	kill -0 "$1" 2>/dev/null || return 0
-	kill -TERM "$1" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL "$1" 2>/dev/null || true
-}
-cleanup() { for p in "${PIDS[@]}"; do stop_pid "$p"; done; }
-trap cleanup EXIT
+. "$ROOT/bench/lib.sh"
+trap stop_all EXIT
 
 sipp -sf "$ROOT/bench/sipp/uas-echo.xml" -i 127.0.0.1 -p 25292 -mi 127.0.0.1 -mp 26300 \
 	-rtp_echo -aa -nostdin >"$OUT/sipp.out" 2>&1 &
@@ -37,8 +30,7 @@ env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25543 WSS_PORT=25544 SIP_P
 	RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 "$ROOT/target/release/webrtc-phone" >"$OUT/gateway.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
-for _ in $(seq 100); do grep -q "webrtc-phone listening" "$OUT/gateway.log" && break; sleep 0.1; done
-grep -q "webrtc-phone listening" "$OUT/gateway.log" || { cat "$OUT/gateway.log"; exit 1; }
+wait_listening "$OUT/gateway.log" || exit 1
 
 "$ROOT/target/release/loadgen" --wss 127.0.0.1:25544 -n "$N" --rate "$RATE" --hold "$HOLD" \
 	--max-run $((N / RATE + HOLD + 60)) --quiet --json "$OUT/loadgen.json" >"$OUT/loadgen.txt" &

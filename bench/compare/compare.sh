@@ -36,29 +36,10 @@ OUT=$(cd "$OUT" && pwd)
 # Bound: ramp + hold + setup/teardown margin.
 MAX_RUN=$(python3 -c "print(int($N/$RATE + $HOLD + 60))")
 
-# -B: SIPp has no option for its RTP echo socket's receive buffer (-buff_size covers its SIP
-# sockets only), so the kernel default decides it. -B BYTES raises net.core.rmem_default for
-# this run (every new socket, both stacks alike) and puts it back at exit.
-RMEM_SAVED=
-raise_rmem() {
-	RMEM_SAVED=$(sysctl -n net.core.rmem_default)
-	sysctl -qw net.core.rmem_default="$1" || { echo "-B needs root (sysctl net.core.rmem_default)"; exit 2; }
-	echo "net.core.rmem_default $RMEM_SAVED -> $1 for this run"
-}
-restore_rmem() { [ -z "$RMEM_SAVED" ] || sysctl -qw net.core.rmem_default="$RMEM_SAVED"; }
-PIDS=()
-stop_pid() {
-	local pid=$1
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null || true
-}
+. "$ROOT/bench/lib.sh"
 cleanup() {
-	for p in "${PIDS[@]}"; do stop_pid "$p"; done
-	PIDS=()
+	stop_all
 	if [ -s "$OUT/kr/edge.pid" ]; then RUN_DIR="$OUT/kr" "$HERE/stop-kamailio-rtpengine.sh" >/dev/null || true; fi
-	restore_rmem
 }
 trap cleanup EXIT
 [ -z "$RMEM" ] || raise_rmem "$RMEM"

@@ -25,15 +25,8 @@ rm -rf "$OUT"; mkdir -p "$OUT/kam-run"
 OUT=$(cd "$OUT" && pwd)
 ANSWER_FOR=$(( CALLS * (HOLD + 3) + 10 ))
 
-PIDS=()
-stop_pid() {
-	kill -0 "$1" 2>/dev/null || return 0
-	kill -TERM "$1" 2>/dev/null || true
-	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-	kill -KILL "$1" 2>/dev/null || true
-}
-cleanup() { for p in "${PIDS[@]}"; do stop_pid "$p"; done; }
-trap cleanup EXIT
+. "$ROOT/bench/lib.sh"
+trap stop_all EXIT
 
 kamailio -f "$HERE/registrar.cfg" -DD -E -Y "$OUT/kam-run" -w "$OUT" -A REG_PORT=25070 \
 	-A 'ECHO_URI="sip:127.0.0.1:25192"' >"$OUT/registrar.log" 2>&1 &
