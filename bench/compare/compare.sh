@@ -129,6 +129,26 @@ w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
 for row in [head] + rows:
     print("  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(row)))
 print("CPU ms/call-s = (stack CPU at full load - idle floor) / calls with media; 10 ms/call-s = 1 % of a core per call.")
+# The targets, judged on this run (printed, never asserted).
+num = {r[0]: r for r in rows}
+def val(row, i):
+    try:
+        return float(row[i])
+    except (TypeError, ValueError):
+        return None
+gw, kr = num.get("webrtc-phone"), num.get("kamailio+rtpengine")
+def verdict(ok):
+    return "met" if ok else "MISSED"
+if gw:
+    load, loss, rtt = val(gw, 3), val(gw, 6), val(gw, 7)
+    print(f"target: at most half a core for the calls: {load:.1f} % of a core -> {verdict(load <= 50)}")
+    print(f"target: 0 packets lost: {loss:.3f} % -> {verdict(loss == 0)}")
+    print(f"target: p99 added latency under 2 ms: RTT p99 {rtt:.2f} ms through loadgen and SIPp on the same cores "
+          f"-> {'met' if rtt < 2 else 'not shown (the round trip includes the harness)'}")
+if gw and kr and val(gw, 4) and val(kr, 4):
+    ratio = val(kr, 4) / val(gw, 4)
+    print(f"target: 4x less CPU per call than rtpengine: {ratio:.2f}x -> {verdict(ratio >= 4)} "
+          "(profile: perf/profile.sh; perf/README.md)")
 # Loss each way for webrtc-phone, from its per-call "call ended" log lines (a = browser leg,
 # b = SIP leg) against what loadgen sent and got back.
 import re
