@@ -18,7 +18,7 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_udp_port, gateway, sipp_echo, temp_dir, udp_drops};
+use common::{free_udp_port, gateway, https_get, metric, sipp_echo, temp_dir, udp_drops};
 
 const CALLS: usize = 4;
 const HOLD_S: u64 = 8;
@@ -30,21 +30,15 @@ fn first_plain_port(sipp_msg: &str) -> Option<u16> {
     m.split_whitespace().next()?.parse().ok()
 }
 
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-/// GET over HTTPS with curl (self-signed certificate), bounded.
-fn https_get(port: u16, path: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sk", "--max-time", "5"])
-        .arg(format!("https://127.0.0.1:{port}{path}"))
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// GET over HTTPS, bounded: the body.
+fn https_body(port: u16, path: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(https_get(port, path))
+        .map(|(_, body)| body)
+        .unwrap_or_default()
 }
 
 #[test]
@@ -75,7 +69,7 @@ fn a_session_panic_ends_that_call_only() {
     let t0 = Instant::now();
     let port = loop {
         let msgs = std::fs::read_to_string(dir.join("sipp.msg")).unwrap_or_default();
-        let metrics = https_get(gw.https, "/metrics");
+        let metrics = https_body(gw.https, "/metrics");
         if metric(&metrics, "webrtc_phone_calls_active") == Some(CALLS as f64) {
             if let Some(p) = first_plain_port(&msgs) {
                 break p;
@@ -148,7 +142,7 @@ fn a_session_panic_ends_that_call_only() {
         far.contains("Reason: SIP;cause=") && far.contains("media session failed"),
         "SIPp got a BYE with the reason: {far:.3000}"
     );
-    let metrics = https_get(gw.https, "/metrics");
+    let metrics = https_body(gw.https, "/metrics");
     let panics: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("webrtc_phone_media_session_panics"))

@@ -21,9 +21,8 @@ use bench::run::{Config, Report};
 use engine::proto::dtls::DtlsIdentity;
 use engine::proto::ice::IceCredentials;
 use signaling::sip::msg::SipMsg;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use common::{free_udp_port, gateway, sipp_echo, temp_dir, udp_drops};
+use common::{free_udp_port, gateway, https_get, metric, sipp_echo, temp_dir, udp_drops};
 
 const CALLS: usize = 50;
 /// Media time of each call; the ramp (25 calls/s) staggers their hang-ups over 2 s.
@@ -36,46 +35,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const RTP_PORTS: (u16, u16) = (15300, 15499);
 /// RTP packets per second per call (PCMU at 20 ms).
 const PPS: f64 = 50.0;
-
-/// GET over HTTPS on the gateway's port: (status, body). Bounded by 5 s.
-async fn https_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
-    let io = async {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        let name = rustls::pki_types::ServerName::try_from("localhost")?;
-        let mut tls = tokio_rustls::TlsConnector::from(bench::ua::tls_config()?)
-            .connect(name, tcp)
-            .await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        tls.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::new();
-        // A close without close_notify ends the read with an error; what came before counts.
-        let _ = tls.read_to_end(&mut buf).await;
-        anyhow::Ok(buf)
-    };
-    let buf = tokio::time::timeout(Duration::from_secs(5), io)
-        .await
-        .map_err(|_| anyhow::anyhow!("GET {path}: no answer in 5 s"))??;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("GET {path}: no status line in {text:?}"))?;
-    Ok((status, body.to_string()))
-}
-
-/// One sample's value from the OpenMetrics text (`name{labels}` exactly as printed).
-fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(name_and_labels)?
-            .strip_prefix(' ')?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    })
-}
 
 /// What the gateway says about its calls.
 #[derive(Debug, Default, PartialEq)]

@@ -92,6 +92,8 @@ pub(super) struct Call {
     pub(super) from_user: String,
     pub(super) to_user: String,
     pub(super) released: bool,
+    /// The engine's figures when it released the session on its own (for the call's line).
+    pub(super) final_stats: Option<engine::api::SessionStats>,
     pub(super) timers: super::timers::CallTimers,
     /// A 422 was answered once with a larger Session-Expires.
     pub(super) retried_422: bool,
@@ -417,6 +419,7 @@ impl Core {
                 from_user,
                 to_user,
                 released: false,
+                final_stats: None,
                 timers: Default::default(),
                 retried_422: false,
                 auth_retried: false,
@@ -496,16 +499,9 @@ impl Core {
                     // failed inside its reactor): the call cannot carry media any more.
                     if let Some(c) = self.calls.get_mut(&id) {
                         c.released = true;
+                        c.final_stats = Some(stats);
                     }
                     self.hang_up_both(now, id, "media session failed");
-                    for e in self.events.iter_mut().rev() {
-                        if let super::core::CoreEvent::CallEnded(r) = e {
-                            if r.id == id {
-                                r.media = Some(stats);
-                                break;
-                            }
-                        }
-                    }
                 }
                 None => self
                     .events
@@ -1751,7 +1747,7 @@ impl Core {
             by: c.ended_by.unwrap_or("gateway"),
             duration,
             answered: c.answered,
-            media: None,
+            media: c.final_stats,
         };
         if c.released {
             self.events

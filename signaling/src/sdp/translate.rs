@@ -722,9 +722,10 @@ pub fn to_webrtc(
     if fmts.is_empty() {
         return Err(TranslateError::NoCodec);
     }
-    let video = video_section(sip).map(|v| &sip.media[v]).and_then(|m| {
+    let video = video_section(sip).and_then(|vi| {
+        let m = &sip.media[vi];
         let f = kept_formats(filter, m);
-        has_codec(m, &f).then_some((m, f))
+        has_codec(m, &f).then_some((vi, m, f))
     });
     let dir_for = |m: &Media, offer: Option<&Media>| {
         let wanted = direction_of(sip, m);
@@ -743,14 +744,7 @@ pub fn to_webrtc(
     match browser_offer {
         None => {
             let mut sections = vec![(si, src, fmts)];
-            if let Some((m, f)) = video {
-                let vi = sip
-                    .media
-                    .iter()
-                    .position(|x| std::ptr::eq(x, m))
-                    .unwrap_or(0);
-                sections.push((vi, m, f));
-            }
+            sections.extend(video);
             sections.sort_by_key(|(i, _, _)| *i);
             let mut mids = Vec::new();
             for (n, (_, m, f)) in sections.into_iter().enumerate() {
@@ -778,7 +772,7 @@ pub fn to_webrtc(
                 let pick = if i == bi {
                     Some((src, fmts.clone()))
                 } else if Some(i) == bvi {
-                    video.as_ref().map(|(v, f)| (*v, f.clone()))
+                    video.as_ref().map(|(_, v, f)| (*v, f.clone()))
                 } else {
                     None
                 };

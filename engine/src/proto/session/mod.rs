@@ -245,11 +245,10 @@ fn creds_of(r: &WebRtcRemote) -> IceCredentials {
     }
 }
 
-/// Which stream of a plain leg the MID header extension of bundle RTP `pkt` names: video for
+/// Which stream of a plain leg the MID header extension of bundle RTP `h` names: video for
 /// the video section's MID, audio for any other; `None` without the negotiated extension.
-fn mid_stream(r: &WebRtcRemote, pkt: &[u8]) -> Option<Stream> {
+fn mid_stream(r: &WebRtcRemote, h: &RtpHeader<'_>) -> Option<Stream> {
     let id = r.mid_ext?;
-    let h = RtpHeader::parse(pkt).ok()?;
     if !h.has_extension() {
         return None;
     }
@@ -562,8 +561,8 @@ impl Session {
         let (l, other) = pair_mut(&mut self.legs, leg);
         let counters = &mut l.counters;
         // `stream` is `None` for the bundle of a WebRTC leg: decided below, after the PT check
-        // (`mid`: what its MID header extension says, if it carries one).
-        let (len, rtcp, pts, stream, mid) = match &mut l.kind {
+        // (`bundle`: the WebRTC leg's SDP, for the MID header extension).
+        let (len, rtcp, pts, stream, bundle) = match &mut l.kind {
             LegKind::Echo => return Err(DropReason::UnknownSource),
             LegKind::WebRtc(w) => match kind {
                 PacketKind::Stun => {
@@ -617,11 +616,7 @@ impl Session {
                     .map_err(srtp_drop)?;
                     // The union of the bundled sections' payload types.
                     let pts = w.remote.as_ref().map(|r| r.payload_types.as_slice());
-                    let mid = match (rtcp, w.remote.as_ref()) {
-                        (false, Some(r)) => mid_stream(r, &buf[..n]),
-                        _ => None,
-                    };
-                    (n, rtcp, pts, None, mid)
+                    (n, rtcp, pts, None, w.remote.as_ref())
                 }
                 PacketKind::Unknown => return Err(DropReason::Malformed),
             },
@@ -657,7 +652,10 @@ impl Session {
         let stream = match (stream, &mut other.kind) {
             (Some(s), _) => s,
             (None, LegKind::Plain(p)) => match &rtp {
-                Some(h) => p.bundle_rtp_stream(h.pt().0, h.ssrc(), mid),
+                Some(h) => {
+                    let mid = bundle.and_then(|r| mid_stream(r, h));
+                    p.bundle_rtp_stream(h.pt().0, h.ssrc(), mid)
+                }
                 None => RtcpHeader::parse(&buf[..len])
                     .map_or(Stream::Audio, |h| p.bundle_rtcp_stream(h.ssrc())),
             },
