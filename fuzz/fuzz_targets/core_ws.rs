@@ -4,24 +4,14 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use signaling::b2bua::core::{Core, CoreConfig, Peer};
-use signaling::b2bua::policy::AcceptList;
-use signaling::sdp::pts::PtFilter;
-use signaling::sip::txn::TimerValues;
+
+#[path = "common.rs"]
+mod common;
+use signaling::b2bua::core::Peer;
 use signaling::transport::ws::ConnName;
 
 fuzz_target!(|data: &[u8]| {
-    let mut core = Core::new(CoreConfig {
-        own_host: "127.0.0.1".into(),
-        sip_port: 5060,
-        proxy: Some(vec!["127.0.0.1:5090".parse().unwrap()]),
-        timers: TimerValues::default(),
-        salt: 1,
-        route: None,
-        accept: AcceptList::parse("[[WSS]],[[PROXY]]").unwrap(),
-        pts: PtFilter::parse("[PCMU/8000]").unwrap(),
-        advertise: "127.0.0.1".parse().unwrap(),
-    });
+    let mut core = common::core();
     let conn = ConnName("c1.invalid".into());
     core.handle_ws_opened(&conn);
     let mut now = Instant::now();

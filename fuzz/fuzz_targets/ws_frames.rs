@@ -13,10 +13,10 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use signaling::b2bua::core::{Core, CoreConfig, Peer};
-use signaling::b2bua::policy::AcceptList;
-use signaling::sdp::pts::PtFilter;
-use signaling::sip::txn::TimerValues;
+
+#[path = "common.rs"]
+mod common;
+use signaling::b2bua::core::Peer;
 use signaling::transport::ws::{ConnName, MAX_MESSAGE_BYTES};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -55,20 +55,6 @@ impl Write for Wire<'_> {
     }
 }
 
-fn core() -> Core {
-    Core::new(CoreConfig {
-        own_host: "127.0.0.1".into(),
-        sip_port: 5060,
-        proxy: Some(vec!["127.0.0.1:5090".parse().unwrap()]),
-        timers: TimerValues::default(),
-        salt: 1,
-        route: None,
-        accept: AcceptList::parse("[[WSS]],[[PROXY]]").unwrap(),
-        pts: PtFilter::parse("[PCMU/8000]").unwrap(),
-        advertise: "127.0.0.1".parse().unwrap(),
-    })
-}
-
 /// The gateway's close on a violation (`transport::ws::close`).
 fn close(ws: &mut WebSocket<Wire<'_>>, code: u16, why: &'static str) {
     let frame = CloseFrame {
@@ -92,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
         reads: 0,
     };
     let mut ws = WebSocket::from_raw_socket(wire, Role::Server, Some(config));
-    let mut core = core();
+    let mut core = common::core();
     let conn = ConnName("c1.invalid".into());
     core.handle_ws_opened(&conn);
     let mut now = Instant::now();
