@@ -20,8 +20,10 @@ fuzz_target!(|data: &[u8]| {
     let mut o = Origin::new(1, "127.0.0.1".parse().unwrap());
     let _ = translate::webrtc_remote(&sdp);
     let _ = translate::plain_remote(&sdp);
-    let _ = translate::to_plain(&sdp, "127.0.0.1:32002".parse().unwrap(), &f, &mut o, None);
-    let _ = translate::to_plain(&sdp, "127.0.0.1:32002".parse().unwrap(), &f, &mut o, Some(&sdp));
+    // With a video pair, so the video section's path is fuzzed too.
+    let (rtp, video) = ("127.0.0.1:32002".parse().unwrap(), Some("127.0.0.1:32004".parse().unwrap()));
+    let _ = translate::to_plain(&sdp, rtp, video, &f, &mut o, None);
+    let _ = translate::to_plain(&sdp, rtp, video, &f, &mut o, Some(&sdp));
     let _ = translate::to_webrtc(&sdp, &local, &f, &mut o, None);
     let _ = translate::to_webrtc(&sdp, &local, &f, &mut o, Some(&sdp));
     let _ = translate::relay_webrtc(&sdp, &local, &f, &mut o, Some(&sdp));
