@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::b2bua::core::{Core, CoreConfig, CoreEvent, Peer};
 use crate::config::{Config, ConfigError};
 use crate::metrics::{
-    ByLabels, CodeLabels, EventLabels, MalformedLabels, Metrics, TransportLabels,
+    ByLabels, CodeLabels, EventLabels, MalformedLabels, Metrics, RejectLabels, TransportLabels,
 };
 use crate::sip::txn::TimerValues;
 use crate::tls::{self, TlsMaterial};
@@ -244,11 +244,11 @@ impl Gateway {
             sip_port: sip_udp.local_addr()?.port(),
             proxy: config.proxy.as_ref().map(|p| p.addrs.clone()),
             timers: TimerValues::default(),
-            salt: random_u64(),
             route: config.route.clone(),
             accept: config.accept_ips.clone(),
             pts: config.allowed_pts.clone(),
             advertise: config.advertise,
+            limits: config.limits.clone(),
         };
         let https_router = http::https_router(
             shared.clone(),
@@ -312,13 +312,6 @@ impl Gateway {
         info!("webrtc-phone stopped");
         Ok(())
     }
-}
-
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    // The OpenSSL CSPRNG seeds itself at start-up; failing here means the process cannot work.
-    openssl::rand::rand_bytes(&mut b).expect("OpenSSL RNG seeded");
-    u64::from_le_bytes(b)
 }
 
 fn bind_tcp(addr: SocketAddr, setting: &'static str) -> Result<TcpListener, ConfigError> {
@@ -388,7 +381,7 @@ async fn core_task(
             }
             ev = rx.recv() => match ev {
                 Some(WsEvent::Opened { conn, peer, tx }) => {
-                    core.handle_ws_opened(&conn);
+                    core.handle_ws_opened(&conn, peer.ip());
                     conns.insert(conn, (peer, tx));
                 }
                 Some(WsEvent::Message { conn, text }) => {
@@ -411,7 +404,7 @@ async fn core_task(
                         log_sip("received", &from.to_string(), &String::from_utf8_lossy(data));
                     }
                     metrics.sip_messages_received.get_or_create(&TransportLabels { transport: "udp" }).inc();
-                    core.handle_message(clock(), Peer::Udp(from), data);
+                    core.handle_datagram(clock(), from, data);
                 }
                 Err(e) => {
                     // ICMP errors from earlier sends surface here on Linux; nothing to do.
@@ -473,6 +466,19 @@ async fn core_task(
                         })
                         .inc();
                     debug!(transport, reason, "SIP message dropped");
+                }
+                CoreEvent::Shed { reason } => {
+                    metrics
+                        .sip_dropped
+                        .get_or_create(&RejectLabels { reason })
+                        .inc();
+                }
+                CoreEvent::CallRefused { reason } => {
+                    metrics
+                        .calls_refused
+                        .get_or_create(&RejectLabels { reason })
+                        .inc();
+                    debug!(reason, "call refused by a limit");
                 }
                 CoreEvent::Responded { status } => {
                     metrics
@@ -560,9 +566,7 @@ async fn core_task(
                 }
             }
         }
-        metrics
-            .registrations
-            .set(core.registration_count(clock()) as i64);
+        metrics.registrations.set(core.registration_count() as i64);
         metrics.calls_active.set(core.call_count() as i64);
         while let Some(cmd) = core.poll_command() {
             engine.send(cmd);

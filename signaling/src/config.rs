@@ -178,6 +178,73 @@ pub struct Args {
     /// `/usr/share/webrtc-phone/webroot`.
     #[arg(long, env = "WEBROOT", value_name = "WEBROOT")]
     pub webroot: Option<PathBuf>,
+    /// SIP/UDP messages per second from one source address (bursts of twice that); more are
+    /// dropped before parsing. IPv6 sources count per /64.
+    #[arg(
+        long,
+        env = "SIP_UDP_RATE",
+        value_name = "SIP_UDP_RATE",
+        default_value_t = 100
+    )]
+    pub sip_udp_rate: u32,
+    /// The same for the outbound proxy's and OUTBOUND_ROUTE's addresses.
+    #[arg(
+        long,
+        env = "SIP_PROXY_RATE",
+        value_name = "SIP_PROXY_RATE",
+        default_value_t = 10000
+    )]
+    pub sip_proxy_rate: u32,
+    /// Live SIP transactions at most; new requests beyond get 503.
+    #[arg(
+        long,
+        env = "MAX_TRANSACTIONS",
+        value_name = "MAX_TRANSACTIONS",
+        default_value_t = 20000
+    )]
+    pub max_transactions: usize,
+    /// Calls in progress at most (more: 503).
+    #[arg(
+        long,
+        env = "MAX_CALLS",
+        value_name = "MAX_CALLS",
+        default_value_t = 5000
+    )]
+    pub max_calls: usize,
+    /// Calls in progress on one WebSocket connection, as caller or callee (more: 486).
+    #[arg(
+        long,
+        env = "MAX_CALLS_PER_WS",
+        value_name = "MAX_CALLS_PER_WS",
+        default_value_t = 4
+    )]
+    pub max_calls_per_ws: usize,
+    /// Calls in progress from one client address, IPv6 per /64 (more: 486); the outbound
+    /// proxy and route are exempt.
+    #[arg(
+        long,
+        env = "MAX_CALLS_PER_IP",
+        value_name = "MAX_CALLS_PER_IP",
+        default_value_t = 64
+    )]
+    pub max_calls_per_ip: usize,
+    /// Seconds an unanswered call may ring before the gateway ends it (408 to the caller,
+    /// CANCEL to the callee).
+    #[arg(
+        long,
+        env = "NO_ANSWER_TIMEOUT",
+        value_name = "NO_ANSWER_TIMEOUT",
+        default_value_t = 60
+    )]
+    pub no_answer_timeout: u64,
+    /// Demo PBX bindings at most (more: 503).
+    #[arg(
+        long,
+        env = "MAX_REGISTRATIONS",
+        value_name = "MAX_REGISTRATIONS",
+        default_value_t = 10000
+    )]
+    pub max_registrations: usize,
 }
 
 /// A bad setting: which one and why. Displayed as one line.
@@ -260,6 +327,7 @@ pub struct Config {
     pub max_ws_per_ip: usize,
     pub ws_msg_rate: u32,
     pub allowed_origins: Vec<String>,
+    pub limits: crate::b2bua::core::Limits,
 }
 
 impl Config {
@@ -459,6 +527,30 @@ impl Config {
                 "must be at least 1 second",
             ));
         }
+        for (v, setting) in [
+            (args.sip_udp_rate as usize, "SIP_UDP_RATE"),
+            (args.sip_proxy_rate as usize, "SIP_PROXY_RATE"),
+            (args.max_transactions, "MAX_TRANSACTIONS"),
+            (args.max_calls, "MAX_CALLS"),
+            (args.max_calls_per_ws, "MAX_CALLS_PER_WS"),
+            (args.max_calls_per_ip, "MAX_CALLS_PER_IP"),
+            (args.no_answer_timeout as usize, "NO_ANSWER_TIMEOUT"),
+            (args.max_registrations, "MAX_REGISTRATIONS"),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::new(setting, "must be at least 1"));
+            }
+        }
+        let limits = crate::b2bua::core::Limits {
+            sip_udp_rate: args.sip_udp_rate,
+            sip_proxy_rate: args.sip_proxy_rate,
+            max_transactions: args.max_transactions,
+            max_calls: args.max_calls,
+            max_calls_per_ws: args.max_calls_per_ws,
+            max_calls_per_ip: args.max_calls_per_ip,
+            no_answer_timeout: Duration::from_secs(args.no_answer_timeout),
+            max_registrations: args.max_registrations,
+        };
 
         Ok(Config {
             proxy,
@@ -484,6 +576,7 @@ impl Config {
             max_ws_per_ip: args.max_ws_per_ip,
             ws_msg_rate: args.ws_msg_rate,
             allowed_origins,
+            limits,
         })
     }
 }

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub call_setup: Histogram,
     /// Calls ended, by who hung up.
     pub calls_ended: Family<ByLabels, Counter>,
+    /// SIP messages shed for safety (rate, source, budget), by reason.
+    pub sip_dropped: Family<RejectLabels, Counter>,
+    /// New calls refused by a limit, by which.
+    pub calls_refused: Family<RejectLabels, Counter>,
 }
 
 /// A media engine event name.
@@ -159,6 +163,19 @@ impl Metrics {
             "Calls ended, by who hung up",
             calls_ended.clone(),
         );
+        let sip_dropped = Family::<RejectLabels, Counter>::default();
+        reg.register(
+            "sip_dropped",
+            "SIP messages dropped unanswered for safety, by reason (rate_limited, \
+             response_source, not_a_peer, refusal_budget, too_large_answer)",
+            sip_dropped.clone(),
+        );
+        let calls_refused = Family::<RejectLabels, Counter>::default();
+        reg.register(
+            "calls_refused",
+            "New calls refused by a limit (per_connection, per_address, total, transactions)",
+            calls_refused.clone(),
+        );
         reg.sub_registry_with_prefix("build")
             .register_collector(Box::new(BuildInfo));
         Arc::new(Metrics {
@@ -175,6 +192,8 @@ impl Metrics {
             media_events,
             call_setup,
             calls_ended,
+            sip_dropped,
+            calls_refused,
         })
     }
 

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use engine::api::{Command, Event, LegIndex, LegSpec, LocalLeg, Output, Reply, SessionId, Setup};
 
 use super::core::{Core, Peer, ServerKey};
-use super::policy::Source;
 use super::route::{Cld, Dest};
 use crate::sdp::model::Sdp;
 use crate::sdp::translate::{self, LocalWebRtc, Origin, TranslateError};
@@ -69,7 +68,6 @@ pub(super) struct Leg {
 /// One call.
 #[derive(Debug)]
 pub(super) struct Call {
-    pub(super) id: SessionId,
     pub(super) kind: CallKind,
     pub(super) state: CallState,
     pub(super) a: Leg,
@@ -99,6 +97,18 @@ pub(super) struct Call {
     pub(super) retried_422: bool,
     /// A challenge was answered once with the route's `auth=` credentials.
     pub(super) auth_retried: bool,
+    /// What the call counts against in the caps: its WebSocket connections and client
+    /// addresses.
+    pub(super) holders: Vec<Holder>,
+    /// Branches of re-INVITEs/UPDATEs relayed for this call (for glare, RFC 3261 §14.2).
+    pub(super) offer_relays: Vec<String>,
+}
+
+/// One thing a call counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Holder {
+    Conn(ConnName),
+    Ip(std::net::IpAddr),
 }
 
 /// Why a client transaction of a call exists.
@@ -171,28 +181,7 @@ impl Core {
         key: ServerKey,
         msg: SipMsg,
     ) {
-        let source = match &from {
-            Peer::Ws(_) => Source::Wss,
-            Peer::Udp(a)
-                if self
-                    .cfg
-                    .proxy
-                    .as_ref()
-                    .is_some_and(|p| p.iter().any(|x| x.ip() == a.ip())) =>
-            {
-                Source::Proxy(a.ip())
-            }
-            Peer::Udp(a) => Source::Other(a.ip()),
-        };
-        if self.draining {
-            let mut r = self.response(&msg, 503);
-            r.push_header("Retry-After", "30");
-            r.push_header("Reason", "SIP;cause=503;text=\"shutting down\"");
-            return self.send_on(now, &key, r);
-        }
-        if !self.cfg.accept.is_allowed(source) {
-            return self.reply(now, &key, &msg, 403);
-        }
+        // Draining and ACCEPT_IPS were answered before any state was kept (core.rs).
         let mut msg = msg;
         if !super::register::decrement_max_forwards(&mut msg) {
             return self.reply(now, &key, &msg, 483);
@@ -256,7 +245,7 @@ impl Core {
                     .filter(|u| u.host.ends_with(".invalid"))
                     .map(|u| ConnName(u.host.clone()));
                 match conn {
-                    Some(c) if self.ws_open.contains(&c) => {
+                    Some(c) if self.ws_open.contains_key(&c) => {
                         (CallKind::DemoBrowserToBrowser, Peer::Ws(c), ruri.clone())
                     }
                     Some(_) => return self.reply(now, &key, &msg, 480),
@@ -301,7 +290,7 @@ impl Core {
                 let Some(conn) = conn else {
                     return self.reply(now, &key, &msg, 404);
                 };
-                if !self.ws_open.contains(&conn) {
+                if !self.ws_open.contains_key(&conn) {
                     // The browser is gone: say so at once (seed defect 19).
                     return self.reply(now, &key, &msg, 480);
                 }
@@ -309,10 +298,28 @@ impl Core {
             }
         };
 
+        let holders = self.call_holders(&from, &b_peer);
+        if let Err(reason) = self.check_call_caps(&holders) {
+            self.events
+                .push_back(super::core::CoreEvent::CallRefused { reason });
+            let mut r = if reason == "total" {
+                let mut r = self.response(&msg, 503);
+                r.push_header("Retry-After", "10");
+                r
+            } else {
+                self.response(&msg, 486)
+            };
+            r.push_header(
+                "Reason",
+                format!("SIP;cause=503;text=\"call limit ({reason})\""),
+            );
+            return self.send_on(now, &key, r);
+        }
         let id = SessionId(self.next_session());
         let a_tag = self.new_id();
         let b_tag = self.new_id();
-        let b_call_id = format!("{}-b2b_{}", msg.call_id(), id.0);
+        // Nothing of leg A's Call-ID leaks to leg B, and nothing in it can be guessed.
+        let b_call_id = self.ids.call_id();
         let from_na = strip_tag(msg.header("From").unwrap_or_default());
         let to_na = strip_tag(msg.header("To").unwrap_or_default());
         let a_contact = contact_uri(&msg).unwrap_or_else(|| ruri.clone());
@@ -396,11 +403,17 @@ impl Core {
             from: from_user.clone(),
             to: to_user.clone(),
         });
+        self.hold_call(id, &holders);
+        let mut timers = super::timers::CallTimers::default();
+        timers.set(
+            super::timers::CallTimer::NoAnswer,
+            Some(now + self.cfg.limits.no_answer_timeout),
+        );
         self.calls.insert(
             id,
             Call {
-                id,
                 kind,
+                holders,
                 state: CallState::Allocating,
                 a,
                 b,
@@ -420,9 +433,10 @@ impl Core {
                 to_user,
                 released: false,
                 final_stats: None,
-                timers: Default::default(),
+                timers,
                 retried_422: false,
                 auth_retried: false,
+                offer_relays: Vec::new(),
             },
         );
     }
@@ -1125,6 +1139,7 @@ impl Core {
     pub(super) fn handle_cancel(
         &mut self,
         now: Instant,
+        from: &Peer,
         cancel_key: &ServerKey,
         msg: &SipMsg,
     ) -> bool {
@@ -1136,6 +1151,15 @@ impl Core {
         let Some(&id) = self.invite_index.get(&invite_key) else {
             return false;
         };
+        // Only the INVITE's own sender may cancel it (RFC 3261 §9.2: the CANCEL goes where the
+        // INVITE went, hop by hop).
+        if self
+            .servers
+            .get(&invite_key)
+            .is_none_or(|s| s.peer != *from)
+        {
+            return false;
+        }
         self.reply(now, cancel_key, msg, 200);
         // The 200 for the CANCEL leaves before the INVITE's 487 (strict peers expect that order).
         self.flush_server(cancel_key);
@@ -1306,10 +1330,11 @@ impl Core {
         if c.state != CallState::Confirmed {
             return self.reply(now, &key, &msg, 491);
         }
-        if self.clients.values().any(|e| {
-            e.txn.is_pending()
-                && matches!(&e.purpose, super::core::ClientPurpose::Call { id: i, what: CallTxn::Relay { method: Method::Invite | Method::Update, .. } } if *i == id)
-        }) {
+        // Glare (RFC 3261 §14.2): an offer of ours still pending on this call.
+        let clients = &self.clients;
+        c.offer_relays
+            .retain(|b| clients.get(b).is_some_and(|e| e.txn.is_pending()));
+        if !c.offer_relays.is_empty() {
             return self.reply(now, &key, &msg, 491);
         }
         let c = self.calls.get_mut(&id).expect("checked above");
@@ -1681,7 +1706,7 @@ impl Core {
             return;
         }
         if let Peer::Ws(conn) = &l.peer {
-            if !self.ws_open.contains(conn) {
+            if !self.ws_open.contains_key(conn) {
                 return;
             }
         }
@@ -1702,18 +1727,34 @@ impl Core {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
-        c.ended_by.get_or_insert("gateway");
         if !c.answered {
-            let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
-            let mut r = inv.response(480, "Temporarily Unavailable", None);
-            r.push_header("Reason", format!("SIP;cause=480;text=\"{reason}\""));
-            self.answer_a(now, id, &key, r);
-            if self.calls.get(&id).is_some_and(|c| c.b_provisional) {
-                self.send_cancel_b(now, id);
-            }
-        } else {
-            self.send_bye(now, id, LegIndex::A, reason);
-            self.send_bye(now, id, LegIndex::B, reason);
+            return self.give_up_unanswered(now, id, 480, reason);
+        }
+        c.ended_by.get_or_insert("gateway");
+        self.send_bye(now, id, LegIndex::A, reason);
+        self.send_bye(now, id, LegIndex::B, reason);
+        self.end_call(now, id, reason);
+    }
+
+    /// The gateway ends a call nobody answered: `code` to the caller, CANCEL to the callee
+    /// (once it has answered provisionally; RFC 3261 §9.1).
+    pub(super) fn give_up_unanswered(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        code: u16,
+        reason: &str,
+    ) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        c.ended_by.get_or_insert("gateway");
+        let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
+        let mut r = inv.response(code, reason_phrase(code), None);
+        r.push_header("Reason", format!("SIP;cause={code};text=\"{reason}\""));
+        self.answer_a(now, id, &key, r);
+        if self.calls.get(&id).is_some_and(|c| c.b_provisional) {
+            self.send_cancel_b(now, id);
         }
         self.end_call(now, id, reason);
     }
@@ -1723,6 +1764,7 @@ impl Core {
         let Some(mut c) = self.calls.remove(&id) else {
             return;
         };
+        self.release_call(id, &c.holders);
         // The keys the call was indexed under (no scan of every call's entries per hang-up).
         for leg in [&c.a, &c.b] {
             let k = (leg.call_id.clone(), leg.local_tag.clone());
@@ -1762,13 +1804,7 @@ impl Core {
 
     /// A WebSocket closed: end its calls at once (BYE to the other side with a Reason).
     pub(super) fn end_calls_of(&mut self, now: Instant, conn: &ConnName) {
-        let ids: Vec<SessionId> = self
-            .calls
-            .values()
-            .filter(|c| c.a.peer == Peer::Ws(conn.clone()) || c.b.peer == Peer::Ws(conn.clone()))
-            .map(|c| c.id)
-            .collect();
-        for id in ids {
+        for id in self.calls_of(conn) {
             self.hang_up_both(now, id, "WebSocket closed");
         }
     }
@@ -1800,6 +1836,15 @@ impl Core {
         what: CallTxn,
     ) {
         let txn = ClientTxn::new(now, req, peer.is_reliable(), self.cfg.timers);
+        if let CallTxn::Relay {
+            method: Method::Invite | Method::Update,
+            ..
+        } = &what
+        {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.offer_relays.push(branch.clone());
+            }
+        }
         self.add_client(
             branch,
             txn,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use engine::api::{Command, LegIndex, LegSpec, LocalLeg, Output, Reply, SessionId, Setup};
 
-use super::core::{Core, CoreConfig, CoreEvent, Peer};
+use super::core::{Core, CoreConfig, CoreEvent, Limits, Peer};
 use super::policy::AcceptList;
 use super::route::StaticRoute;
 use crate::sdp::pts::PtFilter;
@@ -42,7 +42,6 @@ fn cfg(demo: bool) -> CoreConfig {
         sip_port: 5060,
         proxy: (!demo).then(|| vec![pbx()]),
         timers: TimerValues::default(),
-        salt: 3,
         route: (!demo).then_some(route),
         accept: AcceptList::parse("[[WSS]],[[PROXY]]").unwrap(),
         pts: PtFilter::parse(
@@ -50,8 +49,12 @@ fn cfg(demo: bool) -> CoreConfig {
         )
         .unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
+        limits: Default::default(),
     }
 }
+
+/// The browsers' address in these tests.
+const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 fn conn(n: u8) -> ConnName {
     ConnName(format!("c{n}.invalid"))
@@ -111,7 +114,7 @@ fn with_sdp(mut m: SipMsg, sdp: &str) -> SipMsg {
 
 /// Browser INVITE through to a confirmed call; returns the INVITE sent to the PBX.
 fn browser_call_answered(core: &mut Core, now: Instant) -> (SessionId, SipMsg, SipMsg) {
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
     let o = out(core);
     assert_eq!(o.len(), 1);
@@ -263,7 +266,7 @@ fn websocket_closed_mid_call_sends_bye_with_reason() {
 fn browser_cancels_before_answer_and_cancel_waits_for_a_provisional() {
     let now = t0();
     let mut core = Core::new(cfg(false));
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
     let _ = out(&mut core);
     allocate(&mut core, now);
@@ -331,7 +334,7 @@ fn browser_cancels_before_answer_and_cancel_waits_for_a_provisional() {
 fn challenge_407_passes_through_and_the_retry_carries_credentials() {
     let now = t0();
     let mut core = Core::new(cfg(false));
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
     let _ = out(&mut core);
     allocate(&mut core, now);
@@ -385,7 +388,7 @@ fn challenge_407_passes_through_and_the_retry_carries_credentials() {
 fn busy_and_engine_exhaustion_are_propagated() {
     let now = t0();
     let mut core = Core::new(cfg(false));
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
     let _ = out(&mut core);
     allocate(&mut core, now);
@@ -425,7 +428,7 @@ fn busy_and_engine_exhaustion_are_propagated() {
 fn sip_calls_a_registered_browser() {
     let now = t0();
     let mut core = Core::new(cfg(false));
-    core.handle_ws_opened(&conn(2));
+    core.handle_ws_opened(&conn(2), LOCAL);
     let invite = format!(
         "INVITE sip:abc@c2.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKin1\r\n\
          Record-Route: <sip:127.0.0.1:5090;lr>\r\nRoute: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 69\r\n\
@@ -507,7 +510,7 @@ fn invite_for_a_closed_connection_gets_480_and_strangers_get_403() {
 fn demo_echo_answers_at_once() {
     let now = t0();
     let mut core = Core::new(cfg(true));
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     let echo = String::from_utf8_lossy(INVITE).replace("INVITE sip:bob@", "INVITE sip:echo@");
     core.handle_message(now, ws(1), echo.as_bytes());
     let _ = out(&mut core);
@@ -517,7 +520,7 @@ fn demo_echo_answers_at_once() {
     assert_eq!(legs[1], LegSpec::Echo);
     // replay through the helper to answer
     let mut core = Core::new(cfg(true));
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), echo.as_bytes());
     let _ = out(&mut core);
     allocate(&mut core, now);
@@ -611,7 +614,7 @@ fn ack_from_browser(core: &mut Core, now: Instant) {
 
 /// Browser INVITE up to the INVITE sent to the PBX.
 fn invite_out(core: &mut Core, now: Instant) -> SipMsg {
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
     let _ = out(core);
     allocate(core, now);
@@ -847,7 +850,7 @@ fn route_outbound_proxy_op_receives_the_invite() {
     let mut core = Core::new(cfg_route(
         "127.0.0.1:5090;op=127.0.0.1:5999;cli=4711;cnam=Front%20Desk",
     ));
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
     let _ = out(&mut core);
     allocate(&mut core, now);
@@ -864,7 +867,7 @@ fn route_outbound_proxy_op_receives_the_invite() {
 fn demo_echo_answers_hold_itself_with_the_direction_mirrored() {
     let now = t0();
     let mut core = Core::new(cfg(true));
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     let echo = String::from_utf8_lossy(INVITE).replace("INVITE sip:bob@", "INVITE sip:echo@");
     core.handle_message(now, ws(1), echo.as_bytes());
     let _ = out(&mut core);
@@ -909,8 +912,8 @@ fn demo_echo_answers_hold_itself_with_the_direction_mirrored() {
 fn wss_ua_route_goes_down_the_named_websocket() {
     let now = t0();
     let mut core = Core::new(cfg_route("wss-ua"));
-    core.handle_ws_opened(&conn(1));
-    core.handle_ws_opened(&conn(2));
+    core.handle_ws_opened(&conn(1), LOCAL);
+    core.handle_ws_opened(&conn(2), LOCAL);
     let inv = String::from_utf8_lossy(INVITE).replace(
         "INVITE sip:bob@127.0.0.1",
         "INVITE sip:tok@c2.invalid;transport=ws",
@@ -939,7 +942,7 @@ fn a_route_without_a_proxy_is_not_the_demo_pbx() {
     let mut c = cfg(false);
     c.proxy = None;
     let mut core = Core::new(c);
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     let echo = String::from_utf8_lossy(INVITE).replace("INVITE sip:bob@", "INVITE sip:echo@");
     core.handle_message(now, ws(1), echo.as_bytes());
     let _ = out(&mut core);
@@ -986,7 +989,7 @@ fn av_invite() -> Vec<u8> {
 fn browser_video_call_gets_a_video_pair_and_one_line_at_the_end() {
     let now = t0();
     let mut core = Core::new(cfg(false));
-    core.handle_ws_opened(&conn(1));
+    core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), &av_invite());
     assert_eq!(out(&mut core)[0].1.status(), Some(100));
     let Some(Command::Allocate { id, legs, video }) = core.poll_command() else {
@@ -1138,4 +1141,109 @@ fn a_session_the_engine_drops_ends_its_call_on_both_sides() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].media, Some(stats));
     assert_eq!(r[0].by, "gateway");
+}
+
+/// A BYE from the SIP side on leg B, as the far end would send it (tags swapped), from `via`.
+fn far_end_bye(inv: &SipMsg, from_tag: &str, via: &str) -> Vec<u8> {
+    format!(
+        "BYE sip:gw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bKfbye{from_tag}\r\n\
+         Max-Forwards: 70\r\nFrom: {};tag={from_tag}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 7 BYE\r\nContent-Length: 0\r\n\r\n",
+        inv.header("To").unwrap(),
+        inv.header("From").unwrap(),
+        inv.call_id()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_bye_from_off_the_path_is_ignored_and_a_wrong_tag_gets_481() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (_id, inv, _ok_a) = browser_call_answered(&mut core, now);
+    let attacker = Peer::Udp("127.0.0.66:5090".parse().unwrap());
+    core.handle_message(now, attacker, &far_end_bye(&inv, "far", "127.0.0.66:5090"));
+    assert!(
+        out(&mut core).is_empty(),
+        "no answer, no BYE to the browser"
+    );
+    assert_eq!(core.call_count(), 1);
+    let ev: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
+    assert!(ev.contains(&CoreEvent::Shed {
+        reason: "not_a_peer"
+    }));
+    // From the peer but with another From-tag: not this dialog.
+    core.handle_message(now, udp(), &far_end_bye(&inv, "other", "127.0.0.1:5090"));
+    let o = out(&mut core);
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].1.status(), Some(481));
+    assert_eq!(core.call_count(), 1);
+    // The real far end ends it.
+    core.handle_message(now, udp(), &far_end_bye(&inv, "far", "127.0.0.1:5090"));
+    let o = out(&mut core);
+    assert!(o
+        .iter()
+        .any(|(p, m)| *p == udp() && m.status() == Some(200)));
+    assert!(o
+        .iter()
+        .any(|(p, m)| *p == ws(1) && m.method() == Some(&Method::Bye)));
+    assert_eq!(core.call_count(), 0);
+}
+
+#[test]
+fn calls_beyond_the_per_connection_cap_get_486() {
+    let now = t0();
+    let mut c = cfg(false);
+    c.limits.max_calls_per_ws = 1;
+    let mut core = Core::new(c);
+    browser_call_answered(&mut core, now);
+    let second = String::from_utf8_lossy(INVITE)
+        .replace("Call-ID: ", "Call-ID: second")
+        .replace("branch=z9hG4bK", "branch=z9hG4bKsecond");
+    core.handle_message(now, ws(1), second.as_bytes());
+    let o = out(&mut core);
+    assert_eq!(o.last().unwrap().1.status(), Some(486), "{o:?}");
+    assert!(core.poll_command().is_none(), "no media allocated");
+    let ev: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
+    assert!(ev.contains(&CoreEvent::CallRefused {
+        reason: "per_connection"
+    }));
+    // Another connection from another address still may call.
+    core.handle_ws_opened(&conn(2), "127.0.0.2".parse().unwrap());
+    let third = second.replace("z9hG4bKsecond", "z9hG4bKthird");
+    core.handle_message(now, ws(2), third.as_bytes());
+    assert_eq!(out(&mut core)[0].1.status(), Some(100));
+}
+
+#[test]
+fn an_unanswered_call_ends_at_the_no_answer_timeout() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    core.handle_ws_opened(&conn(1), LOCAL);
+    core.handle_message(now, ws(1), INVITE);
+    out(&mut core);
+    allocate(&mut core, now);
+    let inv = out(&mut core).remove(0).1;
+    let ringing = inv.response(180, "Ringing", Some("far"));
+    core.handle_message(now, udp(), &ringing.to_bytes());
+    out(&mut core);
+    let limit = Limits::default().no_answer_timeout;
+    let mut t = now;
+    while let Some(at) = core.poll_timeout().filter(|at| *at < now + limit) {
+        t = at;
+        core.handle_timeout(at);
+        out(&mut core);
+    }
+    assert_eq!(core.call_count(), 1, "still ringing before the limit");
+    assert!(t < now + limit);
+    core.handle_timeout(now + limit);
+    let o = out(&mut core);
+    assert!(
+        o.iter()
+            .any(|(p, m)| *p == ws(1) && m.status() == Some(408)),
+        "{o:?}"
+    );
+    assert!(o
+        .iter()
+        .any(|(p, m)| *p == udp() && m.method() == Some(&Method::Cancel)));
+    assert_eq!(core.call_count(), 0);
 }

@@ -9,16 +9,20 @@
 //! while draining (503).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use engine::api::{Command, SessionId, SessionStats};
 
+use super::admission::DialogMiss;
 use super::call::{Call, CallTxn};
 use super::demo::DemoRegistrar;
-use super::policy::AcceptList;
+use super::ids::Ids;
+use super::limits::{source_key, SourceBudget};
+use super::policy::{AcceptList, Source};
 use super::register;
-use super::route::StaticRoute;
+use super::route::{Dest, StaticRoute};
+use super::table::Table;
 use crate::sdp::pts::PtFilter;
 use crate::sip::hdr::{NameAddr, SipUri, Via};
 use crate::sip::msg::{error_response_for, reason_phrase, Method, SipMsg};
@@ -68,6 +72,12 @@ pub enum CoreEvent {
         transport: &'static str,
         reason: String,
     },
+    /// A message shed for safety (rate, source, budget), by reason: `rate_limited`,
+    /// `response_source`, `not_a_peer`, `refusal_budget`, `too_large_answer`.
+    Shed { reason: &'static str },
+    /// A new call refused by a limit: `per_connection`, `per_address`, `total`,
+    /// `transactions`.
+    CallRefused { reason: &'static str },
     /// A response was sent with this status.
     Responded { status: u16 },
     /// A REGISTER ended: status from the registrar (or the demo PBX), lifetime granted.
@@ -129,15 +139,56 @@ pub struct CoreConfig {
     /// The outbound proxy's addresses; `None` runs the demo PBX registrar.
     pub proxy: Option<Vec<SocketAddr>>,
     pub timers: TimerValues,
-    /// Makes tags and branches of this process unlike another's.
-    pub salt: u64,
     /// Where browser calls go (None: the demo PBX).
     pub route: Option<StaticRoute>,
     pub accept: AcceptList,
     pub pts: PtFilter,
     /// The address put in SDP.
     pub advertise: std::net::IpAddr,
+    pub limits: Limits,
 }
+
+/// What one source, one connection and the whole gateway may hold or send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// SIP/UDP messages per second from one source address (bursts of twice that).
+    pub sip_udp_rate: u32,
+    /// The same for the outbound proxy's and the route's addresses.
+    pub sip_proxy_rate: u32,
+    /// Live transactions; new requests beyond get 503.
+    pub max_transactions: usize,
+    /// Calls in progress in all.
+    pub max_calls: usize,
+    /// Calls in progress on one WebSocket connection (as caller or callee).
+    pub max_calls_per_ws: usize,
+    /// Calls in progress from one client address (IPv6: one /64).
+    pub max_calls_per_ip: usize,
+    /// An unanswered call ends after this long (408 to the caller, CANCEL to the callee).
+    pub no_answer_timeout: Duration,
+    /// Demo PBX bindings.
+    pub max_registrations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            sip_udp_rate: 100,
+            sip_proxy_rate: 10_000,
+            max_transactions: 20_000,
+            max_calls: 5_000,
+            max_calls_per_ws: 4,
+            max_calls_per_ip: 64,
+            no_answer_timeout: Duration::from_secs(60),
+            max_registrations: 10_000,
+        }
+    }
+}
+
+/// Answers a source that may not use the gateway gets: a burst, then one per 10 s.
+const REFUSALS_BURST: f64 = 10.0;
+const REFUSALS_PER_SEC: f64 = 0.1;
+/// Sources with a budget of their own (beyond: see [`SourceBudget`]).
+const BUDGET_SOURCES: usize = 65_536;
 
 impl CoreConfig {
     fn own_hostport(&self) -> String {
@@ -199,14 +250,17 @@ pub struct Core {
     pub(super) cfg: CoreConfig,
     pub(super) draining: bool,
     pub(super) seq: u64,
-    pub(super) clients: HashMap<String, ClientEntry>,
-    pub(super) servers: HashMap<ServerKey, ServerEntry>,
+    pub(super) ids: Ids,
+    pub(super) clients: Table<String, ClientEntry>,
+    pub(super) servers: Table<ServerKey, ServerEntry>,
     /// Requests being relayed to the other leg, by their server transaction.
     pub(super) server_requests: HashMap<ServerKey, SipMsg>,
-    /// AORs registered through each WebSocket connection (upstream registrar).
+    /// AORs registered through each WebSocket connection (upstream registrar), and how many in
+    /// all.
     registrations: HashMap<ConnName, HashSet<String>>,
+    registration_total: usize,
     pub(super) demo: Option<DemoRegistrar>,
-    pub(super) calls: HashMap<SessionId, Call>,
+    pub(super) calls: Table<SessionId, Call>,
     /// (Call-ID, our tag) of each leg, to the call.
     pub(super) call_index: HashMap<(String, String), SessionId>,
     /// The caller's INVITE transaction, to the call (for CANCEL).
@@ -214,7 +268,18 @@ pub struct Core {
     /// Calls over whose session release the engine has not confirmed yet (their figures come
     /// with `Event::Released`).
     pub(super) ending: HashMap<SessionId, CallRecord>,
-    pub(super) ws_open: HashSet<ConnName>,
+    /// Open WebSocket connections and their client's address.
+    pub(super) ws_open: HashMap<ConnName, IpAddr>,
+    /// Calls in progress per WebSocket connection and per client address (the caps).
+    pub(super) calls_by_conn: HashMap<ConnName, Vec<SessionId>>,
+    pub(super) calls_by_ip: HashMap<IpAddr, usize>,
+    /// SIP/UDP message budgets per source, in front of the parser.
+    udp_budget: SourceBudget,
+    upstream_budget: SourceBudget,
+    /// Stateless answers to sources that may not use the gateway.
+    refusals: SourceBudget,
+    /// The byte length of the message being handled (no answer may be twice as large).
+    pub(super) in_len: usize,
     pub(super) commands: VecDeque<Command>,
     pub(super) transmits: VecDeque<Transmit>,
     pub(super) events: VecDeque<CoreEvent>,
@@ -223,21 +288,33 @@ pub struct Core {
 impl Core {
     pub fn new(cfg: CoreConfig) -> Self {
         // The demo PBX only when neither OUTBOUND_PROXY nor OUTBOUND_ROUTE is set.
-        let demo = (cfg.proxy.is_none() && cfg.route.is_none()).then(DemoRegistrar::default);
+        let demo = (cfg.proxy.is_none() && cfg.route.is_none())
+            .then(|| DemoRegistrar::new(cfg.limits.max_registrations));
+        let rate = |r: u32| (f64::from(r), 2.0 * f64::from(r));
+        let (udp_rate, udp_burst) = rate(cfg.limits.sip_udp_rate);
+        let (up_rate, up_burst) = rate(cfg.limits.sip_proxy_rate);
         Core {
+            udp_budget: SourceBudget::new(udp_rate, udp_burst, BUDGET_SOURCES),
+            upstream_budget: SourceBudget::new(up_rate, up_burst, BUDGET_SOURCES),
+            refusals: SourceBudget::new(REFUSALS_PER_SEC, REFUSALS_BURST, BUDGET_SOURCES),
             cfg,
             draining: false,
             seq: 0,
-            clients: HashMap::new(),
-            servers: HashMap::new(),
+            ids: Ids::default(),
+            clients: Table::default(),
+            servers: Table::default(),
             server_requests: HashMap::new(),
             registrations: HashMap::new(),
+            registration_total: 0,
             demo,
-            calls: HashMap::new(),
+            calls: Table::default(),
             call_index: HashMap::new(),
             invite_index: HashMap::new(),
             ending: HashMap::new(),
-            ws_open: HashSet::new(),
+            ws_open: HashMap::new(),
+            calls_by_conn: HashMap::new(),
+            calls_by_ip: HashMap::new(),
+            in_len: 0,
             commands: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -253,42 +330,91 @@ impl Core {
         self.draining
     }
 
-    /// Registrations currently held through this gateway.
-    pub fn registration_count(&self, now: Instant) -> usize {
+    /// Registrations currently held through this gateway (kept as a count: no scan).
+    pub fn registration_count(&self) -> usize {
         match &self.demo {
-            Some(d) => d.len(now),
-            None => self.registrations.values().map(HashSet::len).sum(),
+            Some(d) => d.len(),
+            None => self.registration_total,
         }
     }
 
-    /// A WebSocket connection opened.
-    pub fn handle_ws_opened(&mut self, conn: &ConnName) {
-        self.ws_open.insert(conn.clone());
+    /// A WebSocket connection opened from `ip`.
+    pub fn handle_ws_opened(&mut self, conn: &ConnName, ip: IpAddr) {
+        self.ws_open.insert(conn.clone(), source_key(ip));
     }
 
     /// A WebSocket connection closed: its calls end (BYE to the other side), what was
-    /// registered through it is forgotten.
+    /// registered through it is forgotten. Its transactions are left to end on their own
+    /// (what they send is dropped with the connection).
     pub fn handle_ws_closed(&mut self, now: Instant, conn: &ConnName) {
-        self.ws_open.remove(conn);
         self.end_calls_of(now, conn);
-        self.registrations.remove(conn);
+        self.ws_open.remove(conn);
+        if let Some(set) = self.registrations.remove(conn) {
+            self.registration_total -= set.len();
+        }
         if let Some(d) = &mut self.demo {
             d.forget_peer(&Peer::Ws(conn.clone()));
         }
-        // Transactions towards a closed connection can never complete.
-        self.servers.retain(|_, s| s.peer != Peer::Ws(conn.clone()));
-        self.clients.retain(|_, c| c.to != Peer::Ws(conn.clone()));
         self.pump(now);
+    }
+
+    /// Whether `a` is one of the outbound proxy's or the static route's addresses.
+    pub(super) fn is_upstream(&self, a: SocketAddr) -> bool {
+        let route = self.cfg.route.as_ref().map_or(&[][..], |r| match &r.dest {
+            Dest::Host { addrs, .. } => addrs.as_slice(),
+            _ => &[],
+        });
+        let op = self
+            .cfg
+            .route
+            .as_ref()
+            .map_or(&[][..], |r| r.op_addrs.as_slice());
+        let proxy = self.cfg.proxy.as_deref().unwrap_or_default();
+        proxy.iter().chain(route).chain(op).any(|x| *x == a)
+    }
+
+    fn is_upstream_ip(&self, ip: IpAddr) -> bool {
+        let route = self.cfg.route.as_ref().map_or(&[][..], |r| match &r.dest {
+            Dest::Host { addrs, .. } => addrs.as_slice(),
+            _ => &[],
+        });
+        let op = self
+            .cfg
+            .route
+            .as_ref()
+            .map_or(&[][..], |r| r.op_addrs.as_slice());
+        let proxy = self.cfg.proxy.as_deref().unwrap_or_default();
+        proxy.iter().chain(route).chain(op).any(|x| x.ip() == ip)
+    }
+
+    /// One SIP/UDP datagram: counted against its source's budget before anything parses it.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let allowed = if self.is_upstream_ip(from.ip()) {
+            self.upstream_budget.take(now, from.ip())
+        } else {
+            self.udp_budget.take(now, from.ip())
+        };
+        if !allowed {
+            self.events.push_back(CoreEvent::Shed {
+                reason: "rate_limited",
+            });
+            return;
+        }
+        self.handle_message(now, Peer::Udp(from), bytes);
     }
 
     /// One SIP message (a datagram or a WebSocket message) from `from`.
     pub fn handle_message(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
+        self.in_len = bytes.len();
         let msg = match SipMsg::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
+                if !self.may_answer(now, &from) {
+                    return self.shed("refusal_budget");
+                }
                 let tag = self.new_id();
                 match error_response_for(bytes, &e, &tag) {
-                    Some(resp) => {
+                    Some(resp) if resp.len() <= 2 * bytes.len().max(256) => {
                         self.events.push_back(CoreEvent::Rejected {
                             transport: from.transport(),
                             status: e.status,
@@ -299,7 +425,7 @@ impl Core {
                             bytes: resp,
                         });
                     }
-                    None => self.dropped(&from, e.reason),
+                    _ => self.dropped(&from, e.reason),
                 }
                 return;
             }
@@ -313,11 +439,15 @@ impl Core {
     }
 
     fn handle_request(&mut self, now: Instant, from: Peer, mut msg: SipMsg) {
+        let method = msg.method().cloned().unwrap_or(Method::Options);
         let Some(key) = server_key(&msg) else {
             // No branch: an RFC 2543 peer. Answer statelessly.
-            return self.answer_stateless(now, from, msg);
+            if method == Method::Ack {
+                return;
+            }
+            let code = if method == Method::Options { 200 } else { 501 };
+            return self.answer_stateless(now, &from, &msg, code, &[]);
         };
-        let method = msg.method().cloned().unwrap_or(Method::Options);
         if matches!(from, Peer::Udp(_)) {
             // A Route naming this gateway is removed (RFC 3261 §16.4, loose routing).
             if let Some(first) = msg.header("Route") {
@@ -328,18 +458,89 @@ impl Core {
                 }
             }
         }
-        if method == Method::Ack {
-            if let Some(s) = self.servers.get_mut(&key) {
-                s.txn.handle_ack(now);
-                return;
+        // A request that reuses a live transaction's key is a retransmission only when it
+        // comes from that transaction's peer; from anyone else it is ignored.
+        if let Some(peer) = self.servers.get(&key).map(|s| s.peer.clone()) {
+            if peer != from {
+                return self.shed("not_a_peer");
             }
-            // An ACK for a 2xx belongs to a dialog; anything else is absorbed.
-            self.handle_in_dialog(now, &from, key, msg);
+            let s = self.servers.get_mut(&key).expect("looked up above");
+            if method == Method::Ack {
+                s.txn.handle_ack(now);
+            } else {
+                s.txn.handle_retransmission();
+            }
             return;
         }
-        if let Some(s) = self.servers.get_mut(&key) {
-            s.txn.handle_retransmission();
+        let in_dialog = msg.to_hdr().is_some_and(|t| t.tag().is_some());
+        if in_dialog && method != Method::Cancel {
+            match self.dialog_of(&from, &msg) {
+                Ok(_) => {}
+                Err(DialogMiss::NotAPeer) => return self.shed("not_a_peer"),
+                Err(DialogMiss::NoDialog) => {
+                    if method != Method::Ack {
+                        self.answer_stateless(now, &from, &msg, 481, &[]);
+                    }
+                    return;
+                }
+            }
+            if method == Method::Ack {
+                // An ACK for a 2xx belongs to the dialog; it has no transaction.
+                self.handle_in_dialog(now, &from, key, msg);
+                return;
+            }
+        } else if method == Method::Ack {
+            // An ACK matching nothing is absorbed.
             return;
+        }
+        // What can be answered without keeping anything: nothing is kept for it.
+        if !in_dialog {
+            match method {
+                Method::Options => {
+                    return self.answer_stateless(
+                        now,
+                        &from,
+                        &msg,
+                        200,
+                        &[
+                            ("Allow", ALLOW),
+                            ("Accept", "application/sdp"),
+                            ("Supported", "path, timer"),
+                        ],
+                    );
+                }
+                Method::Invite => {
+                    if self.draining {
+                        return self.answer_stateless(
+                            now,
+                            &from,
+                            &msg,
+                            503,
+                            &[
+                                ("Retry-After", "30"),
+                                ("Reason", "SIP;cause=503;text=\"shutting down\""),
+                            ],
+                        );
+                    }
+                    if !self.cfg.accept.is_allowed(self.source_of(&from)) {
+                        return self.answer_stateless(now, &from, &msg, 403, &[]);
+                    }
+                }
+                Method::Register | Method::Subscribe => {
+                    if !matches!(from, Peer::Ws(_)) {
+                        // Registrations and subscriptions are the browsers' alone.
+                        return self.answer_stateless(now, &from, &msg, 403, &[]);
+                    }
+                }
+                Method::Cancel => {}
+                _ => return self.answer_stateless(now, &from, &msg, 501, &[]),
+            }
+        }
+        if self.servers.len() + self.clients.len() >= self.cfg.limits.max_transactions {
+            self.events.push_back(CoreEvent::CallRefused {
+                reason: "transactions",
+            });
+            return self.answer_stateless(now, &from, &msg, 503, &[("Retry-After", "5")]);
         }
         self.servers.insert(
             key.clone(),
@@ -348,7 +549,6 @@ impl Core {
                 peer: from.clone(),
             },
         );
-        let in_dialog = msg.to_hdr().is_some_and(|t| t.tag().is_some());
         if let Peer::Ws(conn) = &from {
             register::mark_received(&mut msg, conn);
             register::rewrite_contact(&mut msg, conn);
@@ -367,51 +567,108 @@ impl Core {
                     _ => self.reply(now, &key, &msg, 501),
                 }
             }
-            Method::Options if !in_dialog => {
-                let mut r = self.response(&msg, 200);
-                r.push_header("Allow", ALLOW);
-                r.push_header("Accept", "application/sdp");
-                r.push_header("Supported", "path, timer");
-                self.send_on(now, &key, r);
-            }
             Method::Invite if !in_dialog => self.handle_new_invite(now, from, key, msg),
             Method::Cancel => {
-                if !self.handle_cancel(now, &key, &msg) {
+                if !self.handle_cancel(now, &from, &key, &msg) {
                     self.reply(now, &key, &msg, 481);
                 }
             }
-            _ if in_dialog => {
+            _ => {
                 self.server_requests.insert(key.clone(), msg.clone());
                 if !self.handle_in_dialog(now, &from, key.clone(), msg.clone()) {
                     self.reply(now, &key, &msg, 481);
                 }
             }
-            _ => self.reply(now, &key, &msg, 501),
         }
     }
 
-    fn answer_stateless(&mut self, _now: Instant, from: Peer, msg: SipMsg) {
-        if msg.method() == Some(&Method::Ack) {
-            return;
+    /// How ACCEPT_IPS sees a source.
+    pub(super) fn source_of(&self, from: &Peer) -> Source {
+        match from {
+            Peer::Ws(_) => Source::Wss,
+            Peer::Udp(a)
+                if self
+                    .cfg
+                    .proxy
+                    .as_ref()
+                    .is_some_and(|p| p.iter().any(|x| x.ip() == a.ip())) =>
+            {
+                Source::Proxy(a.ip())
+            }
+            Peer::Udp(a) => Source::Other(a.ip()),
         }
-        let code = if msg.method() == Some(&Method::Options) {
-            200
+    }
+
+    /// Whether a source may be answered at once: browsers, the upstream, and whoever
+    /// ACCEPT_IPS lets call; anyone else within a small budget of refusals.
+    fn may_answer(&mut self, now: Instant, from: &Peer) -> bool {
+        match from {
+            Peer::Ws(_) => true,
+            Peer::Udp(a) => {
+                self.is_upstream_ip(a.ip())
+                    || self.cfg.accept.is_allowed(self.source_of(from))
+                    || self.refusals.take(now, a.ip())
+            }
+        }
+    }
+
+    /// Answers once, keeping nothing: no transaction, no retransmission. Not at all when the
+    /// source's refusal budget is spent, or when the answer would be more than twice the
+    /// request (then without the `extra` headers, or not at all).
+    fn answer_stateless(
+        &mut self,
+        now: Instant,
+        from: &Peer,
+        req: &SipMsg,
+        code: u16,
+        extra: &[(&str, &str)],
+    ) {
+        if !self.may_answer(now, from) {
+            return self.shed("refusal_budget");
+        }
+        let limit = 2 * self.in_len;
+        let mut r = self.response(req, code);
+        let plain = r.to_bytes();
+        for (name, value) in extra {
+            r.push_header(name, *value);
+        }
+        let full = r.to_bytes();
+        let bytes = if full.len() <= limit {
+            full
+        } else if plain.len() <= limit {
+            plain
         } else {
-            501
+            return self.shed("too_large_answer");
         };
-        let r = self.response(&msg, code);
-        self.send_direct(from, r);
+        self.events.push_back(CoreEvent::Responded { status: code });
+        self.transmits.push_back(Transmit {
+            to: from.clone(),
+            bytes,
+        });
     }
 
+    fn shed(&mut self, reason: &'static str) {
+        self.events.push_back(CoreEvent::Shed { reason });
+    }
+
+    /// A response is taken only from where its request went (for the outbound proxy: any of
+    /// its addresses); from anywhere else it is dropped (an off-path forgery).
     fn handle_response(&mut self, now: Instant, from: Peer, msg: SipMsg) {
         let branch = msg.top_via().and_then(|v| v.branch().map(str::to_string));
-        match branch.and_then(|b| self.clients.get_mut(&b)) {
-            Some(c)
-                if c.to == from || matches!(from, Peer::Udp(_)) && matches!(c.to, Peer::Udp(_)) =>
-            {
-                c.txn.handle_response(now, msg);
-            }
-            _ => self.dropped(&from, "response matches no transaction".into()),
+        let Some((branch, to)) =
+            branch.and_then(|b| self.clients.get(&b).map(|c| (b, c.to.clone())))
+        else {
+            return self.dropped(&from, "response matches no transaction".into());
+        };
+        let proxy = |p: &Peer| match p {
+            Peer::Udp(a) => self.cfg.proxy.as_ref().is_some_and(|x| x.contains(a)),
+            Peer::Ws(_) => false,
+        };
+        if to != from && !(proxy(&to) && proxy(&from)) {
+            return self.shed("response_source");
+        }
+        if let Some(c) = self.clients.get_mut(&branch) {
+            c.txn.handle_response(now, msg);
         }
     }
 
@@ -520,9 +777,11 @@ impl Core {
                             };
                             let set = self.registrations.entry(conn.clone()).or_default();
                             if expires > 0 {
-                                set.insert(aor.clone());
-                            } else if (200..300).contains(&status) {
-                                set.remove(&aor);
+                                if set.insert(aor.clone()) {
+                                    self.registration_total += 1;
+                                }
+                            } else if (200..300).contains(&status) && set.remove(&aor) {
+                                self.registration_total -= 1;
                             }
                             if status != 401 && status != 407 {
                                 self.events.push_back(CoreEvent::Registration {
@@ -593,23 +852,11 @@ impl Core {
         self.send_on(now, key, r);
     }
 
-    fn send_direct(&mut self, to: Peer, resp: SipMsg) {
-        if let Some(status) = resp.status() {
-            self.events.push_back(CoreEvent::Responded { status });
-        }
-        self.transmits.push_back(Transmit {
-            to,
-            bytes: resp.to_bytes(),
-        });
-    }
-
     pub(super) fn response(&mut self, req: &SipMsg, code: u16) -> SipMsg {
         let tag = self.new_id();
         let mut r = req.response(code, reason_phrase(code), Some(&tag));
-        r.push_header(
-            "Server",
-            concat!("webrtc-phone/", env!("CARGO_PKG_VERSION")),
-        );
+        // The product, not its version: no help to a scanner matching versions to holes.
+        r.push_header("Server", "webrtc-phone");
         r
     }
 
@@ -620,55 +867,102 @@ impl Core {
         });
     }
 
+    /// A tag or branch suffix: 64 bits from the CSPRNG.
     pub(super) fn new_id(&mut self) -> String {
-        self.seq += 1;
-        format!("{:x}{:x}", self.cfg.salt & 0xffff_ffff_ffff, self.seq)
+        self.ids.token()
     }
 
-    /// Fires due timers.
+    /// Fires due timers: only the entries due, in deadline order.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for c in self.clients.values_mut() {
-            if c.txn.poll_timeout().is_some_and(|t| t <= now) {
+        while let Some(b) = self.clients.pop_due(now) {
+            if let Some(c) = self.clients.get_mut(&b) {
                 c.txn.handle_timeout(now);
             }
         }
-        for s in self.servers.values_mut() {
-            if s.txn.poll_timeout().is_some_and(|t| t <= now) {
+        while let Some(k) = self.servers.pop_due(now) {
+            if let Some(s) = self.servers.get_mut(&k) {
                 s.txn.handle_timeout(now);
             }
         }
         self.pump(now);
         self.handle_call_timeouts(now);
+        if let Some(d) = &mut self.demo {
+            d.purge(now);
+        }
         self.pump(now);
     }
 
-    /// Moves what the transactions produced to the output queues, handles client events, and
-    /// drops finished transactions.
+    /// Moves what the touched transactions produced to the output queues, handles client
+    /// events, drops finished transactions and re-arms deadlines: work in proportion to what
+    /// changed, not to how much is live.
     pub(super) fn pump(&mut self, now: Instant) {
-        // Handling an event can start new transactions (a deferred CANCEL, a BYE): go round
-        // until nothing new comes out. Bounded: each round consumes the events it handles.
-        for _ in 0..8 {
-            let mut client_events = Vec::new();
-            for (branch, c) in &mut self.clients {
-                while let Some(bytes) = c.txn.poll_transmit() {
-                    self.transmits.push_back(Transmit {
-                        to: c.to.clone(),
-                        bytes,
-                    });
-                }
-                while let Some(ev) = c.txn.poll_event() {
-                    client_events.push((branch.clone(), ev));
-                }
-            }
-            if client_events.is_empty() {
+        // Handling an event can start new transactions (a deferred CANCEL, a BYE) or answer on
+        // others: go round until nothing is left touched. Bounded: each round consumes the
+        // events it handles.
+        for _ in 0..16 {
+            if !self.clients.has_touched() && !self.servers.has_touched() {
                 break;
             }
-            for (branch, ev) in client_events {
-                self.handle_client_event(now, &branch, ev);
+            self.drain_clients(now);
+            for key in self.drain_servers() {
+                // RFC 3261 §13.3.1.4: no ACK for our 2xx within 64*T1 ends the call.
+                if let Some(&id) = self.invite_index.get(&key) {
+                    self.hang_up_both(now, id, "no ACK");
+                }
             }
         }
+        self.arm_calls();
+    }
+
+    /// Output, events and deadlines of the client transactions touched since the last drain.
+    fn drain_clients(&mut self, now: Instant) {
+        let mut client_events = Vec::new();
+        let mut ended = Vec::new();
+        for branch in self.clients.take_touched() {
+            let Some(c) = self.clients.peek_mut(&branch) else {
+                continue;
+            };
+            while let Some(bytes) = c.txn.poll_transmit() {
+                self.transmits.push_back(Transmit {
+                    to: c.to.clone(),
+                    bytes,
+                });
+            }
+            while let Some(ev) = c.txn.poll_event() {
+                client_events.push((branch.clone(), ev));
+            }
+            let at = if c.txn.is_terminated() {
+                ended.push(branch.clone());
+                None
+            } else {
+                c.txn.poll_timeout()
+            };
+            self.clients.arm(&branch, at);
+        }
+        // An ended transaction stays until its last events are handled (they read its
+        // purpose).
+        for (branch, ev) in client_events {
+            self.handle_client_event(now, &branch, ev);
+        }
+        for branch in ended {
+            if self
+                .clients
+                .get(&branch)
+                .is_some_and(|c| c.txn.is_terminated())
+            {
+                self.clients.remove(&branch);
+            }
+        }
+    }
+
+    /// Output and deadlines of the server transactions touched since the last drain; the
+    /// INVITE transactions whose 2xx got no ACK.
+    fn drain_servers(&mut self) -> Vec<ServerKey> {
         let mut no_ack = Vec::new();
-        for (key, s) in &mut self.servers {
+        for key in self.servers.take_touched() {
+            let Some(s) = self.servers.peek_mut(&key) else {
+                continue;
+            };
             while let Some(bytes) = s.txn.poll_transmit() {
                 self.transmits.push_back(Transmit {
                     to: s.peer.clone(),
@@ -680,24 +974,28 @@ impl Core {
                     no_ack.push(key.clone());
                 }
             }
-        }
-        for key in no_ack {
-            // RFC 3261 §13.3.1.4: no ACK for our 2xx within 64*T1 ends the call.
-            if let Some(&id) = self.invite_index.get(&key) {
-                self.hang_up_both(now, id, "no ACK");
+            if s.txn.is_terminated() {
+                self.servers.remove(&key);
+                self.server_requests.remove(&key);
+            } else {
+                let at = s.txn.poll_timeout();
+                self.servers.arm(&key, at);
             }
         }
-        self.clients.retain(|_, c| !c.txn.is_terminated());
-        self.servers.retain(|_, s| !s.txn.is_terminated());
-        let servers = &self.servers;
-        self.server_requests.retain(|k, _| servers.contains_key(k));
+        no_ack
     }
 
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let c = self.clients.values().filter_map(|c| c.txn.poll_timeout());
-        let s = self.servers.values().filter_map(|s| s.txn.poll_timeout());
-        c.chain(s).chain(self.next_call_timeout()).min()
+        [
+            self.clients.next_deadline(),
+            self.servers.next_deadline(),
+            self.calls.next_deadline(),
+            self.demo.as_ref().and_then(DemoRegistrar::next_expiry),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Commands for the media engine.
@@ -760,11 +1058,11 @@ mod tests {
             sip_port: 5060,
             proxy: proxy.then(|| vec!["127.0.0.1:5090".parse().unwrap()]),
             timers: TimerValues::default(),
-            salt: 7,
             route: None,
             accept: AcceptList::parse("[[WSS]],[[PROXY]]").unwrap(),
             pts: PtFilter::parse("[PCMU/8000]").unwrap(),
             advertise: "127.0.0.1".parse().unwrap(),
+            limits: Default::default(),
         }
     }
 
@@ -850,7 +1148,7 @@ mod tests {
             r.header("WWW-Authenticate"),
             challenge.header("WWW-Authenticate")
         );
-        assert_eq!(core.registration_count(t), 0);
+        assert_eq!(core.registration_count(), 0);
     }
 
     #[test]
@@ -866,7 +1164,7 @@ mod tests {
         );
         core.handle_message(t, registrar(), &ok.to_bytes());
         assert_eq!(take(&mut core)[0].1.status(), Some(200));
-        assert_eq!(core.registration_count(t), 1);
+        assert_eq!(core.registration_count(), 1);
         let ev: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
         assert!(
             ev.iter().any(|e| matches!(
@@ -880,7 +1178,7 @@ mod tests {
             "{ev:?}"
         );
         core.handle_ws_closed(t, &conn());
-        assert_eq!(core.registration_count(t), 0);
+        assert_eq!(core.registration_count(), 0);
     }
 
     #[test]
@@ -916,23 +1214,35 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1.status(), Some(200));
         assert!(out[0].1.header("Contact").unwrap().contains("c1.invalid"));
-        assert_eq!(core.registration_count(t), 1);
+        assert_eq!(core.registration_count(), 1);
         core.handle_ws_closed(t, &conn());
-        assert_eq!(core.registration_count(t), 0);
+        assert_eq!(core.registration_count(), 0);
     }
 
     #[test]
-    fn options_and_stray_requests() {
+    fn options_and_stray_requests_are_answered_statelessly_and_never_amplified() {
         let t = now0();
         let mut core = Core::new(cfg(true));
         let opt = b"OPTIONS sip:gw SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK1\r\nFrom: <sip:k@x>;tag=1\r\nTo: <sip:gw>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         core.handle_message(t, registrar(), opt);
-        let r = take(&mut core).remove(0).1;
+        let out: Vec<_> = std::iter::from_fn(|| core.poll_transmit()).collect();
+        assert_eq!(out.len(), 1);
+        let r = SipMsg::parse(&out[0].bytes).unwrap();
         assert_eq!(r.status(), Some(200));
+        assert!(out[0].bytes.len() <= 2 * opt.len(), "no amplification");
+        assert_eq!(r.header("Server"), Some("webrtc-phone"), "no version");
+        assert!(core.poll_timeout().is_none(), "nothing kept for it");
+        // A request of a usual size gets the Allow list too.
+        let padded = String::from_utf8_lossy(opt).replace(
+            "Content-Length: 0",
+            "Max-Forwards: 70\r\nUser-Agent: kamailio (5.6.3 (x86_64/linux))\r\nAccept: application/sdp\r\nContent-Length: 0",
+        );
+        core.handle_message(t, registrar(), padded.as_bytes());
+        let r = take(&mut core).remove(0).1;
         assert!(r.header("Allow").unwrap().contains("INVITE"));
-        // the same OPTIONS again: a retransmission, answered from the transaction
+        // the same OPTIONS again: answered again, once
         core.handle_message(t, registrar(), opt);
-        assert_eq!(take(&mut core).remove(0).1.status(), Some(200));
+        assert_eq!(take(&mut core).len(), 1);
         let bye = String::from_utf8_lossy(opt)
             .replace("OPTIONS sip:gw", "BYE sip:gw")
             .replace("1 OPTIONS", "1 BYE")
@@ -940,6 +1250,74 @@ mod tests {
             .replace("To: <sip:gw>", "To: <sip:gw>;tag=x");
         core.handle_message(t, registrar(), bye.as_bytes());
         assert_eq!(take(&mut core).remove(0).1.status(), Some(481));
-        assert!(core.poll_timeout().is_some());
+        assert!(core.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn a_source_that_may_not_call_gets_a_few_refusals_then_silence() {
+        let t = now0();
+        let mut core = Core::new(cfg(true));
+        let attacker = Peer::Udp("127.0.0.66:5060".parse().unwrap());
+        let mut answered = 0;
+        for i in 0..200 {
+            let inv = String::from_utf8_lossy(INVITE)
+                .replace("Call-ID: ", &format!("Call-ID: x{i}"))
+                .replace("branch=z9hG4bK", &format!("branch=z9hG4bKx{i}"));
+            core.handle_message(t, attacker.clone(), inv.as_bytes());
+            for tx in std::iter::from_fn(|| core.poll_transmit()) {
+                let r = SipMsg::parse(&tx.bytes).unwrap();
+                assert_eq!(r.status(), Some(403));
+                assert!(tx.bytes.len() <= 2 * inv.len());
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, REFUSALS_BURST as usize);
+        assert!(
+            core.poll_timeout().is_none(),
+            "no transaction, no retransmission"
+        );
+        // Later, the budget refills slowly: one more answer after 10 s.
+        core.handle_message(t + Duration::from_secs(10), attacker, INVITE);
+        assert_eq!(take(&mut core).len(), 1);
+    }
+
+    #[test]
+    fn a_response_from_another_address_is_dropped() {
+        let t = now0();
+        let mut core = Core::new(cfg(true));
+        core.handle_message(t, ws(), REGISTER);
+        let fwd = take(&mut core).remove(0).1;
+        let ok = fwd.response(200, "OK", Some("reg"));
+        let attacker = Peer::Udp("127.0.0.66:5090".parse().unwrap());
+        core.handle_message(t, attacker, &ok.to_bytes());
+        assert!(take(&mut core).is_empty(), "the forgery reached nobody");
+        let ev: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
+        assert!(ev.contains(&CoreEvent::Shed {
+            reason: "response_source"
+        }));
+        core.handle_message(t, registrar(), &ok.to_bytes());
+        assert_eq!(
+            take(&mut core)[0].0,
+            ws(),
+            "the registrar's answer goes through"
+        );
+    }
+
+    #[test]
+    fn udp_sources_are_rate_limited_before_parsing() {
+        let t = now0();
+        let mut core = Core::new(cfg(true));
+        let from: SocketAddr = "127.0.0.66:5060".parse().unwrap();
+        for _ in 0..1000 {
+            core.handle_datagram(t, from, b"garbage");
+        }
+        let shed = std::iter::from_fn(|| core.poll_event())
+            .filter(|e| {
+                *e == CoreEvent::Shed {
+                    reason: "rate_limited",
+                }
+            })
+            .count();
+        assert_eq!(shed, 1000 - 2 * Limits::default().sip_udp_rate as usize);
     }
 }

@@ -2,7 +2,7 @@
 //! check) and calls between registered users go through the gateway. Nothing of it runs when
 //! OUTBOUND_PROXY or OUTBOUND_ROUTE is set.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::core::Peer;
@@ -23,10 +23,14 @@ pub struct Binding {
     pub expires_at: Instant,
 }
 
-/// The bindings, by user name.
-#[derive(Debug, Default)]
+/// The bindings, by user name, with their expiries in order and the users of each peer (so
+/// that neither purging nor a closed connection scans every binding).
+#[derive(Debug)]
 pub struct DemoRegistrar {
     bindings: HashMap<String, Binding>,
+    expiries: BTreeSet<(Instant, String)>,
+    by_peer: HashMap<Peer, HashSet<String>>,
+    max: usize,
 }
 
 /// The outcome of one REGISTER.
@@ -38,6 +42,38 @@ pub struct RegisterOutcome {
 }
 
 impl DemoRegistrar {
+    /// A registrar holding at most `max` bindings.
+    pub fn new(max: usize) -> Self {
+        Self {
+            bindings: HashMap::new(),
+            expiries: BTreeSet::new(),
+            by_peer: HashMap::new(),
+            max,
+        }
+    }
+
+    fn remove(&mut self, user: &str) {
+        if let Some(b) = self.bindings.remove(user) {
+            self.expiries.remove(&(b.expires_at, user.to_string()));
+            if let Some(set) = self.by_peer.get_mut(&b.peer) {
+                set.remove(user);
+                if set.is_empty() {
+                    self.by_peer.remove(&b.peer);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, user: String, b: Binding) {
+        self.remove(&user);
+        self.expiries.insert((b.expires_at, user.clone()));
+        self.by_peer
+            .entry(b.peer.clone())
+            .or_default()
+            .insert(user.clone());
+        self.bindings.insert(user, b);
+    }
+
     /// Handles a REGISTER (already rewritten so its Contact leads back to `peer`).
     pub fn handle_register(
         &mut self,
@@ -62,7 +98,7 @@ impl DemoRegistrar {
         }
         let mut expires = 0;
         if contacts == ["*"] {
-            self.bindings.remove(&user);
+            self.remove(&user);
         } else if let Some(c) = contacts
             .iter()
             .find_map(|c| NameAddr::parse(c, "Contact").ok())
@@ -75,9 +111,18 @@ impl DemoRegistrar {
                 .unwrap_or(DEFAULT_EXPIRES)
                 .min(MAX_EXPIRES);
             if expires == 0 {
-                self.bindings.remove(&user);
+                self.remove(&user);
+            } else if !self.bindings.contains_key(&user) && self.bindings.len() >= self.max {
+                // Full: no new user until bindings expire or are removed.
+                let mut response = req.response(503, "Service Unavailable", Some(tag));
+                response.push_header("Retry-After", "60");
+                return RegisterOutcome {
+                    user,
+                    expires: 0,
+                    response,
+                };
             } else {
-                self.bindings.insert(
+                self.insert(
                     user.clone(),
                     Binding {
                         peer,
@@ -105,17 +150,34 @@ impl DemoRegistrar {
 
     /// Forgets every binding reached through `peer` (its WebSocket closed).
     pub fn forget_peer(&mut self, peer: &Peer) {
-        self.bindings.retain(|_, b| b.peer != *peer);
+        for user in self.by_peer.remove(peer).unwrap_or_default() {
+            if let Some(b) = self.bindings.remove(&user) {
+                self.expiries.remove(&(b.expires_at, user));
+            }
+        }
     }
 
-    pub fn len(&self, now: Instant) -> usize {
-        self.bindings
-            .values()
-            .filter(|b| b.expires_at > now)
-            .count()
+    /// Drops the bindings that have expired.
+    pub fn purge(&mut self, now: Instant) {
+        while let Some((at, user)) = self.expiries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.remove(&user);
+        }
     }
 
-    pub fn is_empty(&self, now: Instant) -> bool {
-        self.len(now) == 0
+    /// When the next binding expires.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.expiries.first().map(|(at, _)| *at)
+    }
+
+    /// Bindings held (expired ones go at their expiry, through [`Self::purge`]).
+    pub fn len(&self) -> usize {
+        self.bindings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bindings.is_empty()
     }
 }

@@ -1,11 +1,15 @@
 //! Calls, routing and policy: pure, no IO.
 
+mod admission;
 pub mod call;
 #[cfg(test)]
 mod call_tests;
 pub mod core;
 pub mod demo;
+mod ids;
+pub mod limits;
 pub mod policy;
 pub mod register;
 pub mod route;
+mod table;
 pub mod timers;

@@ -13,7 +13,7 @@ use crate::sip::msg::SipMsg;
 /// The timers of one call, a fixed table indexed by [`CallTimer`].
 #[derive(Debug, Clone, Default)]
 pub(super) struct CallTimers {
-    pub(super) at: [Option<Instant>; 6],
+    pub(super) at: [Option<Instant>; 7],
     /// Session interval negotiated on the SIP leg, and who refreshes.
     pub(super) session: Option<(Duration, Refresher)>,
 }
@@ -32,6 +32,8 @@ pub(super) enum CallTimer {
     Refresh = 4,
     /// RFC 4028: the far end's refresh is overdue.
     SessionExpired = 5,
+    /// NO_ANSWER_TIMEOUT: nobody answered (armed when the call starts).
+    NoAnswer = 6,
 }
 
 /// RFC 4028 §9: who refreshes the session.
@@ -85,6 +87,7 @@ impl CallTimers {
             CallTimer::NoReply,
             CallTimer::NoProgress,
             CallTimer::NotConnected,
+            CallTimer::NoAnswer,
         ] {
             self.set(t, None);
         }
@@ -125,52 +128,62 @@ pub(super) fn session_expires(msg: &SipMsg) -> Option<(u32, Option<String>)> {
 }
 
 impl Core {
-    /// Fires the call timers that are due.
+    /// Fires the call timers that are due: only the calls due, from the deadline index.
     pub(super) fn handle_call_timeouts(&mut self, now: Instant) {
-        let due: Vec<(SessionId, CallTimer)> = self
-            .calls
-            .values()
-            .flat_map(|c| {
-                [
-                    CallTimer::NoReply,
-                    CallTimer::NoProgress,
-                    CallTimer::NotConnected,
-                    CallTimer::Credit,
-                    CallTimer::Refresh,
-                    CallTimer::SessionExpired,
-                ]
-                .into_iter()
-                .filter(|t| c.timers.at[*t as usize].is_some_and(|at| at <= now))
-                .map(|t| (c.id, t))
-            })
-            .collect();
-        for (id, t) in due {
-            let Some(c) = self.calls.get_mut(&id) else {
+        while let Some(id) = self.calls.pop_due(now) {
+            let Some(c) = self.calls.get(&id) else {
                 continue;
             };
-            c.timers.set(t, None);
-            match t {
-                CallTimer::NoReply | CallTimer::NoProgress | CallTimer::NotConnected => {
-                    if c.state == CallState::Calling {
-                        let why = match t {
-                            CallTimer::NoReply => "no reply (nr_expires)",
-                            CallTimer::NoProgress => "no progress (np_expires)",
-                            _ => "not connected in time (expires)",
-                        };
-                        self.hang_up_both(now, id, why);
-                    }
-                }
-                CallTimer::Credit => {
-                    self.hang_up_both(now, id, "maximum call length (credit-time)")
-                }
-                CallTimer::SessionExpired => self.hang_up_both(now, id, "session timer expired"),
-                CallTimer::Refresh => self.refresh_session(now, id),
+            let due: Vec<CallTimer> = [
+                CallTimer::NoReply,
+                CallTimer::NoProgress,
+                CallTimer::NotConnected,
+                CallTimer::Credit,
+                CallTimer::Refresh,
+                CallTimer::SessionExpired,
+                CallTimer::NoAnswer,
+            ]
+            .into_iter()
+            .filter(|t| c.timers.at[*t as usize].is_some_and(|at| at <= now))
+            .collect();
+            for t in due {
+                self.fire_call_timer(now, id, t);
             }
         }
     }
 
-    /// The earliest call timer.
-    pub(super) fn next_call_timeout(&self) -> Option<Instant> {
-        self.calls.values().filter_map(|c| c.timers.next()).min()
+    fn fire_call_timer(&mut self, now: Instant, id: SessionId, t: CallTimer) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        c.timers.set(t, None);
+        match t {
+            CallTimer::NoReply | CallTimer::NoProgress | CallTimer::NotConnected => {
+                if c.state == CallState::Calling {
+                    let why = match t {
+                        CallTimer::NoReply => "no reply (nr_expires)",
+                        CallTimer::NoProgress => "no progress (np_expires)",
+                        _ => "not connected in time (expires)",
+                    };
+                    self.hang_up_both(now, id, why);
+                }
+            }
+            CallTimer::NoAnswer => {
+                if !c.answered {
+                    self.give_up_unanswered(now, id, 408, "no answer (NO_ANSWER_TIMEOUT)");
+                }
+            }
+            CallTimer::Credit => self.hang_up_both(now, id, "maximum call length (credit-time)"),
+            CallTimer::SessionExpired => self.hang_up_both(now, id, "session timer expired"),
+            CallTimer::Refresh => self.refresh_session(now, id),
+        }
+    }
+
+    /// Re-arms the deadlines of the calls touched since the last time.
+    pub(super) fn arm_calls(&mut self) {
+        for id in self.calls.take_touched() {
+            let at = self.calls.get(&id).and_then(|c| c.timers.next());
+            self.calls.arm(&id, at);
+        }
     }
 }

@@ -266,11 +266,14 @@ impl SipMsg {
             }
             let (name, is_list) = canonical_name(name);
             let value = value.trim_matches([' ', '\t']);
-            // Control characters only as quoted-pairs (RFC 3261 §25.1; RFC 4475 intmeth).
+            // Control characters only as quoted-pairs (RFC 3261 §25.1; RFC 4475 intmeth), and
+            // never CR, LF or NUL: RFC 3261 §25.1 excludes them from quoted-pair, and a value
+            // holding one would split or end a header when copied to the other leg.
             let vb = value.as_bytes();
-            if (0..vb.len())
-                .any(|i| vb[i] < 0x20 && vb[i] != b'\t' && (i == 0 || vb[i - 1] != b'\\'))
-            {
+            if (0..vb.len()).any(|i| {
+                matches!(vb[i], b'\r' | b'\n' | 0)
+                    || vb[i] < 0x20 && vb[i] != b'\t' && (i == 0 || vb[i - 1] != b'\\')
+            }) {
                 return Err(bad(format!("control character in {name}")));
             }
             if is_list && !(name == "Contact" && value == "*") {
@@ -786,6 +789,19 @@ mod tests {
         assert_eq!(m.cseq().seq, 1);
         assert_eq!(m.body, b"body");
         assert_eq!(m.header("contact"), Some("<sip:a@1.2.3.4>"));
+    }
+
+    #[test]
+    fn cr_lf_and_nul_are_refused_even_after_a_backslash() {
+        let head = "OPTIONS sip:gw SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:gw>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n";
+        for bad in ["\\\r", "\\\0", "\r", "\0"] {
+            let m = format!("{head}X-Note: a{bad}b\r\n\r\n");
+            let e = SipMsg::parse(m.as_bytes()).unwrap_err();
+            assert_eq!(e.status, 400, "{bad:?}");
+        }
+        // Other control characters stay legal as quoted-pairs (RFC 4475 §3.1.1.3).
+        let ok = format!("{head}X-Note: \"a\\\x07b\"\r\n\r\n");
+        assert!(SipMsg::parse(ok.as_bytes()).is_ok());
     }
 
     #[test]

@@ -1,0 +1,150 @@
+//! Who may do what to a call: the caps on calls per WebSocket connection, per client address
+//! and in all, and the check that an in-dialog request comes from the dialog's own peer with
+//! the dialog's own tags (an off-path sender who learned a Call-ID and tag still cannot end or
+//! redirect someone else's call).
+
+use std::net::SocketAddr;
+
+use engine::api::SessionId;
+
+use super::call::{Holder, Leg};
+use super::core::{Core, Peer};
+use super::limits::source_key;
+use crate::sip::hdr::SipUri;
+use crate::sip::msg::SipMsg;
+use crate::transport::ws::ConnName;
+
+/// Why an in-dialog request found no dialog to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DialogMiss {
+    /// No such dialog, or the From-tag is not the dialog's: 481.
+    NoDialog,
+    /// The dialog exists but the sender is not its peer: no answer at all.
+    NotAPeer,
+}
+
+impl Core {
+    /// What a new call between `caller` and `callee` counts against.
+    pub(super) fn call_holders(&self, caller: &Peer, callee: &Peer) -> Vec<Holder> {
+        let mut out = Vec::with_capacity(4);
+        for p in [caller, callee] {
+            let (conn, ip) = match p {
+                Peer::Ws(c) => (Some(c.clone()), self.ws_open.get(c).copied()),
+                Peer::Udp(a) if !self.is_upstream(*a) => (None, Some(source_key(a.ip()))),
+                Peer::Udp(_) => (None, None),
+            };
+            for h in conn.map(Holder::Conn).into_iter().chain(ip.map(Holder::Ip)) {
+                if !out.contains(&h) {
+                    out.push(h);
+                }
+            }
+        }
+        out
+    }
+
+    /// Which cap a new call would break, if any.
+    pub(super) fn check_call_caps(&self, holders: &[Holder]) -> Result<(), &'static str> {
+        let l = &self.cfg.limits;
+        if self.calls.len() >= l.max_calls {
+            return Err("total");
+        }
+        for h in holders {
+            match h {
+                Holder::Conn(c) => {
+                    if self.calls_by_conn.get(c).map_or(0, Vec::len) >= l.max_calls_per_ws {
+                        return Err("per_connection");
+                    }
+                }
+                Holder::Ip(ip) => {
+                    if self.calls_by_ip.get(ip).copied().unwrap_or(0) >= l.max_calls_per_ip {
+                        return Err("per_address");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn hold_call(&mut self, id: SessionId, holders: &[Holder]) {
+        for h in holders {
+            match h {
+                Holder::Conn(c) => self.calls_by_conn.entry(c.clone()).or_default().push(id),
+                Holder::Ip(ip) => *self.calls_by_ip.entry(*ip).or_default() += 1,
+            }
+        }
+    }
+
+    pub(super) fn release_call(&mut self, id: SessionId, holders: &[Holder]) {
+        for h in holders {
+            match h {
+                Holder::Conn(c) => {
+                    if let Some(v) = self.calls_by_conn.get_mut(c) {
+                        v.retain(|x| *x != id);
+                        if v.is_empty() {
+                            self.calls_by_conn.remove(c);
+                        }
+                    }
+                }
+                Holder::Ip(ip) => {
+                    if let Some(n) = self.calls_by_ip.get_mut(ip) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.calls_by_ip.remove(ip);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The calls one WebSocket connection takes part in.
+    pub(super) fn calls_of(&self, conn: &ConnName) -> Vec<SessionId> {
+        self.calls_by_conn.get(conn).cloned().unwrap_or_default()
+    }
+
+    /// The call an in-dialog request belongs to: matched by Call-ID and our tag, sent by the
+    /// leg's peer, with the peer's tag.
+    pub(super) fn dialog_of(&self, from: &Peer, msg: &SipMsg) -> Result<SessionId, DialogMiss> {
+        let tag = msg
+            .to_hdr()
+            .and_then(|t| t.tag().map(str::to_string))
+            .ok_or(DialogMiss::NoDialog)?;
+        let id = *self
+            .call_index
+            .get(&(msg.call_id().to_string(), tag.clone()))
+            .ok_or(DialogMiss::NoDialog)?;
+        let c = self.calls.get(&id).ok_or(DialogMiss::NoDialog)?;
+        let leg = if c.a.local_tag == tag && c.a.call_id == msg.call_id() {
+            &c.a
+        } else {
+            &c.b
+        };
+        if !self.is_leg_peer(leg, from) {
+            return Err(DialogMiss::NotAPeer);
+        }
+        let from_tag = msg.from_hdr().and_then(|f| f.tag().map(str::to_string));
+        if leg.remote_tag.is_some() && from_tag != leg.remote_tag {
+            return Err(DialogMiss::NoDialog);
+        }
+        Ok(id)
+    }
+
+    /// Whether `from` is a peer of this leg: its own WebSocket connection; for a UDP leg the
+    /// address the dialog was formed with, its remote target, or the upstream's addresses.
+    fn is_leg_peer(&self, leg: &Leg, from: &Peer) -> bool {
+        match (&leg.peer, from) {
+            (Peer::Ws(a), Peer::Ws(b)) => a == b,
+            (Peer::Udp(a), Peer::Udp(b)) => {
+                a == b || self.is_upstream(*b) || target_addr(&leg.remote_target) == Some(*b)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The address of a SIP URI whose host is an IP literal.
+fn target_addr(uri: &str) -> Option<SocketAddr> {
+    let u = SipUri::parse(uri)?;
+    let ip = u.host.trim_matches(['[', ']']).parse().ok()?;
+    Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
+}
