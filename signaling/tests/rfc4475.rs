@@ -26,6 +26,12 @@ fn load(name: &str) -> Vec<u8> {
 /// Messages the RFC files as semantic tests that a parser still refuses with 400.
 const REFUSED_SEMANTIC: &[&str] = &["insuf.sip", "multi01.sip", "mcl01.sip"];
 
+/// Messages the RFC calls valid that the gateway refuses on purpose: intmeth's To holds a NUL
+/// as a quoted-pair, which a peer written in C would read as the end of the header (so a
+/// header copied to the other leg could be cut or smuggle what follows). CR, LF and NUL are
+/// refused anywhere in a header value.
+const REFUSED_BY_POLICY: &[&str] = &["intmeth.sip"];
+
 #[test]
 fn every_torture_message_gets_its_verdict() {
     let all = manifest();
@@ -35,7 +41,7 @@ fn every_torture_message_gets_its_verdict() {
         let bytes = load(file);
         let result = SipMsg::parse(&bytes);
         let expect_ok = match class.as_str() {
-            "valid" => true,
+            "valid" => !REFUSED_BY_POLICY.contains(&file.as_str()),
             "invalid" => false,
             _ => !REFUSED_SEMANTIC.contains(&file.as_str()),
         };
@@ -101,7 +107,7 @@ fn dblreq_reads_only_the_first_request_and_longreq_keeps_34_vias() {
 #[test]
 fn every_valid_message_survives_a_print_and_reparse() {
     for (file, _, class) in manifest() {
-        if class != "valid" {
+        if class != "valid" || REFUSED_BY_POLICY.contains(&file.as_str()) {
             continue;
         }
         let m = SipMsg::parse(&load(&file)).unwrap();

@@ -65,7 +65,11 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 /// below the kernel's ephemeral range so OS-chosen ports never collide with it.
 pub fn rtp_range() -> (u16, u16) {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 120;
+    // Started at a place of this process's own, so test binaries run at the same time (by
+    // other checkouts on the machine) seldom pick the same range.
+    let n =
+        (NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u32 + std::process::id()) % 120;
+    let n = n as u16;
     let min = 20000 + n * 100;
     (min, min + 99)
 }
