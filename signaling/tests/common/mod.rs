@@ -11,6 +11,7 @@
     reason = "the harness drives a real process in real time: it reads the clock and runs log reader threads"
 )]
 
+pub mod attack;
 pub mod peers;
 pub mod sipua;
 
@@ -50,7 +51,19 @@ pub const ENV_SETTINGS: &[&str] = &[
     "DRAIN_TIMEOUT",
     "MEDIA_TIMEOUT",
     "WS_PING_INTERVAL",
+    "MAX_WS_PER_IP",
+    "WS_MSG_RATE",
+    "ALLOWED_ORIGINS",
     "WEBROOT",
+    "SIP_UDP_RATE",
+    "SIP_PROXY_RATE",
+    "MAX_TRANSACTIONS",
+    "MAX_CALLS_PER_WS",
+    "MAX_CALLS_PER_IP",
+    "MAX_CALLS",
+    "NO_ANSWER_TIMEOUT",
+    "MAX_REGISTRATIONS",
+    "RTP_LATCHING",
 ];
 
 /// A fresh, empty directory for one test.

@@ -236,24 +236,30 @@ impl WsUa {
 
     /// Sends the INVITE and returns at once (for CANCEL tests).
     pub async fn start_call(&mut self, target: &str) -> Dialog {
+        let d = self.new_dialog(target);
+        self.send_invite(&d, None).await;
+        d
+    }
+
+    /// A fresh dialog towards `target`, nothing sent (see [`WsUa::invite_text`]).
+    pub fn new_dialog(&mut self, target: &str) -> Dialog {
         let n = self.next();
         let call_id = format!("call-{}-{n}", self.user);
         let tag = format!("t{}", self.next());
-        let d = Dialog {
+        Dialog {
             call_id,
-            local_tag: tag.clone(),
+            local_tag: tag,
             remote: format!("<{target}>"),
             local: format!("<sip:{}@{}>", self.user, self.domain),
             target: target.to_string(),
             cseq: 1,
             final_status: 0,
             answer_sdp: String::new(),
-        };
-        self.send_invite(&d, None).await;
-        d
+        }
     }
 
-    fn invite_text(&mut self, d: &Dialog, auth: Option<(&str, String)>, sdp: &str) -> String {
+    /// The INVITE of `d` as SIP.js writes it, for tests that edit it before sending.
+    pub fn invite_text(&mut self, d: &Dialog, auth: Option<(&str, String)>, sdp: &str) -> String {
         let via = self.via();
         let mut m = format!(
             "INVITE {} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nTo: {}\r\nFrom: {};tag={}\r\n\
