@@ -70,6 +70,14 @@ async fn calls_per_client_address_are_capped() {
         [200, 200, 486],
         "three echo calls from 127.0.0.1 over two connections with MAX_CALLS_PER_IP=2"
     );
+    let mut elsewhere = WsUa::connect_from("127.0.0.2", gw.https_port, "c", "x", "127.0.0.1").await;
+    let d = elsewhere.call("sip:echo@127.0.0.1").await;
+    assert_eq!(
+        d.final_status,
+        200,
+        "a call from another address (127.0.0.2):\n{}",
+        log_tail(&gw, 40)
+    );
     assert_eq!(refused(&gw, "per_address").await, Some(1.0));
 }
 
@@ -78,6 +86,7 @@ async fn calls_past_the_total_get_503() {
     let gw = demo_gateway("atk-caps-total", &[("MAX_CALLS", "2")]);
     let mut statuses = Vec::new();
     let mut uas = Vec::new();
+    let mut dialogs = Vec::new();
     let mut retry_after = None;
     for i in 0..3 {
         let mut ua = WsUa::connect(gw.https_port, &format!("u{i}"), "x", "127.0.0.1").await;
@@ -86,10 +95,16 @@ async fn calls_past_the_total_get_503() {
             .final_response(&d.call_id, Method::Invite, Duration::from_secs(10))
             .await;
         statuses.push(r.as_ref().and_then(|r| r.status()).unwrap_or(0));
-        if let Some(r) = r.filter(|r| r.status() == Some(503)) {
-            retry_after = r.header("Retry-After").map(str::to_string);
+        if let Some(r) = r {
+            if r.status() == Some(503) {
+                retry_after = r.header("Retry-After").map(str::to_string);
+            }
+            // Back to the inbox: finish_call takes it from there and ACKs it.
+            ua.inbox.push(r);
         }
+        let d = ua.finish_call(d).await;
         uas.push(ua);
+        dialogs.push(d);
     }
     assert_eq!(
         statuses,
@@ -98,6 +113,24 @@ async fn calls_past_the_total_get_503() {
     );
     assert!(retry_after.is_some(), "the 503 carries Retry-After");
     assert_eq!(refused(&gw, "total").await, Some(1.0));
+    // A call that ends gives its slot back (once the media engine has released it: a few
+    // tries, 100 ms apart).
+    assert_eq!(uas[0].bye(&mut dialogs[0]).await, 200);
+    let mut later = Vec::new();
+    for _ in 0..10 {
+        let s = uas[2].call("sip:echo@127.0.0.1").await.final_status;
+        later.push(s);
+        if s == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        later.last(),
+        Some(&200),
+        "calls once another ended: {later:?}\n{}",
+        log_tail(&gw, 40)
+    );
 }
 
 #[tokio::test]

@@ -291,7 +291,16 @@ pub fn client_config(
 
 /// A TLS connection to 127.0.0.1:`port`.
 pub async fn tls_connect(port: u16) -> TlsStream<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tls_connect_from("127.0.0.1", port).await
+}
+
+/// A TLS connection to 127.0.0.1:`port` from the loopback address `src` (another client
+/// address, for per-address limits).
+pub async fn tls_connect_from(src: &str, port: u16) -> TlsStream<TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(std::net::SocketAddr::new(src.parse().unwrap(), 0))
+        .unwrap();
+    let tcp = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
     let connector = TlsConnector::from(client_config(&[
         &rustls::version::TLS13,
         &rustls::version::TLS12,

@@ -10,7 +10,7 @@ use signaling::sip::msg::{Method, SipMsg};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::tls_connect;
+use super::tls_connect_from;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
@@ -92,7 +92,12 @@ pub struct WsUa {
 
 impl WsUa {
     pub async fn connect(port: u16, user: &str, pass: &str, domain: &str) -> WsUa {
-        let tls = tls_connect(port).await;
+        Self::connect_from("127.0.0.1", port, user, pass, domain).await
+    }
+
+    /// As [`WsUa::connect`], from the loopback address `src`.
+    pub async fn connect_from(src: &str, port: u16, user: &str, pass: &str, domain: &str) -> WsUa {
+        let tls = tls_connect_from(src, port).await;
         let mut req = format!("wss://127.0.0.1:{port}/ws")
             .into_client_request()
             .unwrap();
