@@ -11,6 +11,7 @@
     reason = "the harness drives a real process in real time: it reads the clock and runs log reader threads"
 )]
 
+pub mod attack;
 pub mod peers;
 pub mod sipua;
 
@@ -50,7 +51,19 @@ pub const ENV_SETTINGS: &[&str] = &[
     "DRAIN_TIMEOUT",
     "MEDIA_TIMEOUT",
     "WS_PING_INTERVAL",
+    "MAX_WS_PER_IP",
+    "WS_MSG_RATE",
+    "ALLOWED_ORIGINS",
     "WEBROOT",
+    "SIP_UDP_RATE",
+    "SIP_PROXY_RATE",
+    "MAX_TRANSACTIONS",
+    "MAX_CALLS_PER_WS",
+    "MAX_CALLS_PER_IP",
+    "MAX_CALLS",
+    "NO_ANSWER_TIMEOUT",
+    "MAX_REGISTRATIONS",
+    "RTP_LATCHING",
 ];
 
 /// A fresh, empty directory for one test.
@@ -282,7 +295,16 @@ pub fn client_config(
 
 /// A TLS connection to 127.0.0.1:`port`.
 pub async fn tls_connect(port: u16) -> TlsStream<TcpStream> {
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tls_connect_from("127.0.0.1", port).await
+}
+
+/// A TLS connection to 127.0.0.1:`port` from the loopback address `src` (another client
+/// address, for per-address limits).
+pub async fn tls_connect_from(src: &str, port: u16) -> TlsStream<TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(std::net::SocketAddr::new(src.parse().unwrap(), 0))
+        .unwrap();
+    let tcp = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
     let connector = TlsConnector::from(client_config(&[
         &rustls::version::TLS13,
         &rustls::version::TLS12,

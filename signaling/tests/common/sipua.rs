@@ -10,7 +10,7 @@ use signaling::sip::msg::{Method, SipMsg};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::tls_connect;
+use super::tls_connect_from;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
@@ -92,7 +92,12 @@ pub struct WsUa {
 
 impl WsUa {
     pub async fn connect(port: u16, user: &str, pass: &str, domain: &str) -> WsUa {
-        let tls = tls_connect(port).await;
+        Self::connect_from("127.0.0.1", port, user, pass, domain).await
+    }
+
+    /// As [`WsUa::connect`], from the loopback address `src`.
+    pub async fn connect_from(src: &str, port: u16, user: &str, pass: &str, domain: &str) -> WsUa {
+        let tls = tls_connect_from(src, port).await;
         let mut req = format!("wss://127.0.0.1:{port}/ws")
             .into_client_request()
             .unwrap();
@@ -236,24 +241,30 @@ impl WsUa {
 
     /// Sends the INVITE and returns at once (for CANCEL tests).
     pub async fn start_call(&mut self, target: &str) -> Dialog {
+        let d = self.new_dialog(target);
+        self.send_invite(&d, None).await;
+        d
+    }
+
+    /// A fresh dialog towards `target`, nothing sent (see [`WsUa::invite_text`]).
+    pub fn new_dialog(&mut self, target: &str) -> Dialog {
         let n = self.next();
         let call_id = format!("call-{}-{n}", self.user);
         let tag = format!("t{}", self.next());
-        let d = Dialog {
+        Dialog {
             call_id,
-            local_tag: tag.clone(),
+            local_tag: tag,
             remote: format!("<{target}>"),
             local: format!("<sip:{}@{}>", self.user, self.domain),
             target: target.to_string(),
             cseq: 1,
             final_status: 0,
             answer_sdp: String::new(),
-        };
-        self.send_invite(&d, None).await;
-        d
+        }
     }
 
-    fn invite_text(&mut self, d: &Dialog, auth: Option<(&str, String)>, sdp: &str) -> String {
+    /// The INVITE of `d` as SIP.js writes it, for tests that edit it before sending.
+    pub fn invite_text(&mut self, d: &Dialog, auth: Option<(&str, String)>, sdp: &str) -> String {
         let via = self.via();
         let mut m = format!(
             "INVITE {} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nTo: {}\r\nFrom: {};tag={}\r\n\
