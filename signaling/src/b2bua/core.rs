@@ -478,6 +478,10 @@ impl Core {
                 Ok(_) => {}
                 Err(DialogMiss::NotAPeer) => return self.shed("not_a_peer"),
                 Err(DialogMiss::NoDialog) => {
+                    // 481 to those who may talk to us; a stranger is no peer of any dialog.
+                    if !self.is_known_source(&from) {
+                        return self.shed("not_a_peer");
+                    }
                     if method != Method::Ack {
                         self.answer_stateless(now, &from, &msg, 481, &[]);
                     }
@@ -603,11 +607,17 @@ impl Core {
     /// ACCEPT_IPS lets call; anyone else within a small budget of refusals.
     fn may_answer(&mut self, now: Instant, from: &Peer) -> bool {
         match from {
+            Peer::Udp(a) if !self.is_known_source(from) => self.refusals.take(now, a.ip()),
+            _ => true,
+        }
+    }
+
+    /// Browsers, the upstream, and whoever ACCEPT_IPS lets call.
+    fn is_known_source(&self, from: &Peer) -> bool {
+        match from {
             Peer::Ws(_) => true,
             Peer::Udp(a) => {
-                self.is_upstream_ip(a.ip())
-                    || self.cfg.accept.is_allowed(self.source_of(from))
-                    || self.refusals.take(now, a.ip())
+                self.is_upstream_ip(a.ip()) || self.cfg.accept.is_allowed(self.source_of(from))
             }
         }
     }
@@ -1319,5 +1329,42 @@ mod tests {
             })
             .count();
         assert_eq!(shed, 1000 - 2 * Limits::default().sip_udp_rate as usize);
+    }
+
+    #[test]
+    fn demo_pbx_purges_expired_bindings_and_holds_at_most_its_cap() {
+        let t = now0();
+        let mut c = cfg(false);
+        c.limits.max_registrations = 1;
+        let mut core = Core::new(c);
+        let short = String::from_utf8_lossy(REGISTER).replace("expires=600", "expires=30");
+        core.handle_message(t, ws(), short.as_bytes());
+        assert_eq!(take(&mut core)[0].1.status(), Some(200));
+        let bob = short
+            .replace("sip:alice@", "sip:bob@")
+            .replace("z9hG4bK7542064", "z9hG4bKbob");
+        core.handle_message(t, ws(), bob.as_bytes());
+        assert_eq!(take(&mut core)[0].1.status(), Some(503), "full");
+        assert_eq!(core.registration_count(), 1);
+        // The binding's expiry is a deadline of the core: it goes then, unasked.
+        core.handle_timeout(t); // the finished REGISTER transactions (Timer J: 0 on WS)
+        assert_eq!(core.poll_timeout(), Some(t + Duration::from_secs(30)));
+        core.handle_timeout(t + Duration::from_secs(30));
+        assert_eq!(core.registration_count(), 0);
+        assert_eq!(core.poll_timeout(), None);
+        let bob = bob.replace("z9hG4bKbob", "z9hG4bKbob2");
+        core.handle_message(t + Duration::from_secs(31), ws(), bob.as_bytes());
+        assert_eq!(take(&mut core)[0].1.status(), Some(200), "room again");
+    }
+
+    #[test]
+    fn demo_pbx_takes_no_register_over_udp() {
+        let t = now0();
+        let mut core = Core::new(cfg(false));
+        let from = Peer::Udp("127.0.0.66:5060".parse().unwrap());
+        core.handle_message(t, from, REGISTER);
+        assert_eq!(take(&mut core)[0].1.status(), Some(403));
+        assert_eq!(core.registration_count(), 0);
+        assert!(core.poll_timeout().is_none(), "nothing kept");
     }
 }

@@ -252,6 +252,16 @@ impl SipMsg {
         let (head_end, body_start) = find_head_end(buf).ok_or_else(|| bad("no end of headers"))?;
         let head =
             std::str::from_utf8(&buf[..head_end]).map_err(|_| bad("headers are not UTF-8"))?;
+        // A backslash before a line end would quote a CR or LF (RFC 3261 §25.1 forbids it): a
+        // peer that reads it so would see the next line inside this header, another would see
+        // a header of its own there. Neither is relayed.
+        if head
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'\\' && matches!(w[1], b'\r' | b'\n'))
+        {
+            return Err(bad("backslash before a line end"));
+        }
         let mut lines = unfold(head).into_iter();
         let first = lines.next().ok_or_else(|| bad("no start line"))?;
         let start = parse_start_line(&first)?;
@@ -794,7 +804,7 @@ mod tests {
     #[test]
     fn cr_lf_and_nul_are_refused_even_after_a_backslash() {
         let head = "OPTIONS sip:gw SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:gw>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n";
-        for bad in ["\\\r", "\\\0", "\r", "\0"] {
+        for bad in ["\\\r", "\\\0", "\r", "\0", "\\\n"] {
             let m = format!("{head}X-Note: a{bad}b\r\n\r\n");
             let e = SipMsg::parse(m.as_bytes()).unwrap_err();
             assert_eq!(e.status, 400, "{bad:?}");
