@@ -55,6 +55,7 @@ fn engine_with_timeout(block: u16, ports: u16, reactors: usize, t: Duration) -> 
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: t,
+        latching: crate::Latching::Strict,
     })
     .unwrap()
 }
@@ -375,6 +376,7 @@ fn an_exhausted_shard_fails_the_allocation() {
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
+        latching: crate::Latching::Strict,
     })
     .unwrap();
     let plain = || LegSpec::Plain(None);
@@ -474,6 +476,7 @@ fn busy_webrtc_port_is_named_in_the_error() {
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
+        latching: crate::Latching::Strict,
     })
     .unwrap_err();
     assert!(
@@ -780,6 +783,7 @@ fn video_pairs_come_from_the_shard_and_go_back_to_it() {
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
+        latching: crate::Latching::Strict,
     })
     .unwrap();
     let legs = allocate_plain(&mut h, 1, true).unwrap();

@@ -15,10 +15,11 @@
 //!   unchanged); an ICE restart keeps DTLS and SRTP when the fingerprint is unchanged.
 //!
 //! Plain legs have one [`Stream`] per SDP media section, each its own RTP/RTCP port pair: the
-//! audio stream always, a video stream when the session was allocated with video. Each stream
-//! sends to its section's SDP address; it accepts from it, or latches once to the first source
-//! that sends RTP with one of the section's payload types (symmetric RTP behind NAT). Anything
-//! else is dropped and counted.
+//! audio stream always, a video stream when the session was allocated with video. Nothing is
+//! accepted on a stream before its SDP is known. Then it sends to its section's SDP address and
+//! accepts from the host that SDP names, learning the port from the first packet (symmetric RTP
+//! behind NAT), or with [`Latching::Heuristic`] the best source within a window after the SDP
+//! (see [`Latching`]). Anything else is dropped and counted.
 //!
 //! Bundle to plain (RFC 8843 §9.2, by payload type then SSRC; the engine is not told MIDs or
 //! `a=ssrc`): the browser's RTP goes to the plain leg's video stream when its payload type is
@@ -51,7 +52,7 @@ use crate::api::{
     Setup, WebRtcRemote,
 };
 use plain::PlainLeg;
-pub use plain::VIDEO_SSRCS;
+pub use plain::{Latching, DEFAULT_LEARNING_WINDOW, VIDEO_SSRCS};
 
 /// Default media timeout (the replaced system's rtpproxy used 60 s).
 pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(60);
@@ -140,6 +141,8 @@ pub struct SessionConfig {
     pub media_timeout: Duration,
     /// First DTLS retransmit timeout.
     pub dtls_initial_timeout: Duration,
+    /// How plain streams learn their far end's source.
+    pub latching: Latching,
 }
 
 impl Default for SessionConfig {
@@ -147,6 +150,7 @@ impl Default for SessionConfig {
         Self {
             media_timeout: DEFAULT_MEDIA_TIMEOUT,
             dtls_initial_timeout: super::dtls::DEFAULT_INITIAL_TIMEOUT,
+            latching: Latching::default(),
         }
     }
 }
@@ -315,8 +319,8 @@ impl Session {
                 }
                 LegSpec::Plain(remote) => {
                     let local_rtp = local.media.ok_or_else(|| bad("plain leg without ports"))?;
-                    let mut leg = PlainLeg::new(local_rtp, local.video);
-                    leg.set_remote(remote.clone());
+                    let mut leg = PlainLeg::new(local_rtp, local.video, config.latching, now);
+                    leg.set_remote(now, remote.clone());
                     LegKind::Plain(Box::new(leg))
                 }
                 LegSpec::Echo => LegKind::Echo,
@@ -449,7 +453,7 @@ impl Session {
                 w.remote = Some(r.clone());
             }
             (LegKind::WebRtc(_), LegSpec::WebRtc(None)) => {}
-            (LegKind::Plain(p), LegSpec::Plain(r)) => p.set_remote(r.clone()),
+            (LegKind::Plain(p), LegSpec::Plain(r)) => p.set_remote(now, r.clone()),
             (LegKind::Echo, LegSpec::Echo) => {}
             _ => return Err(bad("an update cannot change a leg's kind")),
         }
@@ -631,7 +635,7 @@ impl Session {
                     p.accept_rtcp(stream, matches!(via, Socket::Rtp(..)), src)?;
                 } else {
                     let h = RtpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
-                    p.accept_rtp(stream, src, h.pt().0)?;
+                    p.accept_rtp(now, stream, src, h.pt().0)?;
                 }
                 let pts = p
                     .stream(stream)

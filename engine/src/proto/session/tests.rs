@@ -529,7 +529,8 @@ fn third_party_on_plain_port_never_reaches_the_browser() {
 fn plain_leg_latches_once_to_a_nat_source() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
     c.connect();
-    let nat = addr("127.0.0.5:7000");
+    // The far end's host, through a NAT that changed its port.
+    let nat = addr("127.0.0.1:7000");
     rtp(&mut c.buf, 0, 1, 3);
     let v = c.s.handle_datagram(
         c.now,
@@ -1171,7 +1172,7 @@ fn plain_rtcp_mux_uses_the_rtp_port_both_ways() {
 }
 
 #[test]
-fn plain_leg_without_sdp_latches_to_the_first_sender() {
+fn plain_leg_accepts_nothing_before_its_sdp() {
     let now = start();
     let mut s = Session::new(
         SessionId(14),
@@ -1185,14 +1186,34 @@ fn plain_leg_without_sdp_latches_to_the_first_sender() {
     let mut buf = [0u8; 2048];
     let first = addr("127.0.0.3:9000");
     let n = rtp(&mut buf, 0, 1, 1);
-    assert!(forwarded(s.handle_datagram(
+    let v = s.handle_datagram(
         now,
         Socket::Rtp(LegIndex::A, Stream::Audio),
         first,
         &mut buf,
-        n
-    )));
+        n,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::BeforeSdp));
+    s.update(
+        now,
+        LegIndex::A,
+        &LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+    )
+    .unwrap();
     let n = rtp(&mut buf, 0, 2, 1);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtp(LegIndex::A, Stream::Audio),
+        first,
+        &mut buf,
+        n,
+    );
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::UnknownSource),
+        "the early sender"
+    );
+    let n = rtp(&mut buf, 0, 3, 1);
     let v = s.handle_datagram(
         now,
         Socket::Rtp(LegIndex::A, Stream::Audio),
@@ -1200,7 +1221,7 @@ fn plain_leg_without_sdp_latches_to_the_first_sender() {
         &mut buf,
         n,
     );
-    assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+    assert!(forwarded(v), "{v:?}");
 }
 
 #[test]
@@ -2206,3 +2227,5 @@ fn the_mid_header_extension_decides_before_ssrc_and_payload_type() {
     let (plain, v) = c.browser_rtp_mid(OPUS, 6, 0x3333, b'1');
     forwarded_as(&c.buf, v, audio, PBX, &plain);
 }
+
+mod latching;
