@@ -49,6 +49,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "ALLOWED_PTS",
     "DRAIN_TIMEOUT",
     "MEDIA_TIMEOUT",
+    "RTP_LATCHING",
     "WS_PING_INTERVAL",
     "WEBROOT",
 ];
