@@ -1122,3 +1122,53 @@ fn an_rtp_sprayer_never_wins_the_plain_leg_through_a_reactor() {
     assert_eq!(stats.legs[1].packets_out, u64::from(AFTER));
     h.shutdown();
 }
+
+/// The reactor's routes on the shared WebRTC port follow ICE's bounded set: after a browser
+/// checked from many addresses, the oldest is no longer routed to the session at all (dropped
+/// as for no session), the newest still is (dropped by the session: not nominated), and the
+/// nominated one keeps carrying media.
+#[test]
+fn evicted_ice_sources_lose_their_route() {
+    use crate::proto::ice::MAX_VALIDATED;
+    let mut h = engine(16, 12, 1);
+    let mut peer = Peer::new(Setup::Active);
+    let pbx = Pbx::new();
+    let relay_plain = call(&mut h, 90, &mut peer, &pbx);
+    media_both_ways(&mut peer, &pbx, relay_plain, 0..2);
+    let nominated = peer.b.addr;
+    let mut buf = [0u8; 2048];
+    let others: Vec<UdpSocket> = (0..3 * MAX_VALIDATED).map(|_| udp()).collect();
+    for sock in &others {
+        peer.b.addr = sock.local_addr().unwrap();
+        let n = peer.b.check(&mut buf, false);
+        sock.send_to(&buf[..n], peer.relay).unwrap();
+        let (n, from) = recv(sock, &mut buf).expect("a Binding response");
+        assert_eq!(from, peer.relay);
+        peer.b.verify_response(&buf[..n]);
+    }
+    peer.b.addr = nominated;
+    let drops = |h: &EngineHandle, r: DropReason| h.stats()[0].drops.get(r);
+    let (no_session, unknown) = (
+        drops(&h, DropReason::UnknownSession),
+        drops(&h, DropReason::UnknownSource),
+    );
+    // Not STUN, not from the nominated source: no session has it, or the session drops it.
+    let n = rtp(&mut buf, 0, 1, 0xbad);
+    others[0].send_to(&buf[..n], peer.relay).unwrap();
+    let t0 = start();
+    while drops(&h, DropReason::UnknownSession) == no_session && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(drops(&h, DropReason::UnknownSession), no_session + 1);
+    others[others.len() - 1]
+        .send_to(&buf[..n], peer.relay)
+        .unwrap();
+    let t0 = start();
+    while drops(&h, DropReason::UnknownSource) == unknown && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(drops(&h, DropReason::UnknownSource), unknown + 1);
+    assert_eq!(drops(&h, DropReason::UnknownSession), no_session + 1);
+    media_both_ways(&mut peer, &pbx, relay_plain, 2..5);
+    h.shutdown();
+}

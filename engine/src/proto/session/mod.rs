@@ -54,6 +54,10 @@ use crate::api::{
 use plain::PlainLeg;
 pub use plain::{Latching, DEFAULT_LEARNING_WINDOW, VIDEO_SSRCS};
 
+/// Most remote addresses [`Session::routes`] gives: per WebRTC leg (two at most), ICE's
+/// remembered validated sources and the nominated one.
+pub const MAX_ROUTES: usize = 2 * (super::ice::MAX_VALIDATED + 1);
+
 /// Default media timeout (the replaced system's rtpproxy used 60 s).
 pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -200,7 +204,8 @@ pub struct Session {
     timed_out: bool,
     drops: DropCounts,
     events: VecDeque<Event>,
-    routes: VecDeque<SocketAddr>,
+    /// The set [`Session::routes`] gives changed since the reactor last asked.
+    routes_changed: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -344,7 +349,7 @@ impl Session {
             timed_out: false,
             drops: DropCounts::default(),
             events: VecDeque::new(),
-            routes: VecDeque::new(),
+            routes_changed: false,
         };
         for leg in LEGS {
             s.maybe_start_dtls(now, leg);
@@ -391,11 +396,28 @@ impl Session {
         })
     }
 
-    /// A remote address newly validated by ICE: the reactor routes datagrams from it on the
-    /// WebRTC port to this session.
+    /// True once after [`Session::routes`] changed (a source validated, one evicted, a new
+    /// nomination, consent lost): the reactor then brings its routes in step.
     #[must_use]
-    pub fn poll_route(&mut self) -> Option<SocketAddr> {
-        self.routes.pop_front()
+    pub fn poll_routes_changed(&mut self) -> bool {
+        std::mem::take(&mut self.routes_changed)
+    }
+
+    /// The remote addresses whose datagrams on the WebRTC port the reactor routes to this
+    /// session: each WebRTC leg's ICE-validated sources and nominated one, ICE's own bounded
+    /// set (at most [`MAX_ROUTES`]), so routes do not grow with each new valid source.
+    pub fn routes(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.legs.iter().flat_map(|l| {
+            let ice = match &l.kind {
+                LegKind::WebRtc(w) => Some(&w.ice),
+                _ => None,
+            };
+            let validated = ice.into_iter().flat_map(|i| i.validated());
+            let nominated = ice
+                .and_then(|i| i.nominated())
+                .filter(|n| !ice.is_some_and(|i| i.validated().any(|v| v == *n)));
+            validated.chain(nominated)
+        })
     }
 
     /// Figures so far.
@@ -575,7 +597,7 @@ impl Session {
                         .handle_stun(now, src, buf, len)
                         .map_err(|_| DropReason::StunRejected)?;
                     if answered.new_source {
-                        self.routes.push_back(src);
+                        self.routes_changed = true;
                     }
                     self.after_ice(now, leg);
                     return Ok(Ingress::Done(Verdict::Forward {
@@ -739,6 +761,8 @@ impl Session {
         while let Some(e) = w.ice.poll_event() {
             match e {
                 IceEvent::Nominated(remote) => {
+                    // The previous nominated source may have left the validated set already.
+                    self.routes_changed = true;
                     self.events.push_back(Event::IceConnected {
                         id: self.id,
                         leg,
@@ -746,9 +770,12 @@ impl Session {
                     });
                     start = true;
                 }
-                IceEvent::ConsentLost => self
-                    .events
-                    .push_back(Event::ConsentLost { id: self.id, leg }),
+                IceEvent::ConsentLost => {
+                    // ICE forgot every source.
+                    self.routes_changed = true;
+                    self.events
+                        .push_back(Event::ConsentLost { id: self.id, leg });
+                }
             }
         }
         if start {
