@@ -287,6 +287,7 @@ fn main() {
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(3600),
+        latching: engine::Latching::Strict,
     })
     .expect("engine start");
     let tid = reactor_tid();

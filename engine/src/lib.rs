@@ -23,6 +23,7 @@ use crossbeam_channel::{Receiver, Sender};
 use api::{Command, Event, Failure, Output, Reply, SessionId};
 use proto::dtls::{DtlsError, DtlsIdentity};
 use proto::session::SessionConfig;
+pub use proto::session::{Latching, DEFAULT_LEARNING_WINDOW};
 pub use reactor::{ReactorSnapshot, ReactorStats};
 
 /// Whether this build has the test-only fault hooks (feature `test-hooks`, enabled by the
@@ -45,6 +46,10 @@ pub struct EngineConfig {
     pub advertise: IpAddr,
     /// No media for this long (no leg held) → [`api::Event::MediaTimeout`].
     pub media_timeout: Duration,
+    /// How plain legs learn their far end's media source: [`Latching::Strict`] (from the SDP's
+    /// IP only) or [`Latching::Heuristic`] (rtpengine's `heuristic`, for peers whose SDP
+    /// address is wrong).
+    pub latching: Latching,
 }
 
 /// Why the engine could not start.
@@ -137,6 +142,7 @@ impl Engine {
         let notify = Arc::new(reactor::eventfd(true).map_err(EngineError::Setup)?);
         let config = SessionConfig {
             media_timeout: cfg.media_timeout,
+            latching: cfg.latching,
             ..SessionConfig::default()
         };
         let count = cfg.shards.len();
@@ -351,6 +357,7 @@ mod tests {
             bind: "127.0.0.1".parse().unwrap(),
             advertise: "127.0.0.1".parse().unwrap(),
             media_timeout: Duration::from_secs(60),
+            latching: Latching::Strict,
         })
         .unwrap_err();
         assert!(matches!(err, EngineError::NoShards));

@@ -146,6 +146,7 @@ impl Gateway {
             bind: config.bind,
             advertise: config.advertise,
             media_timeout: config.media_timeout,
+            latching: config.rtp_latching,
         })
         .map_err(|e| match e {
             engine::EngineError::Bind { .. } => ConfigError::new("MIN_RTP_PORT/MAX_RTP_PORT", e),

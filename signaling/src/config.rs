@@ -140,6 +140,17 @@ pub struct Args {
         default_value_t = 60
     )]
     pub media_timeout: u64,
+    /// How a plain (SIP-side) leg learns where the far end's media comes from: `strict` (only
+    /// from the IP address in its SDP; the port is learned from its first packet) or
+    /// `heuristic` (rtpengine's: within 3 s after the SDP prefer the SDP address, then its IP,
+    /// then the first sender; fixed after that; for peers whose SDP address is wrong).
+    #[arg(
+        long,
+        env = "RTP_LATCHING",
+        value_name = "RTP_LATCHING",
+        default_value = "strict"
+    )]
+    pub rtp_latching: String,
     /// Seconds between WebSocket pings; a connection silent for two intervals is dead.
     #[arg(
         long,
@@ -322,6 +333,7 @@ pub struct Config {
     pub allowed_pts: PtFilter,
     pub drain_timeout: Duration,
     pub media_timeout: Duration,
+    pub rtp_latching: engine::Latching,
     pub ws_ping_interval: Duration,
     pub webroot: Option<PathBuf>,
     pub max_ws_per_ip: usize,
@@ -521,6 +533,18 @@ impl Config {
                 format!("'{bad}' is not an origin like https://host[:port]"),
             ));
         }
+        let rtp_latching = match args.rtp_latching.trim().to_ascii_lowercase().as_str() {
+            "strict" => engine::Latching::Strict,
+            "heuristic" => engine::Latching::Heuristic {
+                window: engine::DEFAULT_LEARNING_WINDOW,
+            },
+            _ => {
+                return Err(ConfigError::new(
+                    "RTP_LATCHING",
+                    format!("'{}' is not strict or heuristic", args.rtp_latching),
+                ))
+            }
+        };
         if args.media_timeout == 0 {
             return Err(ConfigError::new(
                 "MEDIA_TIMEOUT",
@@ -571,6 +595,7 @@ impl Config {
             allowed_pts,
             drain_timeout: Duration::from_secs(args.drain_timeout),
             media_timeout: Duration::from_secs(args.media_timeout),
+            rtp_latching,
             ws_ping_interval: Duration::from_secs(args.ws_ping_interval),
             webroot: args.webroot,
             max_ws_per_ip: args.max_ws_per_ip,
@@ -673,7 +698,21 @@ mod tests {
         assert_eq!(c.rtp_ports, 32000..=34000);
         assert_eq!(c.tls, TlsSource::Generated);
         assert_eq!(c.drain_timeout, Duration::from_secs(30));
+        assert_eq!(c.rtp_latching, engine::Latching::Strict);
         assert!(!c.advertise.is_unspecified());
+    }
+
+    #[test]
+    fn rtp_latching_modes() {
+        let c = parse(&["--rtp-latching", "Heuristic"]).unwrap();
+        assert_eq!(
+            c.rtp_latching,
+            engine::Latching::Heuristic {
+                window: engine::DEFAULT_LEARNING_WINDOW
+            }
+        );
+        let c = parse(&["--rtp-latching", "strict"]).unwrap();
+        assert_eq!(c.rtp_latching, engine::Latching::Strict);
     }
 
     #[test]
@@ -725,6 +764,7 @@ mod tests {
             (&["--https-port", "8443", "--wss-port", "8443"], "WSS_PORT"),
             (&["--max-ws-per-ip", "0"], "MAX_WS_PER_IP"),
             (&["--ws-msg-rate", "0"], "WS_MSG_RATE"),
+            (&["--rtp-latching", "anyone"], "RTP_LATCHING"),
             (
                 &["--allowed-origins", "phone.example.com"],
                 "ALLOWED_ORIGINS",

@@ -184,6 +184,7 @@ fn bad_log_level_and_numbers() {
     fails_naming("nodebug", &[("RTPP_NODEBUG", "maybe")], "RTPP_NODEBUG");
     fails_naming("https-nan", &[("HTTPS_PORT", "https")], "HTTPS_PORT");
     fails_naming("threads", &[("MEDIA_THREADS", "0")], "MEDIA_THREADS");
+    fails_naming("latching", &[("RTP_LATCHING", "anyone")], "RTP_LATCHING");
 }
 
 #[test]

@@ -36,11 +36,14 @@ pub enum DropReason {
     /// RTP on hold (RFC 3264 §5.1, §8.4): the receiving leg's SDP is `sendonly`/`inactive`, or
     /// the sending leg's is `recvonly`/`inactive`.
     Held,
+    /// Media on a plain stream before its far end's SDP is known: nothing is learned or
+    /// accepted before it (an attacker spraying the port range must not win the latch).
+    BeforeSdp,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     /// Every reason, in discriminant order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
@@ -57,6 +60,7 @@ impl DropReason {
         DropReason::Panicked,
         DropReason::Truncated,
         DropReason::Held,
+        DropReason::BeforeSdp,
     ];
 
     /// A metric label.
@@ -76,6 +80,7 @@ impl DropReason {
             DropReason::Panicked => "panicked",
             DropReason::Truncated => "truncated",
             DropReason::Held => "held",
+            DropReason::BeforeSdp => "before_sdp",
         }
     }
 }

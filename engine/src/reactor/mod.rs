@@ -37,7 +37,9 @@ use crate::api::{Command, Event, Failure, LegIndex, LegSpec, Output, Reply, Sess
 use crate::ports::Shard;
 use crate::proto::dtls::DtlsIdentity;
 use crate::proto::ice::local_ufrag_of;
-use crate::proto::session::{LocalAddrs, Session, SessionConfig, Socket, Stream, Verdict};
+use crate::proto::session::{
+    LocalAddrs, Session, SessionConfig, Socket, Stream, Verdict, MAX_ROUTES,
+};
 use crate::proto::stats::{DropCounts, DropReason};
 use crate::proto::wire::{demux, PacketKind};
 use ring::{read_sockaddr, Buffers, BUF_SIZE};
@@ -214,6 +216,8 @@ struct Entry {
     plain: [[Option<(usize, usize)>; 2]; 2],
     /// The shard's pairs this session holds (both streams of both legs).
     pairs: Vec<u16>,
+    /// The addresses routed to this session on the WebRTC port: its session's
+    /// [`Session::routes`] when last asked (at most [`MAX_ROUTES`]).
     routes: Vec<SocketAddr>,
     ufrags: Vec<Box<[u8]>>,
     deadline: Option<Instant>,
@@ -695,13 +699,11 @@ impl Reactor {
                 None => self.bufs.recycle(bid),
             }
         }
-        let Some(entry) = self.entry_mut(key) else {
+        let Some(entry) = slot_entry(&mut self.slots, key) else {
             return;
         };
-        let mut new_routes = Vec::new();
-        while let Some(addr) = entry.session.poll_route() {
-            entry.routes.push(addr);
-            new_routes.push(addr);
+        if entry.session.poll_routes_changed() {
+            sync_routes(&mut self.by_addr, key, entry);
         }
         let mut events = Vec::new();
         while let Some(e) = entry.session.poll_event() {
@@ -720,9 +722,6 @@ impl Reactor {
         };
         if let Some(t) = rearm {
             entry.deadline = Some(t);
-        }
-        for addr in new_routes {
-            self.by_addr.insert(addr, key);
         }
         for e in events {
             if let Event::DtlsFailed { id, leg, reason } = &e {
@@ -1046,6 +1045,31 @@ impl Reactor {
             id,
             stats: stats.unwrap_or_default(),
         }));
+    }
+}
+
+/// Brings the reactor's routes for `key` in step with its session's (ICE's bounded set): routes
+/// the session no longer gives are removed (unless another session took the address since),
+/// new ones added. `entry.routes` keeps its capacity: no allocation once it has grown.
+fn sync_routes(by_addr: &mut HashMap<SocketAddr, Key>, key: Key, entry: &mut Entry) {
+    let mut old = [None; MAX_ROUTES];
+    for (slot, addr) in old.iter_mut().zip(&entry.routes) {
+        *slot = Some(*addr);
+    }
+    entry.routes.clear();
+    for addr in entry.session.routes() {
+        if entry.routes.contains(&addr) {
+            continue;
+        }
+        if !old.contains(&Some(addr)) {
+            by_addr.insert(addr, key);
+        }
+        entry.routes.push(addr);
+    }
+    for addr in old.into_iter().flatten() {
+        if !entry.routes.contains(&addr) && by_addr.get(&addr) == Some(&key) {
+            by_addr.remove(&addr);
+        }
     }
 }
 

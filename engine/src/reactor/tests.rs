@@ -55,6 +55,7 @@ fn engine_with_timeout(block: u16, ports: u16, reactors: usize, t: Duration) -> 
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: t,
+        latching: crate::Latching::Strict,
     })
     .unwrap()
 }
@@ -375,6 +376,7 @@ fn an_exhausted_shard_fails_the_allocation() {
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
+        latching: crate::Latching::Strict,
     })
     .unwrap();
     let plain = || LegSpec::Plain(None);
@@ -474,6 +476,7 @@ fn busy_webrtc_port_is_named_in_the_error() {
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
+        latching: crate::Latching::Strict,
     })
     .unwrap_err();
     assert!(
@@ -780,6 +783,7 @@ fn video_pairs_come_from_the_shard_and_go_back_to_it() {
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
+        latching: crate::Latching::Strict,
     })
     .unwrap();
     let legs = allocate_plain(&mut h, 1, true).unwrap();
@@ -951,4 +955,220 @@ fn shutdown_of_an_idle_engine_does_not_wait_out_the_idle_wait() {
     h.shutdown();
     let took = t0.elapsed();
     assert!(took < super::IDLE_WAIT / 2, "shutdown took {took:?}");
+}
+
+/// An attacker on its own loopback address (never on the signaling path) spraying a plain
+/// leg's RTP and RTCP ports with a negotiated payload type, counting what it gets back.
+struct Sprayer {
+    sock: UdpSocket,
+    rtp: SocketAddr,
+    rtcp: SocketAddr,
+    sent: u64,
+    got: u64,
+}
+
+impl Sprayer {
+    fn new(rtp: SocketAddr) -> Self {
+        let sock = UdpSocket::bind("127.0.0.66:0").unwrap();
+        sock.set_nonblocking(true).unwrap();
+        Self {
+            sock,
+            rtp,
+            rtcp: SocketAddr::new(rtp.ip(), rtp.port() + 1),
+            sent: 0,
+            got: 0,
+        }
+    }
+
+    /// One RTP packet (PCMU) and one RTCP report; then takes in whatever came back.
+    fn spray(&mut self, seq: u16) {
+        let mut buf = [0u8; 2048];
+        let n = rtp(&mut buf, 0, seq, 0xbad);
+        self.sock.send_to(&buf[..n], self.rtp).unwrap();
+        let n = rtcp(&mut buf, 0xbad);
+        self.sock.send_to(&buf[..n], self.rtcp).unwrap();
+        self.sent += 2;
+        while self.sock.recv_from(&mut buf).is_ok() {
+            self.got += 1;
+        }
+    }
+}
+
+/// RTP bleed over real sockets: an attacker on another host (127.0.0.66) sprays the plain
+/// port with a negotiated payload type, and its RTCP port, every few milliseconds before the
+/// far end's SDP is known, while it is being set, and after; the far end (its SDP host, through
+/// a NAT that changed its port) talks too. The attacker gets nothing; every one of the far
+/// end's packets after its SDP reaches the browser, and the browser's reach the far end.
+#[test]
+fn an_rtp_sprayer_never_wins_the_plain_leg_through_a_reactor() {
+    let mut h = engine(15, 12, 1);
+    let mut peer = Peer::new(Setup::Active);
+    let id = SessionId(80);
+    h.send(Command::Allocate {
+        id,
+        legs: [LegSpec::WebRtc(Some(peer.b.remote())), LegSpec::Plain(None)],
+        video: false,
+    });
+    let legs = allocated(&mut h, id).unwrap();
+    peer.learn(&legs[0]);
+    let LocalLeg::Plain {
+        rtp: relay_plain, ..
+    } = legs[1]
+    else {
+        panic!("{legs:?}")
+    };
+    let fp = h.fingerprint().to_owned();
+    peer.connect(&fp);
+    let mut attacker = Sprayer::new(relay_plain);
+    let pbx = Pbx::new();
+    let nat = udp();
+    let mut buf = [0u8; 2048];
+    let drops = |h: &EngineHandle, r: DropReason| h.stats()[0].drops.get(r);
+    let wait_drops = |h: &EngineHandle, r: DropReason, n: u64| {
+        let t0 = start();
+        while drops(h, r) < n && t0.elapsed() < WAIT {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(drops(h, r), n, "{r:?}");
+    };
+
+    // Before the SDP: everyone is dropped, the far end too.
+    const BEFORE: u16 = 40;
+    for seq in 0..BEFORE {
+        attacker.spray(seq);
+        let n = rtp(&mut buf, 8, seq, 0xfeed);
+        nat.send_to(&buf[..n], relay_plain).unwrap();
+        peer.send_rtp(seq);
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    wait_drops(&h, DropReason::BeforeSdp, attacker.sent + u64::from(BEFORE));
+    let before_sdp = drops(&h, DropReason::BeforeSdp);
+
+    // The SDP goes in while the spraying goes on.
+    h.send(Command::Update {
+        id,
+        leg: LegIndex::B,
+        remote: LegSpec::Plain(Some(pbx.remote())),
+    });
+    let t0 = start();
+    let mut seq = BEFORE;
+    let mut updated = false;
+    while !updated && t0.elapsed() < WAIT {
+        attacker.spray(seq);
+        seq += 1;
+        while let Some(o) = h.try_recv() {
+            updated |= matches!(o, Output::Reply(Reply::Updated { id: i, .. }) if i == id);
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    assert!(updated);
+
+    // After it: the attacker first in every round, then the far end and the browser.
+    const AFTER: u16 = 60;
+    let mut relayed_to_browser = 0;
+    let mut relayed_to_far_end = 0;
+    for i in 0..AFTER {
+        attacker.spray(seq + i);
+        let n = rtp(&mut buf, 8, 1000 + i, 0xfeed);
+        let sent = buf[..n].to_vec();
+        nat.send_to(&sent, relay_plain).unwrap();
+        if peer.recv_rtp().is_some_and(|got| got == sent) {
+            relayed_to_browser += 1;
+        }
+        let plain = peer.send_rtp(100 + i);
+        if recv(&nat, &mut buf).is_some_and(|(n, from)| from == relay_plain && buf[..n] == plain) {
+            relayed_to_far_end += 1;
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    assert_eq!(
+        relayed_to_browser, AFTER,
+        "the far end's RTP reached the browser"
+    );
+    assert_eq!(
+        relayed_to_far_end, AFTER,
+        "the browser's RTP reached the far end"
+    );
+    // Every sprayed packet was dropped, as before the SDP or as from an unknown source.
+    let sprayed_after = attacker.sent - (before_sdp - u64::from(BEFORE));
+    let t0 = start();
+    while drops(&h, DropReason::BeforeSdp) + drops(&h, DropReason::UnknownSource)
+        < before_sdp + sprayed_after
+        && t0.elapsed() < WAIT
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        drops(&h, DropReason::BeforeSdp) + drops(&h, DropReason::UnknownSource),
+        before_sdp + sprayed_after
+    );
+    assert!(
+        drops(&h, DropReason::UnknownSource) > 0,
+        "sprayed after the SDP"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    attacker.spray(0);
+    assert_eq!(attacker.got, 0, "the gateway sent the attacker media");
+    assert!(
+        recv(&pbx.rtp, &mut buf).is_none(),
+        "the learned port, not the SDP's"
+    );
+    h.send(Command::Release { id });
+    let stats = wait_for(&mut h, |o| match o {
+        Output::Event(Event::Released { id: i, stats }) if *i == id => Some(*stats),
+        _ => None,
+    });
+    assert_eq!(stats.legs[1].packets_in, u64::from(AFTER));
+    assert_eq!(stats.legs[1].packets_out, u64::from(AFTER));
+    h.shutdown();
+}
+
+/// The reactor's routes on the shared WebRTC port follow ICE's bounded set: after a browser
+/// checked from many addresses, the oldest is no longer routed to the session at all (dropped
+/// as for no session), the newest still is (dropped by the session: not nominated), and the
+/// nominated one keeps carrying media.
+#[test]
+fn evicted_ice_sources_lose_their_route() {
+    use crate::proto::ice::MAX_VALIDATED;
+    let mut h = engine(16, 12, 1);
+    let mut peer = Peer::new(Setup::Active);
+    let pbx = Pbx::new();
+    let relay_plain = call(&mut h, 90, &mut peer, &pbx);
+    media_both_ways(&mut peer, &pbx, relay_plain, 0..2);
+    let nominated = peer.b.addr;
+    let mut buf = [0u8; 2048];
+    let others: Vec<UdpSocket> = (0..3 * MAX_VALIDATED).map(|_| udp()).collect();
+    for sock in &others {
+        peer.b.addr = sock.local_addr().unwrap();
+        let n = peer.b.check(&mut buf, false);
+        sock.send_to(&buf[..n], peer.relay).unwrap();
+        let (n, from) = recv(sock, &mut buf).expect("a Binding response");
+        assert_eq!(from, peer.relay);
+        peer.b.verify_response(&buf[..n]);
+    }
+    peer.b.addr = nominated;
+    let drops = |h: &EngineHandle, r: DropReason| h.stats()[0].drops.get(r);
+    let (no_session, unknown) = (
+        drops(&h, DropReason::UnknownSession),
+        drops(&h, DropReason::UnknownSource),
+    );
+    // Not STUN, not from the nominated source: no session has it, or the session drops it.
+    let n = rtp(&mut buf, 0, 1, 0xbad);
+    others[0].send_to(&buf[..n], peer.relay).unwrap();
+    let t0 = start();
+    while drops(&h, DropReason::UnknownSession) == no_session && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(drops(&h, DropReason::UnknownSession), no_session + 1);
+    others[others.len() - 1]
+        .send_to(&buf[..n], peer.relay)
+        .unwrap();
+    let t0 = start();
+    while drops(&h, DropReason::UnknownSource) == unknown && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(drops(&h, DropReason::UnknownSource), unknown + 1);
+    assert_eq!(drops(&h, DropReason::UnknownSession), no_session + 1);
+    media_both_ways(&mut peer, &pbx, relay_plain, 2..5);
+    h.shutdown();
 }

@@ -50,6 +50,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "ALLOWED_PTS",
     "DRAIN_TIMEOUT",
     "MEDIA_TIMEOUT",
+    "RTP_LATCHING",
     "WS_PING_INTERVAL",
     "MAX_WS_PER_IP",
     "WS_MSG_RATE",

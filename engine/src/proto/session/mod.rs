@@ -15,10 +15,11 @@
 //!   unchanged); an ICE restart keeps DTLS and SRTP when the fingerprint is unchanged.
 //!
 //! Plain legs have one [`Stream`] per SDP media section, each its own RTP/RTCP port pair: the
-//! audio stream always, a video stream when the session was allocated with video. Each stream
-//! sends to its section's SDP address; it accepts from it, or latches once to the first source
-//! that sends RTP with one of the section's payload types (symmetric RTP behind NAT). Anything
-//! else is dropped and counted.
+//! audio stream always, a video stream when the session was allocated with video. Nothing is
+//! accepted on a stream before its SDP is known. Then it sends to its section's SDP address and
+//! accepts from the host that SDP names, learning the port from the first packet (symmetric RTP
+//! behind NAT), or with [`Latching::Heuristic`] the best source within a window after the SDP
+//! (see [`Latching`]). Anything else is dropped and counted.
 //!
 //! Bundle to plain (RFC 8843 §9.2, by payload type then SSRC; the engine is not told MIDs or
 //! `a=ssrc`): the browser's RTP goes to the plain leg's video stream when its payload type is
@@ -51,7 +52,11 @@ use crate::api::{
     Setup, WebRtcRemote,
 };
 use plain::PlainLeg;
-pub use plain::VIDEO_SSRCS;
+pub use plain::{Latching, DEFAULT_LEARNING_WINDOW, VIDEO_SSRCS};
+
+/// Most remote addresses [`Session::routes`] gives: per WebRTC leg (two at most), ICE's
+/// remembered validated sources and the nominated one.
+pub const MAX_ROUTES: usize = 2 * (super::ice::MAX_VALIDATED + 1);
 
 /// Default media timeout (the replaced system's rtpproxy used 60 s).
 pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(60);
@@ -140,6 +145,8 @@ pub struct SessionConfig {
     pub media_timeout: Duration,
     /// First DTLS retransmit timeout.
     pub dtls_initial_timeout: Duration,
+    /// How plain streams learn their far end's source.
+    pub latching: Latching,
 }
 
 impl Default for SessionConfig {
@@ -147,6 +154,7 @@ impl Default for SessionConfig {
         Self {
             media_timeout: DEFAULT_MEDIA_TIMEOUT,
             dtls_initial_timeout: super::dtls::DEFAULT_INITIAL_TIMEOUT,
+            latching: Latching::default(),
         }
     }
 }
@@ -196,7 +204,8 @@ pub struct Session {
     timed_out: bool,
     drops: DropCounts,
     events: VecDeque<Event>,
-    routes: VecDeque<SocketAddr>,
+    /// The set [`Session::routes`] gives changed since the reactor last asked.
+    routes_changed: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -315,8 +324,8 @@ impl Session {
                 }
                 LegSpec::Plain(remote) => {
                     let local_rtp = local.media.ok_or_else(|| bad("plain leg without ports"))?;
-                    let mut leg = PlainLeg::new(local_rtp, local.video);
-                    leg.set_remote(remote.clone());
+                    let mut leg = PlainLeg::new(local_rtp, local.video, config.latching, now);
+                    leg.set_remote(now, remote.clone());
                     LegKind::Plain(Box::new(leg))
                 }
                 LegSpec::Echo => LegKind::Echo,
@@ -340,7 +349,7 @@ impl Session {
             timed_out: false,
             drops: DropCounts::default(),
             events: VecDeque::new(),
-            routes: VecDeque::new(),
+            routes_changed: false,
         };
         for leg in LEGS {
             s.maybe_start_dtls(now, leg);
@@ -387,11 +396,28 @@ impl Session {
         })
     }
 
-    /// A remote address newly validated by ICE: the reactor routes datagrams from it on the
-    /// WebRTC port to this session.
+    /// True once after [`Session::routes`] changed (a source validated, one evicted, a new
+    /// nomination, consent lost): the reactor then brings its routes in step.
     #[must_use]
-    pub fn poll_route(&mut self) -> Option<SocketAddr> {
-        self.routes.pop_front()
+    pub fn poll_routes_changed(&mut self) -> bool {
+        std::mem::take(&mut self.routes_changed)
+    }
+
+    /// The remote addresses whose datagrams on the WebRTC port the reactor routes to this
+    /// session: each WebRTC leg's ICE-validated sources and nominated one, ICE's own bounded
+    /// set (at most [`MAX_ROUTES`]), so routes do not grow with each new valid source.
+    pub fn routes(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.legs.iter().flat_map(|l| {
+            let ice = match &l.kind {
+                LegKind::WebRtc(w) => Some(&w.ice),
+                _ => None,
+            };
+            let validated = ice.into_iter().flat_map(|i| i.validated());
+            let nominated = ice
+                .and_then(|i| i.nominated())
+                .filter(|n| !ice.is_some_and(|i| i.validated().any(|v| v == *n)));
+            validated.chain(nominated)
+        })
     }
 
     /// Figures so far.
@@ -449,7 +475,7 @@ impl Session {
                 w.remote = Some(r.clone());
             }
             (LegKind::WebRtc(_), LegSpec::WebRtc(None)) => {}
-            (LegKind::Plain(p), LegSpec::Plain(r)) => p.set_remote(r.clone()),
+            (LegKind::Plain(p), LegSpec::Plain(r)) => p.set_remote(now, r.clone()),
             (LegKind::Echo, LegSpec::Echo) => {}
             _ => return Err(bad("an update cannot change a leg's kind")),
         }
@@ -571,7 +597,7 @@ impl Session {
                         .handle_stun(now, src, buf, len)
                         .map_err(|_| DropReason::StunRejected)?;
                     if answered.new_source {
-                        self.routes.push_back(src);
+                        self.routes_changed = true;
                     }
                     self.after_ice(now, leg);
                     return Ok(Ingress::Done(Verdict::Forward {
@@ -631,7 +657,7 @@ impl Session {
                     p.accept_rtcp(stream, matches!(via, Socket::Rtp(..)), src)?;
                 } else {
                     let h = RtpHeader::parse(&buf[..len]).map_err(|_| DropReason::Malformed)?;
-                    p.accept_rtp(stream, src, h.pt().0)?;
+                    p.accept_rtp(now, stream, src, h.pt().0)?;
                 }
                 let pts = p
                     .stream(stream)
@@ -735,6 +761,8 @@ impl Session {
         while let Some(e) = w.ice.poll_event() {
             match e {
                 IceEvent::Nominated(remote) => {
+                    // The previous nominated source may have left the validated set already.
+                    self.routes_changed = true;
                     self.events.push_back(Event::IceConnected {
                         id: self.id,
                         leg,
@@ -742,9 +770,12 @@ impl Session {
                     });
                     start = true;
                 }
-                IceEvent::ConsentLost => self
-                    .events
-                    .push_back(Event::ConsentLost { id: self.id, leg }),
+                IceEvent::ConsentLost => {
+                    // ICE forgot every source.
+                    self.routes_changed = true;
+                    self.events
+                        .push_back(Event::ConsentLost { id: self.id, leg });
+                }
             }
         }
         if start {

@@ -273,7 +273,8 @@ impl Call {
     /// ICE nomination and the DTLS handshake; returns the events.
     fn connect(&mut self) -> Vec<Event> {
         assert!(matches!(self.check(true), Verdict::Forward { .. }));
-        assert_eq!(self.s.poll_route(), Some(self.b.addr));
+        assert!(self.s.poll_routes_changed());
+        assert_eq!(self.s.routes().collect::<Vec<_>>(), [self.b.addr]);
         let fp = identity(0).fingerprint().to_sdp();
         self.b.start_dtls(&fp, self.now);
         self.pump_dtls();
@@ -529,7 +530,8 @@ fn third_party_on_plain_port_never_reaches_the_browser() {
 fn plain_leg_latches_once_to_a_nat_source() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
     c.connect();
-    let nat = addr("127.0.0.5:7000");
+    // The far end's host, through a NAT that changed its port.
+    let nat = addr("127.0.0.1:7000");
     rtp(&mut c.buf, 0, 1, 3);
     let v = c.s.handle_datagram(
         c.now,
@@ -623,6 +625,44 @@ fn consent_lost_after_30s_without_checks() {
     assert_eq!(c.pbx_sends(1), Verdict::Drop(DropReason::NotConnected));
 }
 
+/// Routes mirror ICE's bounded set of validated sources: a browser (or anyone holding the ICE
+/// password) checking from ever new addresses does not grow them.
+#[test]
+fn routes_stay_within_ices_bounded_set_of_sources() {
+    use crate::proto::ice::MAX_VALIDATED;
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    let nominated = c.b.addr;
+    let mut sources = vec![nominated];
+    for i in 0..4 * MAX_VALIDATED as u16 {
+        c.b.addr = SocketAddr::from(([127, 0, 0, 7], 51000 + i));
+        assert!(forwarded(c.check(false)));
+        assert!(c.s.poll_routes_changed(), "a new source");
+        sources.push(c.b.addr);
+        let mut routes: Vec<_> = c.s.routes().collect();
+        assert!(routes.len() <= MAX_VALIDATED + 1, "{routes:?}");
+        assert!(routes.len() <= MAX_ROUTES);
+        // The newest sources ICE remembers, and the nominated one (still carrying media).
+        let mut expected: Vec<_> = sources[sources.len().saturating_sub(MAX_VALIDATED)..].to_vec();
+        if !expected.contains(&nominated) {
+            expected.push(nominated);
+        }
+        routes.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(routes, expected, "after {} new sources", i + 1);
+    }
+    // A check again from a routed source changes nothing; media still flows.
+    assert!(forwarded(c.check(false)));
+    assert!(!c.s.poll_routes_changed());
+    c.b.addr = nominated;
+    assert!(forwarded(c.browser_sends(1)));
+    // Consent lost: ICE forgets every source, and so do the routes.
+    c.now += Duration::from_secs(30);
+    c.s.handle_timeout(c.now);
+    assert!(c.s.poll_routes_changed());
+    assert_eq!(c.s.routes().count(), 0);
+}
+
 #[test]
 fn ice_restart_relatches_and_keeps_srtp() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
@@ -657,7 +697,8 @@ fn ice_restart_relatches_and_keeps_srtp() {
     let old_addr = c.b.addr;
     c.b.addr = addr("127.0.0.7:50001");
     assert!(forwarded(c.check(true)));
-    assert_eq!(c.s.poll_route(), Some(c.b.addr));
+    assert!(c.s.poll_routes_changed());
+    assert_eq!(c.s.routes().collect::<Vec<_>>(), [old_addr, c.b.addr]);
     assert_eq!(
         c.s.poll_event(),
         Some(Event::IceConnected {
@@ -1035,7 +1076,7 @@ fn wrong_browser_certificate_fails_dtls() {
         buf: vec![0u8; 2048],
     };
     assert!(forwarded(c.check(true)));
-    let _ = c.s.poll_route();
+    let _ = c.s.poll_routes_changed();
     c.b.start_dtls(&identity(0).fingerprint().to_sdp(), c.now);
     for _ in 0..10 {
         while let Some(d) = c.b.dtls.as_mut().unwrap().poll_transmit() {
@@ -1171,7 +1212,7 @@ fn plain_rtcp_mux_uses_the_rtp_port_both_ways() {
 }
 
 #[test]
-fn plain_leg_without_sdp_latches_to_the_first_sender() {
+fn plain_leg_accepts_nothing_before_its_sdp() {
     let now = start();
     let mut s = Session::new(
         SessionId(14),
@@ -1185,14 +1226,34 @@ fn plain_leg_without_sdp_latches_to_the_first_sender() {
     let mut buf = [0u8; 2048];
     let first = addr("127.0.0.3:9000");
     let n = rtp(&mut buf, 0, 1, 1);
-    assert!(forwarded(s.handle_datagram(
+    let v = s.handle_datagram(
         now,
         Socket::Rtp(LegIndex::A, Stream::Audio),
         first,
         &mut buf,
-        n
-    )));
+        n,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::BeforeSdp));
+    s.update(
+        now,
+        LegIndex::A,
+        &LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+    )
+    .unwrap();
     let n = rtp(&mut buf, 0, 2, 1);
+    let v = s.handle_datagram(
+        now,
+        Socket::Rtp(LegIndex::A, Stream::Audio),
+        first,
+        &mut buf,
+        n,
+    );
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::UnknownSource),
+        "the early sender"
+    );
+    let n = rtp(&mut buf, 0, 3, 1);
     let v = s.handle_datagram(
         now,
         Socket::Rtp(LegIndex::A, Stream::Audio),
@@ -1200,7 +1261,7 @@ fn plain_leg_without_sdp_latches_to_the_first_sender() {
         &mut buf,
         n,
     );
-    assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
+    assert!(forwarded(v), "{v:?}");
 }
 
 #[test]
@@ -1493,7 +1554,7 @@ impl Call {
 fn browser_flight_again_after_srtp_went_out_is_not_a_failure() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
     assert!(forwarded(c.check(true)));
-    let _ = c.s.poll_route();
+    let _ = c.s.poll_routes_changed();
     let config = DtlsConfig {
         initial_timeout: Duration::from_millis(40),
         ..DtlsConfig::new(DtlsRole::Client, identity(0).fingerprint().clone())
@@ -2206,3 +2267,5 @@ fn the_mid_header_extension_decides_before_ssrc_and_payload_type() {
     let (plain, v) = c.browser_rtp_mid(OPUS, 6, 0x3333, b'1');
     forwarded_as(&c.buf, v, audio, PBX, &plain);
 }
+
+mod latching;
