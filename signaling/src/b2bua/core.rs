@@ -358,33 +358,25 @@ impl Core {
         self.pump(now);
     }
 
-    /// Whether `a` is one of the outbound proxy's or the static route's addresses.
-    pub(super) fn is_upstream(&self, a: SocketAddr) -> bool {
-        let route = self.cfg.route.as_ref().map_or(&[][..], |r| match &r.dest {
+    /// The outbound proxy's and the static route's (and its `op=` proxy's) addresses.
+    fn upstream(&self) -> impl Iterator<Item = &SocketAddr> {
+        let route = self.cfg.route.as_ref();
+        let dest = route.map_or(&[][..], |r| match &r.dest {
             Dest::Host { addrs, .. } => addrs.as_slice(),
             _ => &[],
         });
-        let op = self
-            .cfg
-            .route
-            .as_ref()
-            .map_or(&[][..], |r| r.op_addrs.as_slice());
+        let op = route.map_or(&[][..], |r| r.op_addrs.as_slice());
         let proxy = self.cfg.proxy.as_deref().unwrap_or_default();
-        proxy.iter().chain(route).chain(op).any(|x| *x == a)
+        proxy.iter().chain(dest).chain(op)
+    }
+
+    /// Whether `a` is one of the upstream's addresses.
+    pub(super) fn is_upstream(&self, a: SocketAddr) -> bool {
+        self.upstream().any(|x| *x == a)
     }
 
     fn is_upstream_ip(&self, ip: IpAddr) -> bool {
-        let route = self.cfg.route.as_ref().map_or(&[][..], |r| match &r.dest {
-            Dest::Host { addrs, .. } => addrs.as_slice(),
-            _ => &[],
-        });
-        let op = self
-            .cfg
-            .route
-            .as_ref()
-            .map_or(&[][..], |r| r.op_addrs.as_slice());
-        let proxy = self.cfg.proxy.as_deref().unwrap_or_default();
-        proxy.iter().chain(route).chain(op).any(|x| x.ip() == ip)
+        self.upstream().any(|x| x.ip() == ip)
     }
 
     /// One SIP/UDP datagram: counted against its source's budget before anything parses it.
