@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+pub(crate) mod attack;
+
 /// A child process stopped by PID (SIGTERM, then SIGKILL after 5 s) when dropped.
 pub(crate) struct Proc(pub(crate) Option<Child>);
 
@@ -115,6 +117,8 @@ pub(crate) struct Gw {
     pub(crate) proc: Proc,
     pub(crate) wss: u16,
     pub(crate) https: u16,
+    /// SIP/UDP.
+    pub(crate) sip: u16,
     pub(crate) log: PathBuf,
 }
 
@@ -167,6 +171,7 @@ pub(crate) fn gateway(dir: &Path, sipp_port: u16, rtp: (u16, u16), env: &[(&str,
             return Gw {
                 wss: port_of(line, "wss="),
                 https: port_of(line, "https="),
+                sip: port_of(line, "sip_udp="),
                 proc: p,
                 log,
             };
