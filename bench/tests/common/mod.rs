@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
 pub(crate) mod attack;
 
 /// A child process stopped by PID (SIGTERM, then SIGKILL after 5 s) when dropped.
@@ -210,30 +208,7 @@ pub(crate) fn sipp_echo(dir: &Path, port: u16) -> Proc {
 
 /// GET over HTTPS on the gateway's port: (status, body). Bounded by 5 s.
 pub(crate) async fn https_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
-    let io = async {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        let name = rustls::pki_types::ServerName::try_from("localhost")?;
-        let mut tls = tokio_rustls::TlsConnector::from(bench::ua::tls_config()?)
-            .connect(name, tcp)
-            .await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        tls.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::new();
-        // A close without close_notify ends the read with an error; what came before counts.
-        let _ = tls.read_to_end(&mut buf).await;
-        anyhow::Ok(buf)
-    };
-    let buf = tokio::time::timeout(Duration::from_secs(5), io)
-        .await
-        .map_err(|_| anyhow::anyhow!("GET {path}: no answer in 5 s"))??;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("GET {path}: no status line in {text:?}"))?;
-    Ok((status, body.to_string()))
+    bench::ua::https_get(([127, 0, 0, 1], port).into(), path, Duration::from_secs(5)).await
 }
 
 /// One sample's value from the OpenMetrics text (`name{labels}` exactly as printed).
