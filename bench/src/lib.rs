@@ -8,8 +8,10 @@
 //! * [`ua`]: one SIP UA over WSS.
 //! * [`run`]: the load run (ramp, hold, hang-up, callees, sampler).
 //! * [`stats`], [`procstat`], [`report`]: measuring and reporting.
+//! * [`flood`]: the SIP/UDP flood generator's requests and pacing (`flood` binary).
 
 pub use engine::proto::client as peer;
+pub mod flood;
 pub mod procstat;
 pub mod report;
 pub mod run;
