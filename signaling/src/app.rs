@@ -141,6 +141,7 @@ impl Gateway {
         sip_udp
             .set_nonblocking(true)
             .map_err(|e| ConfigError::new("SIP_PORT", e))?;
+        raise_receive_buffer(&sip_udp, SIP_RCVBUF);
         let engine = engine::Engine::start(engine::EngineConfig {
             shards: config.port_shards.clone(),
             bind: config.bind,
@@ -312,6 +313,34 @@ impl Gateway {
         }
         info!("webrtc-phone stopped");
         Ok(())
+    }
+}
+
+/// The SIP/UDP socket's receive buffer: room for a burst of a flood's datagrams ahead of
+/// the per-source limit (they are dropped there, cheaply, rather than by the kernel, which
+/// cannot tell a flood's datagram from a peer's).
+const SIP_RCVBUF: libc::c_int = 8 << 20;
+
+/// Asks for `bytes` of receive buffer: beyond `net.core.rmem_max` when the process may
+/// (SO_RCVBUFFORCE, CAP_NET_ADMIN), else up to it. Best effort: a smaller buffer only means
+/// earlier kernel drops.
+fn raise_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt on a socket this function borrows, with a pointer to a live c_int
+        // and its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
     }
 }
 
