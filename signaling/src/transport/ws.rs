@@ -26,8 +26,9 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Outbound messages queued for one connection before it counts as stuck and is closed.
 pub const OUTBOUND_QUEUE: usize = 256;
 /// Messages one connection may have waiting for the signaling core; a connection that sends
-/// more while the core is behind is closed (1008), so one client cannot grow the core's queue
-/// (and memory) without bound. A browser has a handful in flight at most.
+/// more while the core is stuck is closed (1008), so one client cannot grow the core's queue
+/// (and memory) without bound. A browser has a handful in flight at most, and the connection
+/// task yields to the core after each message, so a burst does not fill it while the core runs.
 pub const CORE_QUEUE: usize = 64;
 
 /// One message's place in its connection's queue to the core, given back when the core has
@@ -213,6 +214,10 @@ async fn run(
                 queued.fetch_add(1, Ordering::Relaxed);
                 let credit = CoreCredit(queued.clone());
                 shared.send_event(WsEvent::Message { conn: name.clone(), text, credit });
+                // The core runs on this thread: let it take the message before the next frame
+                // is read, so a burst from an honest client never piles up while the core is
+                // free (only a core that is stuck lets CORE_QUEUE fill).
+                tokio::task::yield_now().await;
             }
             out = rx.recv() => match out {
                 Some(text) => {
