@@ -126,10 +126,22 @@ impl Gateway {
     /// Loads TLS material and binds every socket. Any failure names its setting.
     pub fn bind(config: Config) -> Result<Self, ConfigError> {
         let nofile = raise_nofile_limit();
-        let max_conns = config.max_conns.unwrap_or_else(|| {
-            let rtp = u64::from(*config.rtp_ports.end() - *config.rtp_ports.start()) + 1;
-            default_max_conns(nofile, rtp)
-        });
+        let rtp = u64::from(*config.rtp_ports.end() - *config.rtp_ports.start()) + 1;
+        let max_conns = match config.max_conns {
+            Some(n) => {
+                if n as u64 + rtp + RESERVED_FDS > nofile {
+                    warn!(
+                        max_conns = n,
+                        nofile,
+                        rtp_ports = rtp,
+                        "MAX_CONNS and the RTP ports need more file descriptors than the limit: \
+                         accepts will fail before MAX_CONNS is reached"
+                    );
+                }
+                n
+            }
+            None => default_max_conns(nofile, rtp),
+        };
         let tls = tls::load(&config.tls, &config.state_dir, config.advertise)?;
         // Build the rustls configuration once here so a bad key fails start-up, not the first
         // connection.
