@@ -231,6 +231,7 @@ impl Gateway {
             .map(tokio::net::TcpListener::from_std)
             .transpose()?;
         let sip_udp = tokio::net::UdpSocket::from_std(sip_udp)?;
+        let mut signals = Signals::new()?;
 
         if config.is_demo_pbx() {
             warn!(
@@ -350,7 +351,7 @@ impl Gateway {
         }
 
         let signal = tokio::select! {
-            s = wait_for_signal() => s?,
+            s = signals.recv() => s,
             (name, res) = tasks.first_to_end() => return Err(task_died(&shared, name, res)),
         };
         shared.draining.store(true, Ordering::Relaxed);
@@ -366,8 +367,8 @@ impl Gateway {
         while metrics.calls_active.get() > 0 && tokio::time::Instant::now() < deadline {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                s = wait_for_signal() => {
-                    warn!(signal = s?, "second signal: not waiting for calls any longer");
+                s = signals.recv() => {
+                    warn!(signal = s, "second signal: not waiting for calls any longer");
                     break;
                 }
                 (name, res) = tasks.first_to_end() => return Err(task_died(&shared, name, res)),
@@ -493,14 +494,29 @@ fn default_webroot() -> Option<std::path::PathBuf> {
         .find(|p| p.is_dir())
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, caught from creation on: made before the listening line, so a
+/// supervisor (or a test) that signals as soon as it sees that line never kills the process
+/// with the default action.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// The signaling core task: owns the WebSocket connection table, the SIP/UDP socket and the
