@@ -1,5 +1,6 @@
-//! Wiring: binds every listener before serving (so a busy port stops start-up with the setting
-//! named), runs the signaling thread's event loop, and drains on SIGTERM/SIGINT.
+//! Wiring: raises the file descriptor limit, binds every listener before serving (so a busy
+//! port stops start-up with the setting named), runs the signaling thread's event loop, drains
+//! on SIGTERM/SIGINT, and stops the process with a failure when one of its tasks dies.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -8,17 +9,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::b2bua::core::{Core, CoreConfig, CoreEvent, Peer};
 use crate::config::{Config, ConfigError};
 use crate::metrics::{
     ByLabels, CodeLabels, EventLabels, MalformedLabels, Metrics, RejectLabels, TransportLabels,
 };
+use crate::sip::msg::SipMsg;
 use crate::sip::txn::TimerValues;
 use crate::tls::{self, TlsMaterial};
-use crate::transport::{http, ws::ConnName};
+use crate::transport::http;
+use crate::transport::limits::{ConnSlot, ConnTable};
+use crate::transport::origin::OriginPolicy;
+use crate::transport::ws::{ConnName, CoreCredit};
+
+/// Connections allowed in total when MAX_CONNS is not set and the file descriptor limit has
+/// room for them.
+pub const DEFAULT_MAX_CONNS: usize = 10_000;
+/// Descriptors kept aside from MAX_CONNS's default besides the RTP ports: listeners, the
+/// engine's rings and eventfds, certificate and web root files, logs.
+const RESERVED_FDS: u64 = 256;
+
+/// Test builds only (engine's `test-hooks`): a WebSocket message with exactly this text makes
+/// the signaling core task panic (the dead-task fault test).
+pub const TEST_PANIC_CORE: &str = "webrtc-phone test hook: panic the signaling core";
+/// Test builds only: a WebSocket message with exactly this text makes the signaling core stop
+/// taking events for [`TEST_STALL`] (the core queue test).
+pub const TEST_STALL_CORE: &str = "webrtc-phone test hook: stall the signaling core";
+/// How long [`TEST_STALL_CORE`] stalls the core.
+pub const TEST_STALL: Duration = Duration::from_secs(2);
 
 /// What the WebSocket tasks tell the signaling core.
 #[derive(Debug)]
@@ -31,6 +53,8 @@ pub enum WsEvent {
     Message {
         conn: ConnName,
         text: String,
+        /// Held until the core has handled the message: the connection's queue bound.
+        credit: CoreCredit,
     },
     Closed {
         conn: ConnName,
@@ -45,13 +69,13 @@ pub enum WsEvent {
 pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub ws_ping_interval: Duration,
-    pub max_ws_per_ip: usize,
     pub ws_msg_rate: u32,
-    pub allowed_origins: Vec<String>,
-    /// Open WebSocket connections by source address (transport bookkeeping, not protocol
-    /// state; touched once per connection open and close).
-    ws_per_ip: std::sync::Mutex<HashMap<std::net::IpAddr, usize>>,
+    pub allowed_origins: OriginPolicy,
+    /// Open WebSocket connections by client address (IPv6: /64), MAX_WS_PER_IP each.
+    ws_per_ip: Arc<ConnTable>,
     draining: AtomicBool,
+    /// A task of the signaling thread died; the process is on its way out.
+    failed: AtomicBool,
     events: mpsc::UnboundedSender<WsEvent>,
     started: tokio::time::Instant,
 }
@@ -62,50 +86,25 @@ impl Shared {
         self.draining.load(Ordering::Relaxed)
     }
 
+    /// True once a signaling task died: /healthz says 503 until the process exits.
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
     pub fn send_event(&self, ev: WsEvent) {
         // The core outlives every transport task; a send after it stopped is moot.
         let _ = self.events.send(ev);
     }
 
-    /// Takes one of `ip`'s WebSocket slots; `None` when it has MAX_WS_PER_IP open already.
-    pub fn take_ws_slot(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<WsSlot> {
-        let mut m = self.ws_per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= self.max_ws_per_ip {
-            return None;
-        }
-        *n += 1;
-        Some(WsSlot {
-            shared: self.clone(),
-            ip,
-        })
+    /// Takes one of `ip`'s WebSocket slots; `None` when its address (IPv6: its /64) has
+    /// MAX_WS_PER_IP open already.
+    pub fn take_ws_slot(&self, ip: std::net::IpAddr) -> Option<ConnSlot> {
+        self.ws_per_ip.take(ip).ok()
     }
 
     /// Whole seconds since start: the coarse clock of idle timeouts.
     pub fn clock_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
-    }
-}
-
-/// One WebSocket connection's place in the per-address count, given back on drop.
-pub struct WsSlot {
-    shared: Arc<Shared>,
-    ip: std::net::IpAddr,
-}
-
-impl Drop for WsSlot {
-    fn drop(&mut self) {
-        let mut m = self
-            .shared
-            .ws_per_ip
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
     }
 }
 
@@ -115,13 +114,34 @@ pub struct Gateway {
     tls: TlsMaterial,
     https: TcpListener,
     wss: TcpListener,
+    metrics_listener: Option<TcpListener>,
     sip_udp: UdpSocket,
     engine: engine::EngineHandle,
+    /// The soft RLIMIT_NOFILE after raising it.
+    nofile: u64,
+    max_conns: usize,
 }
 
 impl Gateway {
     /// Loads TLS material and binds every socket. Any failure names its setting.
     pub fn bind(config: Config) -> Result<Self, ConfigError> {
+        let nofile = raise_nofile_limit();
+        let rtp = u64::from(*config.rtp_ports.end() - *config.rtp_ports.start()) + 1;
+        let max_conns = match config.max_conns {
+            Some(n) => {
+                if n as u64 + rtp + RESERVED_FDS > nofile {
+                    warn!(
+                        max_conns = n,
+                        nofile,
+                        rtp_ports = rtp,
+                        "MAX_CONNS and the RTP ports need more file descriptors than the limit: \
+                         accepts will fail before MAX_CONNS is reached"
+                    );
+                }
+                n
+            }
+            None => default_max_conns(nofile, rtp),
+        };
         let tls = tls::load(&config.tls, &config.state_dir, config.advertise)?;
         // Build the rustls configuration once here so a bad key fails start-up, not the first
         // connection.
@@ -131,6 +151,10 @@ impl Gateway {
             "HTTPS_PORT",
         )?;
         let wss = bind_tcp(SocketAddr::new(config.bind, config.wss_port), "WSS_PORT")?;
+        let metrics_listener = config
+            .metrics_address
+            .map(|a| bind_tcp(a, "METRICS_ADDRESS"))
+            .transpose()?;
         let sip_udp =
             UdpSocket::bind(SocketAddr::new(config.bind, config.sip_port)).map_err(|e| {
                 ConfigError::new(
@@ -158,8 +182,11 @@ impl Gateway {
             tls,
             https,
             wss,
+            metrics_listener,
             sip_udp,
             engine,
+            nofile,
+            max_conns,
         })
     }
 
@@ -177,26 +204,36 @@ impl Gateway {
             tls,
             https,
             wss,
+            metrics_listener,
             sip_udp,
             engine,
+            nofile,
+            max_conns,
         } = self;
         let metrics = Metrics::new_with_media(engine.stats_handles());
+        // Unbounded for the few control events per connection (Opened, Closed) and per process
+        // (Drain, HangUpAll), which must never be lost; each connection's messages are bounded
+        // by its CORE_QUEUE credits.
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             metrics: metrics.clone(),
             ws_ping_interval: config.ws_ping_interval,
-            max_ws_per_ip: config.max_ws_per_ip,
             ws_msg_rate: config.ws_msg_rate,
             allowed_origins: config.allowed_origins.clone(),
-            ws_per_ip: std::sync::Mutex::new(HashMap::new()),
+            ws_per_ip: ConnTable::new(config.max_ws_per_ip, usize::MAX),
             draining: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             events: events_tx,
             started: tokio::time::Instant::now(),
         });
         let acceptor = TlsAcceptor::from(tls.server_config()?);
         let https = tokio::net::TcpListener::from_std(https)?;
         let wss = tokio::net::TcpListener::from_std(wss)?;
+        let metrics_listener = metrics_listener
+            .map(tokio::net::TcpListener::from_std)
+            .transpose()?;
         let sip_udp = tokio::net::UdpSocket::from_std(sip_udp)?;
+        let mut signals = Signals::new()?;
 
         if config.is_demo_pbx() {
             warn!(
@@ -229,12 +266,19 @@ impl Gateway {
             https = %https.local_addr()?,
             wss = %wss.local_addr()?,
             sip_udp = %sip_udp.local_addr()?,
+            metrics = %match &metrics_listener {
+                Some(l) => l.local_addr()?.to_string(),
+                None => "https".to_string(),
+            },
             advertise = %config.advertise,
             rtp = format!("{}-{}", config.rtp_ports.start(), config.rtp_ports.end()),
             media_threads = config.media_threads,
             cert = %tls.cert_path.display(),
             cert_sha256 = %tls.fingerprint_sha256(),
             cert_generated = tls.generated_now,
+            nofile,
+            max_conns,
+            max_conns_per_ip = config.max_conns_per_ip,
             "webrtc-phone listening"
         );
 
@@ -255,33 +299,63 @@ impl Gateway {
         let https_router = http::https_router(
             shared.clone(),
             config.webroot.clone().or_else(default_webroot),
+            metrics_listener.is_some(),
         );
         let wss_router = http::wss_router(shared.clone());
-        let tasks = [
-            tokio::spawn(http::serve(
-                https,
+        // HTTPS and WSS share one budget: a client is one client whichever port it uses.
+        let conns = ConnTable::new(config.max_conns_per_ip, max_conns);
+        let mut tasks = Tasks(vec![
+            (
                 "https",
-                acceptor.clone(),
-                https_router,
-                shared.clone(),
-            )),
-            tokio::spawn(http::serve(
-                wss,
+                tokio::spawn(http::serve(
+                    https,
+                    "https",
+                    Some(acceptor.clone()),
+                    https_router,
+                    shared.clone(),
+                    conns.clone(),
+                )),
+            ),
+            (
                 "wss",
-                acceptor,
-                wss_router,
-                shared.clone(),
-            )),
-            tokio::spawn(core_task(
-                events_rx,
-                sip_udp,
-                metrics.clone(),
-                core_cfg,
-                engine,
-            )),
-        ];
+                tokio::spawn(http::serve(
+                    wss,
+                    "wss",
+                    Some(acceptor),
+                    wss_router,
+                    shared.clone(),
+                    conns,
+                )),
+            ),
+            (
+                "core",
+                tokio::spawn(core_task(
+                    events_rx,
+                    sip_udp,
+                    metrics.clone(),
+                    core_cfg,
+                    engine,
+                )),
+            ),
+        ]);
+        if let Some(l) = metrics_listener {
+            tasks.0.push((
+                "metrics",
+                tokio::spawn(http::serve(
+                    l,
+                    "metrics",
+                    None,
+                    http::metrics_router(shared.clone()),
+                    shared.clone(),
+                    ConnTable::new(http::METRICS_MAX_CONNS, http::METRICS_MAX_CONNS),
+                )),
+            ));
+        }
 
-        let signal = wait_for_signal().await?;
+        let signal = tokio::select! {
+            s = signals.recv() => s,
+            (name, res) = tasks.first_to_end() => return Err(task_died(&shared, name, res)),
+        };
         shared.draining.store(true, Ordering::Relaxed);
         shared.send_event(WsEvent::Drain);
         let active = metrics.calls_active.get();
@@ -295,10 +369,11 @@ impl Gateway {
         while metrics.calls_active.get() > 0 && tokio::time::Instant::now() < deadline {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                s = wait_for_signal() => {
-                    warn!(signal = s?, "second signal: not waiting for calls any longer");
+                s = signals.recv() => {
+                    warn!(signal = s, "second signal: not waiting for calls any longer");
                     break;
                 }
+                (name, res) = tasks.first_to_end() => return Err(task_died(&shared, name, res)),
             }
         }
         let left = metrics.calls_active.get();
@@ -308,7 +383,7 @@ impl Gateway {
             // Give the BYEs a moment to leave (over UDP the first copy goes at once).
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        for t in tasks {
+        for (_, t) in tasks.0 {
             t.abort();
         }
         info!("webrtc-phone stopped");
@@ -344,6 +419,88 @@ fn raise_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
     }
 }
 
+/// The long-lived tasks of the signaling thread, by name. None of them ends on its own.
+struct Tasks(Vec<(&'static str, JoinHandle<()>)>);
+
+impl Tasks {
+    /// Waits for the first task to end (return or panic).
+    async fn first_to_end(&mut self) -> (&'static str, Result<(), JoinError>) {
+        use std::future::Future as _;
+        std::future::poll_fn(|cx| {
+            for (name, handle) in &mut self.0 {
+                if let std::task::Poll::Ready(res) = std::pin::Pin::new(handle).poll(cx) {
+                    return std::task::Poll::Ready((*name, res));
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+}
+
+/// A task died: /healthz says 503 from now on, one ERROR line names the task, and the error
+/// makes the process exit non-zero (a supervisor restarts it; calls cannot go on without it).
+fn task_died(shared: &Shared, name: &'static str, res: Result<(), JoinError>) -> anyhow::Error {
+    shared.failed.store(true, Ordering::Relaxed);
+    let how = match res {
+        Ok(()) => "returned".to_string(),
+        Err(e) if e.is_panic() => {
+            let p = e.into_panic();
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text payload".to_string());
+            format!("panicked: {msg}")
+        }
+        Err(e) => e.to_string(),
+    };
+    error!(task = %name, how = ?how, "a signaling task died: exiting");
+    anyhow::anyhow!("the {name} task died ({how})")
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (every connection and RTP port is a
+/// descriptor; the usual soft default of 1024 runs out long before the hard one). Returns the
+/// soft limit in force afterwards.
+fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        warn!(error = %std::io::Error::last_os_error(), "cannot read the file descriptor limit");
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit from a struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        } else {
+            warn!(
+                soft = lim.rlim_cur,
+                hard = lim.rlim_max,
+                error = %std::io::Error::last_os_error(),
+                "cannot raise the file descriptor limit"
+            );
+        }
+    }
+    lim.rlim_cur
+}
+
+/// MAX_CONNS's default: [`DEFAULT_MAX_CONNS`], or what the descriptor limit leaves beside the
+/// RTP ports (and a reserve) when that is less; at least 64.
+fn default_max_conns(nofile: u64, rtp_ports: u64) -> usize {
+    let room = nofile.saturating_sub(rtp_ports + RESERVED_FDS);
+    usize::try_from(room)
+        .unwrap_or(usize::MAX)
+        .clamp(64, DEFAULT_MAX_CONNS)
+}
+
 fn bind_tcp(addr: SocketAddr, setting: &'static str) -> Result<TcpListener, ConfigError> {
     let l = TcpListener::bind(addr)
         .map_err(|e| ConfigError::new(setting, format!("cannot listen on TCP {addr}: {e}")))?;
@@ -360,14 +517,29 @@ fn default_webroot() -> Option<std::path::PathBuf> {
         .find(|p| p.is_dir())
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, caught from creation on: made before the listening line, so a
+/// supervisor (or a test) that signals as soon as it sees that line never kills the process
+/// with the default action.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// The signaling core task: owns the WebSocket connection table, the SIP/UDP socket and the
@@ -414,10 +586,17 @@ async fn core_task(
                     core.handle_ws_opened(&conn, peer.ip());
                     conns.insert(conn, (peer, tx));
                 }
-                Some(WsEvent::Message { conn, text }) => {
-                    log_sip("received", &conn.0, &text);
+                Some(WsEvent::Message { conn, text, credit }) => {
+                    if engine::TEST_HOOKS && text == TEST_PANIC_CORE {
+                        panic!("test hook: the signaling core panics");
+                    }
+                    if engine::TEST_HOOKS && text == TEST_STALL_CORE {
+                        tokio::time::sleep(TEST_STALL).await;
+                    }
+                    log_sip("received", &conn, text.as_bytes());
                     metrics.sip_messages_received.get_or_create(&TransportLabels { transport: "ws" }).inc();
                     core.handle_message(clock(), Peer::Ws(conn), text.as_bytes());
+                    drop(credit);
                 }
                 Some(WsEvent::Closed { conn }) => {
                     core.handle_ws_closed(clock(), &conn);
@@ -430,9 +609,7 @@ async fn core_task(
             r = sock.recv_from(&mut buf) => match r {
                 Ok((n, from)) => {
                     let data = &buf[..n];
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        log_sip("received", &from.to_string(), &String::from_utf8_lossy(data));
-                    }
+                    log_sip("received", &from, data);
                     metrics.sip_messages_received.get_or_create(&TransportLabels { transport: "udp" }).inc();
                     core.handle_datagram(clock(), from, data);
                 }
@@ -450,8 +627,8 @@ async fn core_task(
         while let Some(t) = core.poll_transmit() {
             match t.to {
                 Peer::Ws(conn) => {
+                    log_sip("sent", &conn, &t.bytes);
                     let text = String::from_utf8_lossy(&t.bytes).into_owned();
-                    log_sip("sent", &conn.0, &text);
                     match conns.get(&conn) {
                         // A full queue means a stuck client: dropping its message is what a
                         // lost datagram would be; the connection's own keepalive ends it.
@@ -462,9 +639,7 @@ async fn core_task(
                     }
                 }
                 Peer::Udp(to) => {
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        log_sip("sent", &to.to_string(), &String::from_utf8_lossy(&t.bytes));
-                    }
+                    log_sip("sent", &to, &t.bytes);
                     if let Err(e) = sock.send_to(&t.bytes, to).await {
                         debug!(%to, error = %e, "SIP/UDP send failed");
                     }
@@ -620,26 +795,36 @@ fn clock() -> std::time::Instant {
 }
 
 /// Full SIP at debug level, with credentials redacted.
-fn log_sip(direction: &str, peer: &str, text: &str) {
+fn log_sip(direction: &str, peer: &dyn std::fmt::Display, bytes: &[u8]) {
     if tracing::enabled!(tracing::Level::DEBUG) {
-        debug!(peer, "SIP {direction}:\n{}", redact_credentials(text));
+        match redact_credentials(bytes) {
+            Some(text) => debug!(%peer, "SIP {direction}:\n{text}"),
+            None => debug!(
+                %peer,
+                bytes = bytes.len(),
+                "SIP {direction}: not a SIP message (not shown)"
+            ),
+        }
     }
 }
 
-/// Replaces the values of Authorization and Proxy-Authorization headers.
-pub fn redact_credentials(text: &str) -> String {
-    text.split_inclusive('\n')
-        .map(|line| {
-            let name = line.split(':').next().unwrap_or_default().trim();
-            if name.eq_ignore_ascii_case("Authorization")
-                || name.eq_ignore_ascii_case("Proxy-Authorization")
-            {
-                format!("{name}: <redacted>\r\n")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect()
+/// Headers whose values are credentials (RFC 3261 §20.7, §20.28); neither has a compact form.
+const CREDENTIAL_HEADERS: &[&str] = &["Authorization", "Proxy-Authorization"];
+
+/// The message printed from its parsed form with the values of Authorization and
+/// Proxy-Authorization replaced, so no spelling of them (folded lines, odd case or spacing)
+/// slips through; `None` when the bytes do not parse as SIP, whose text must then not be shown.
+pub fn redact_credentials(bytes: &[u8]) -> Option<String> {
+    let mut msg = SipMsg::parse(bytes).ok()?;
+    for h in &mut msg.headers {
+        if CREDENTIAL_HEADERS
+            .iter()
+            .any(|c| h.name.eq_ignore_ascii_case(c))
+        {
+            h.value = "<redacted>".to_string();
+        }
+    }
+    Some(String::from_utf8_lossy(&msg.to_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -648,14 +833,50 @@ mod tests {
 
     #[test]
     fn credentials_are_redacted() {
-        let text = String::from_utf8_lossy(include_bytes!(
-            "../tests/fixtures/sipjs/invite-with-proxy-authorization.txt"
-        ))
-        .into_owned();
-        assert!(text.contains("response="));
-        let r = redact_credentials(&text);
+        let text = include_bytes!("../tests/fixtures/sipjs/invite-with-proxy-authorization.txt");
+        assert!(String::from_utf8_lossy(text).contains("response="));
+        let r = redact_credentials(text).unwrap();
         assert!(!r.contains("response="), "{r}");
         assert!(r.contains("Proxy-Authorization: <redacted>"));
         assert!(r.contains("Call-ID:"));
+    }
+
+    /// A folded Authorization header (RFC 3261 §7.3.1): the continuation lines, which start
+    /// with a space or a tab, carry the digest response.
+    #[test]
+    fn folded_credentials_are_redacted() {
+        let text = "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+            Via: SIP/2.0/WSS a.invalid;branch=z9hG4bKfold\r\n\
+            Max-Forwards: 70\r\n\
+            To: <sip:alice@127.0.0.1>\r\n\
+            From: <sip:alice@127.0.0.1>;tag=f1\r\n\
+            Call-ID: fold1\r\n\
+            CSeq: 2 REGISTER\r\n\
+            authorization: Digest username=\"alice\", realm=\"127.0.0.1\",\r\n \
+            nonce=\"n1\", uri=\"sip:127.0.0.1\",\r\n\t\
+            response=\"0123456789abcdef0123456789abcdef\", qop=auth, nc=00000001, cnonce=\"c\"\r\n\
+            Proxy-Authorization  :\r\n  Digest username=\"alice\", response=\"fedcba98\"\r\n\
+            Content-Length: 0\r\n\r\n";
+        assert!(text.contains("\r\n\tresponse="));
+        let r = redact_credentials(text.as_bytes()).expect("the message parses");
+        assert!(!r.contains("response="), "{r}");
+        assert!(!r.contains("0123456789abcdef"), "{r}");
+        assert!(!r.contains("fedcba98"), "{r}");
+        assert!(r.contains("Authorization: <redacted>\r\n"), "{r}");
+        assert!(r.contains("Proxy-Authorization: <redacted>\r\n"), "{r}");
+        assert!(r.contains("Call-ID: fold1\r\n"), "{r}");
+    }
+
+    #[test]
+    fn unparsable_text_is_not_shown() {
+        let text = b"GARBAGE\r\nAuthorization: Digest response=\"secret\"\r\n\r\n";
+        assert_eq!(redact_credentials(text), None);
+    }
+
+    #[test]
+    fn max_conns_fits_the_descriptor_limit() {
+        assert_eq!(default_max_conns(1 << 20, 2001), DEFAULT_MAX_CONNS);
+        assert_eq!(default_max_conns(4096, 2001), 4096 - 2001 - 256);
+        assert_eq!(default_max_conns(1024, 2001), 64);
     }
 }

@@ -13,6 +13,7 @@ use clap::Parser;
 use crate::b2bua::policy::AcceptList;
 use crate::b2bua::route::{parse_hostport, resolve_host, StaticRoute};
 use crate::sdp::pts::PtFilter;
+use crate::transport::origin::OriginPolicy;
 
 /// Command line and environment, as given.
 #[derive(Debug, Clone, Parser)]
@@ -177,7 +178,8 @@ pub struct Args {
     )]
     pub ws_msg_rate: u32,
     /// Comma-separated Origin values allowed to open a WebSocket (exact match, e.g.
-    /// `https://phone.example.com`). Empty: any origin.
+    /// `https://phone.example.com`); `*`: any origin. Empty: the page's own origin (an https
+    /// Origin naming the host the request was sent to); requests without Origin are accepted.
     #[arg(
         long,
         env = "ALLOWED_ORIGINS",
@@ -185,6 +187,23 @@ pub struct Args {
         default_value = ""
     )]
     pub allowed_origins: String,
+    /// Most TCP connections (HTTPS and WSS, before and after the WebSocket upgrade) open at
+    /// once from one client address (IPv6: one /64); more are closed at once.
+    #[arg(
+        long,
+        env = "MAX_CONNS_PER_IP",
+        value_name = "MAX_CONNS_PER_IP",
+        default_value_t = 256
+    )]
+    pub max_conns_per_ip: usize,
+    /// Most TCP connections open at once in total; more are closed at once. Default: 10000,
+    /// less when the file descriptor limit cannot hold that many beside the RTP ports.
+    #[arg(long, env = "MAX_CONNS", value_name = "MAX_CONNS")]
+    pub max_conns: Option<usize>,
+    /// `ip:port` to serve /metrics (and /healthz) on, plain HTTP; the HTTPS port then answers
+    /// 404 for /metrics. Default: /metrics on the HTTPS port.
+    #[arg(long, env = "METRICS_ADDRESS", value_name = "METRICS_ADDRESS")]
+    pub metrics_address: Option<String>,
     /// Directory of the phone pages. Default: `webroot/dist` beside the working directory, else
     /// `/usr/share/webrtc-phone/webroot`.
     #[arg(long, env = "WEBROOT", value_name = "WEBROOT")]
@@ -338,8 +357,12 @@ pub struct Config {
     pub webroot: Option<PathBuf>,
     pub max_ws_per_ip: usize,
     pub ws_msg_rate: u32,
-    pub allowed_origins: Vec<String>,
     pub limits: crate::b2bua::core::Limits,
+    pub allowed_origins: OriginPolicy,
+    pub max_conns_per_ip: usize,
+    /// `None`: derived from the file descriptor limit at start-up.
+    pub max_conns: Option<usize>,
+    pub metrics_address: Option<SocketAddr>,
 }
 
 impl Config {
@@ -518,20 +541,10 @@ impl Config {
         if args.ws_msg_rate == 0 {
             return Err(ConfigError::new("WS_MSG_RATE", "must be at least 1"));
         }
-        let allowed_origins: Vec<String> = args
-            .allowed_origins
-            .split(',')
-            .map(|o| o.trim().trim_end_matches('/').to_string())
-            .filter(|o| !o.is_empty())
-            .collect();
-        if let Some(bad) = allowed_origins
-            .iter()
-            .find(|o| !(o.starts_with("https://") || o.starts_with("http://")))
-        {
-            return Err(ConfigError::new(
-                "ALLOWED_ORIGINS",
-                format!("'{bad}' is not an origin like https://host[:port]"),
-            ));
+        let allowed_origins = OriginPolicy::parse(&args.allowed_origins)
+            .map_err(|e| ConfigError::new("ALLOWED_ORIGINS", e))?;
+        if args.max_conns_per_ip == 0 {
+            return Err(ConfigError::new("MAX_CONNS_PER_IP", "must be at least 1"));
         }
         let rtp_latching = match args.rtp_latching.trim().to_ascii_lowercase().as_str() {
             "strict" => engine::Latching::Strict,
@@ -544,6 +557,23 @@ impl Config {
                     format!("'{}' is not strict or heuristic", args.rtp_latching),
                 ))
             }
+        };
+        if args.max_conns == Some(0) {
+            return Err(ConfigError::new("MAX_CONNS", "must be at least 1"));
+        }
+        let metrics_address = match args
+            .metrics_address
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    "METRICS_ADDRESS",
+                    format!("'{s}' is not an ip:port address like 127.0.0.1:9090"),
+                )
+            })?),
         };
         if args.media_timeout == 0 {
             return Err(ConfigError::new(
@@ -602,6 +632,9 @@ impl Config {
             ws_msg_rate: args.ws_msg_rate,
             allowed_origins,
             limits,
+            max_conns_per_ip: args.max_conns_per_ip,
+            max_conns: args.max_conns,
+            metrics_address,
         })
     }
 }
@@ -700,6 +733,9 @@ mod tests {
         assert_eq!(c.drain_timeout, Duration::from_secs(30));
         assert_eq!(c.rtp_latching, engine::Latching::Strict);
         assert!(!c.advertise.is_unspecified());
+        assert_eq!(c.allowed_origins, OriginPolicy::SameHost);
+        assert_eq!((c.max_conns_per_ip, c.max_conns), (256, None));
+        assert_eq!(c.metrics_address, None);
     }
 
     #[test]
@@ -769,6 +805,10 @@ mod tests {
                 &["--allowed-origins", "phone.example.com"],
                 "ALLOWED_ORIGINS",
             ),
+            (&["--max-conns-per-ip", "0"], "MAX_CONNS_PER_IP"),
+            (&["--max-conns", "0"], "MAX_CONNS"),
+            (&["--metrics-address", "127.0.0.1"], "METRICS_ADDRESS"),
+            (&["--metrics-address", "localhost:9090"], "METRICS_ADDRESS"),
         ];
         for (argv, setting) in cases {
             let e = parse(argv).unwrap_err();

@@ -286,3 +286,62 @@ async fn tls_below_1_2_is_refused() {
         assert!(c.connect(name, tcp).await.is_ok(), "{v:?} refused");
     }
 }
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_address() {
+    let dir = temp_dir("metrics-address");
+    let mut cmd = command(&dir);
+    cmd.env("METRICS_ADDRESS", "127.0.0.1:0");
+    let mut gw = Gateway::start(cmd);
+    let line = gw.wait_for_log("webrtc-phone listening", Duration::from_secs(1));
+    let addr: std::net::SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("metrics="))
+        .unwrap_or_else(|| panic!("no metrics= in {line}"))
+        .parse()
+        .unwrap();
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{line}");
+    // Not on the public port, from anywhere.
+    let r = https_raw_from(
+        ATTACKER,
+        gw.https_port,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(!r.body.contains("webrtc_phone_"), "{r:?}");
+    // Served on the metrics address, plain HTTP, with the health check beside.
+    let r = http_raw(
+        addr,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("webrtc_phone_calls_active 0"), "{r:?}");
+    assert!(r.body.trim_end().ends_with("# EOF"));
+    let r = http_raw(
+        addr,
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!((r.status, r.body.trim()), (200, "ok"));
+}
+
+#[tokio::test]
+async fn http_answers_do_not_give_the_version() {
+    let gw = start("no-version");
+    let version = env!("CARGO_PKG_VERSION");
+    for (port, path) in [
+        (gw.https_port, "/"),
+        (gw.https_port, "/healthz"),
+        (gw.https_port, "/nope"),
+        (gw.wss_port, "/healthz"),
+        (gw.wss_port, "/"),
+    ] {
+        let r = https_get(port, path, "").await;
+        assert!(!r.head.contains(version), "{port}{path}: {}", r.head);
+        if let Some(server) = r.header("server") {
+            assert!(!server.contains(char::is_numeric), "{port}{path}: {server}");
+        }
+    }
+}

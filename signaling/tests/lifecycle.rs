@@ -103,3 +103,44 @@ fn nodebug_silences_debug_logging() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(!gw.log_text().contains("DEBUG"), "{}", gw.log_text());
 }
+
+/// Test builds only (engine/test-hooks): the WebSocket message that makes the signaling core
+/// task panic (signaling::app::TEST_PANIC_CORE).
+const PANIC_CORE: &str = "webrtc-phone test hook: panic the signaling core";
+
+#[tokio::test]
+async fn a_dead_signaling_core_fails_health_and_exits_non_zero() {
+    let dir = temp_dir("core-dies");
+    let mut gw = Gateway::start(command(&dir));
+    assert!(
+        gw.log_text().contains("test-only fault hooks"),
+        "the gateway binary lacks engine/test-hooks:\n{}",
+        gw.log_text()
+    );
+    assert_eq!(try_https_status(gw.https_port, "/healthz").await, Some(200));
+    let mut ua = common::sipua::WsUa::connect(gw.https_port, "a", "x", "127.0.0.1").await;
+    ua.send(PANIC_CORE).await;
+    // From now on /healthz must not say 200: 503, or nothing once the process is gone.
+    let mut health = Vec::new();
+    for _ in 0..20 {
+        let s = try_https_status(gw.https_port, "/healthz").await;
+        health.push(s);
+        if s.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = gw.wait_exit(Duration::from_secs(5));
+    let log = gw.log_text();
+    assert!(
+        health.iter().all(|s| *s == Some(503) || s.is_none()),
+        "/healthz after the core died: {health:?}\n{log}"
+    );
+    let status = status.unwrap_or_else(|| panic!("still running with a dead core:\n{log}"));
+    assert!(!status.success(), "exit status {status}:\n{log}");
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("task=core"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{log}");
+}

@@ -102,3 +102,88 @@ async fn a_flooding_connection_is_closed_and_others_are_unaffected() {
         "the calm client still registers"
     );
 }
+
+/// The upgrade request of a page at `origin` (or of a client without Origin) sent to `host`.
+fn ws_request_to(host: &str, origin: Option<&str>) -> String {
+    let r = ws_upgrade_request("/ws", Some("sip"))
+        .replace("Host: 127.0.0.1:8444", &format!("Host: {host}"));
+    match origin {
+        Some(o) => r.replace("Origin: https://127.0.0.1:8443", &format!("Origin: {o}")),
+        None => r.replace("Origin: https://127.0.0.1:8443\r\n", ""),
+    }
+}
+
+#[tokio::test]
+async fn by_default_only_the_pages_own_origin_may_connect() {
+    let dir = temp_dir("ws-origin-default");
+    let gw = Gateway::start(command(&dir));
+    let p = gw.https_port;
+    let w = gw.wss_port;
+    // Another site's page in a visitor's browser (the attacker's server at 127.0.0.66).
+    let host = format!("127.0.0.1:{p}");
+    for origin in [
+        "https://evil.example",
+        "https://127.0.0.66",
+        "http://127.0.0.1",
+        &format!("http://127.0.0.1:{p}"),
+        "null",
+    ] {
+        let r = https_raw_from(ATTACKER, p, &ws_request_to(&host, Some(origin))).await;
+        assert_eq!(r.status, 403, "Origin {origin}: {r:?}");
+    }
+    // The phone pages: on the HTTPS port, their WebSocket on /ws of the same port or on the
+    // WSS port, reached as 127.0.0.1 or localhost (the e2e suite opens https://127.0.0.1:<p>).
+    for (port, host, origin) in [
+        (
+            p,
+            format!("127.0.0.1:{p}"),
+            format!("https://127.0.0.1:{p}"),
+        ),
+        (
+            w,
+            format!("127.0.0.1:{w}"),
+            format!("https://127.0.0.1:{p}"),
+        ),
+        (
+            p,
+            format!("localhost:{p}"),
+            format!("https://localhost:{p}"),
+        ),
+        (
+            w,
+            format!("localhost:{w}"),
+            format!("https://localhost:{p}"),
+        ),
+    ] {
+        let r = https_raw(port, &ws_request_to(&host, Some(&origin))).await;
+        assert_eq!(r.status, 101, "Origin {origin} to {host}: {r:?}");
+    }
+    // SIP clients that are not browsers send no Origin.
+    let r = https_raw_from(ATTACKER, p, &ws_request_to(&host, None)).await;
+    assert_eq!(r.status, 101, "{r:?}");
+    let m = https_get(p, "/metrics", "").await.body;
+    assert_eq!(
+        metric(
+            &m,
+            "webrtc_phone_connections_rejected_total{reason=\"origin\"}"
+        ),
+        Some(5.0),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn a_star_opens_the_websocket_to_any_origin() {
+    let dir = temp_dir("ws-origin-any");
+    let mut cmd = command(&dir);
+    cmd.env("ALLOWED_ORIGINS", "*");
+    let gw = Gateway::start(cmd);
+    let host = format!("127.0.0.1:{}", gw.https_port);
+    let r = https_raw_from(
+        ATTACKER,
+        gw.https_port,
+        &ws_request_to(&host, Some("https://evil.example")),
+    )
+    .await;
+    assert_eq!(r.status, 101, "{r:?}");
+}

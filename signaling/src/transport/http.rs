@@ -1,6 +1,8 @@
 //! The HTTPS and WSS listeners: TLS (rustls) in front of hyper's HTTP/1.1 server running the
-//! axum router. Limits (header size, TLS handshake time, idle time) close the offending
-//! connection only.
+//! axum router; and the optional plain-HTTP metrics listener. Connections are counted per
+//! client address and in total from accept to close (WebSocket upgrades included), and refused
+//! beyond the caps; the other limits (header size, TLS handshake time, idle time) close the
+//! offending connection only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ use tracing::{debug, warn};
 
 use crate::app::Shared;
 use crate::metrics::{ConnLabels, RejectLabels};
+use crate::transport::limits::{ConnSlot, ConnTable, Refusal};
 use crate::transport::ws;
 
 /// Time a client has to finish the TLS handshake.
@@ -38,16 +41,33 @@ pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest request head hyper buffers; a bigger one gets 431 and the connection closes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// Connections open at once on the metrics listener (an operator's scraper needs one or two).
+pub const METRICS_MAX_CONNS: usize = 16;
+
 /// Which listener a request came in on.
 #[derive(Clone, Copy, Debug)]
 pub struct ListenerName(pub &'static str);
 
-/// The router of the HTTPS port: the web root, `/ws`, `/healthz` and `/metrics`.
-pub fn https_router(shared: Arc<Shared>, webroot: Option<PathBuf>) -> Router {
+/// The connection's place in the connection counts, held by every request of the connection
+/// and by the WebSocket it may become, so an upgraded connection keeps counting.
+#[derive(Clone, Debug)]
+pub struct ConnHold(pub Arc<ConnSlot>);
+
+/// The router of the HTTPS port: the web root, `/ws`, `/healthz`, and `/metrics` unless
+/// `metrics_elsewhere` (METRICS_ADDRESS is set: 404 here).
+pub fn https_router(
+    shared: Arc<Shared>,
+    webroot: Option<PathBuf>,
+    metrics_elsewhere: bool,
+) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/ws", any(ws::upgrade));
+    let router = if metrics_elsewhere {
+        router.route("/metrics", any(not_found))
+    } else {
+        router.route("/metrics", get(metrics))
+    };
     let router = match webroot.filter(|w| w.is_dir()) {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => router.route("/", get(placeholder_index)),
@@ -64,8 +84,22 @@ pub fn wss_router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The router of METRICS_ADDRESS: `/metrics` and `/healthz`, plain HTTP.
+pub fn metrics_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(shared)
+}
+
+async fn not_found() -> StatusCode {
+    StatusCode::NOT_FOUND
+}
+
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.is_draining() {
+    if shared.is_failed() {
+        (StatusCode::SERVICE_UNAVAILABLE, "failed\n").into_response()
+    } else if shared.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
     } else {
         (StatusCode::OK, "ok\n").into_response()
@@ -91,13 +125,15 @@ async fn placeholder_index() -> Html<&'static str> {
     ))
 }
 
-/// Accepts connections until the task is dropped.
+/// Accepts connections until the task is dropped: TLS first when `acceptor` is given, plain
+/// HTTP otherwise. A connection beyond `table`'s caps is closed at once and counted.
 pub async fn serve(
     listener: TcpListener,
     name: &'static str,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     router: Router,
     shared: Arc<Shared>,
+    table: Arc<ConnTable>,
 ) {
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -109,6 +145,23 @@ pub async fn serve(
                 continue;
             }
         };
+        let slot = match table.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let reason = match refusal {
+                    Refusal::PerAddress => "per_ip_conn_limit",
+                    Refusal::Total => "conn_limit",
+                };
+                shared
+                    .metrics
+                    .connections_rejected
+                    .get_or_create(&RejectLabels { reason })
+                    .inc();
+                // Dropping the stream closes it: no TLS, no task, no buffer for this one.
+                drop(tcp);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         tokio::spawn(handle_connection(
             tcp,
@@ -117,6 +170,7 @@ pub async fn serve(
             acceptor.clone(),
             router.clone(),
             shared.clone(),
+            ConnHold(Arc::new(slot)),
         ));
     }
 }
@@ -125,10 +179,14 @@ async fn handle_connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     name: &'static str,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     router: Router,
     shared: Arc<Shared>,
+    hold: ConnHold,
 ) {
+    let Some(acceptor) = acceptor else {
+        return serve_http(tcp, peer, name, router, shared, hold).await;
+    };
     let reject = |reason: &'static str| {
         shared
             .metrics
@@ -144,6 +202,27 @@ async fn handle_connection(
         }
         Err(_) => return reject("tls_handshake_timeout"),
     };
+    serve_http(tls, peer, name, router, shared, hold).await;
+}
+
+/// HTTP/1.1 on one connection until it closes, is upgraded, or idles out.
+async fn serve_http<T>(
+    io: T,
+    peer: SocketAddr,
+    name: &'static str,
+    router: Router,
+    shared: Arc<Shared>,
+    hold: ConnHold,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let reject = |reason: &'static str| {
+        shared
+            .metrics
+            .connections_rejected
+            .get_or_create(&RejectLabels { reason })
+            .inc();
+    };
     let labels = ConnLabels {
         listener: name,
         kind: "http",
@@ -151,13 +230,14 @@ async fn handle_connection(
     let _guard = shared.metrics.track_connection(labels);
     let activity = Arc::new(AtomicU64::new(shared.clock_secs()));
     let io = TokioIo::new(ActivityIo {
-        inner: tls,
+        inner: io,
         activity: activity.clone(),
         shared: shared.clone(),
     });
     let svc = router.map_request(move |mut req: axum::http::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         req.extensions_mut().insert(ListenerName(name));
+        req.extensions_mut().insert(hold.clone());
         req
     });
     let conn = hyper::server::conn::http1::Builder::new()

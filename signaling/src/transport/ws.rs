@@ -3,6 +3,7 @@
 //! core sends back. Each connection is named `<uuid>.invalid`, the name SIP uses for it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +18,29 @@ use tracing::{debug, info};
 
 use crate::app::{Shared, WsEvent};
 use crate::metrics::{ConnLabels, RejectLabels};
-use crate::transport::http::ListenerName;
+use crate::transport::http::{ConnHold, ListenerName};
+use crate::transport::limits::ConnSlot;
 
 /// Largest SIP message or frame accepted over a WebSocket.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Outbound messages queued for one connection before it counts as stuck and is closed.
 pub const OUTBOUND_QUEUE: usize = 256;
+/// Messages one connection may have waiting for the signaling core; a connection that sends
+/// more while the core is stuck is closed (1008), so one client cannot grow the core's queue
+/// (and memory) without bound. A browser has a handful in flight at most, and the connection
+/// task yields to the core after each message, so a burst does not fill it while the core runs.
+pub const CORE_QUEUE: usize = 64;
+
+/// One message's place in its connection's queue to the core, given back when the core has
+/// handled the message and drops it.
+#[derive(Debug)]
+pub struct CoreCredit(Arc<AtomicUsize>);
+
+impl Drop for CoreCredit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// The name SIP uses for a WebSocket connection: `<uuid v4>.invalid`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,27 +85,22 @@ pub fn offers_sip(headers: &HeaderMap) -> bool {
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     Extension(ListenerName(listener)): Extension<ListenerName>,
+    Extension(hold): Extension<ConnHold>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !shared.allowed_origins.is_empty() {
-        let origin = headers
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .unwrap_or("");
-        if !shared
-            .allowed_origins
-            .iter()
-            .any(|a| a == origin.trim_end_matches('/'))
-        {
-            shared
-                .metrics
-                .connections_rejected
-                .get_or_create(&RejectLabels { reason: "origin" })
-                .inc();
-            return (StatusCode::FORBIDDEN, "Origin not allowed\n").into_response();
-        }
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if !shared
+        .allowed_origins
+        .is_allowed(text(header::ORIGIN), text(header::HOST))
+    {
+        shared
+            .metrics
+            .connections_rejected
+            .get_or_create(&RejectLabels { reason: "origin" })
+            .inc();
+        return (StatusCode::FORBIDDEN, "Origin not allowed\n").into_response();
     }
     if !offers_sip(&headers) {
         shared
@@ -124,15 +137,16 @@ pub async fn upgrade(
         .write_buffer_size(8 * 1024)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| run(socket, peer, listener, shared, slot))
+        .on_upgrade(move |socket| run(socket, peer, listener, shared, (slot, hold)))
 }
 
+/// One connection's life. `_slots`: its places in the WebSocket and TCP connection counts.
 async fn run(
     socket: WebSocket,
     peer: SocketAddr,
     listener: &'static str,
     shared: Arc<Shared>,
-    _slot: crate::app::WsSlot,
+    _slots: (ConnSlot, ConnHold),
 ) {
     let name = ConnName::random();
     let _guard = shared.metrics.track_connection(ConnLabels {
@@ -140,6 +154,7 @@ async fn run(
         kind: "websocket",
     });
     let (tx, mut rx) = mpsc::channel::<String>(OUTBOUND_QUEUE);
+    let queued = Arc::new(AtomicUsize::new(0));
     shared.send_event(WsEvent::Opened {
         conn: name.clone(),
         peer,
@@ -193,7 +208,16 @@ async fn run(
                 if text.trim().is_empty() {
                     continue;
                 }
-                shared.send_event(WsEvent::Message { conn: name.clone(), text });
+                if queued.load(Ordering::Relaxed) >= CORE_QUEUE {
+                    break close(&mut sink, &shared, 1008, "too many messages waiting", "core_queue").await;
+                }
+                queued.fetch_add(1, Ordering::Relaxed);
+                let credit = CoreCredit(queued.clone());
+                shared.send_event(WsEvent::Message { conn: name.clone(), text, credit });
+                // The core runs on this thread: let it take the message before the next frame
+                // is read, so a burst from an honest client never piles up while the core is
+                // free (only a core that is stuck lets CORE_QUEUE fill).
+                tokio::task::yield_now().await;
             }
             out = rx.recv() => match out {
                 Some(text) => {

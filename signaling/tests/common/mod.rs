@@ -64,8 +64,14 @@ pub const ENV_SETTINGS: &[&str] = &[
     "MAX_CALLS",
     "NO_ANSWER_TIMEOUT",
     "MAX_REGISTRATIONS",
-    "RTP_LATCHING",
+    "MAX_CONNS_PER_IP",
+    "MAX_CONNS",
+    "METRICS_ADDRESS",
 ];
+
+/// The attacker's source address: on loopback, never on the signaling path of the victims
+/// (which use 127.0.0.1).
+pub const ATTACKER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 66));
 
 /// A fresh, empty directory for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
@@ -193,6 +199,22 @@ impl Gateway {
         self.child.as_ref().unwrap().id() as i32
     }
 
+    /// Waits (bounded) for the process to exit on its own; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                // Let the log readers catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return Some(st);
+            }
+            if t0.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `sig` and waits (bounded) for the exit status.
     pub fn signal_and_wait(&mut self, sig: i32, limit: Duration) -> ExitStatus {
         // SAFETY: kill with the PID of our own child process.
@@ -296,16 +318,27 @@ pub fn client_config(
 
 /// A TLS connection to 127.0.0.1:`port`.
 pub async fn tls_connect(port: u16) -> TlsStream<TcpStream> {
-    tls_connect_from("127.0.0.1", port).await
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tls_over(tcp).await.unwrap()
 }
 
-/// A TLS connection to 127.0.0.1:`port` from the loopback address `src` (another client
-/// address, for per-address limits).
-pub async fn tls_connect_from(src: &str, port: u16) -> TlsStream<TcpStream> {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(std::net::SocketAddr::new(src.parse().unwrap(), 0))
-        .unwrap();
-    let tcp = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+/// A TCP connection to 127.0.0.1:`port` from the source address `from`.
+pub async fn tcp_connect_from(from: std::net::IpAddr, port: u16) -> std::io::Result<TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(std::net::SocketAddr::new(from, 0))?;
+    sock.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+}
+
+/// A TLS connection to 127.0.0.1:`port` from the source address `from`.
+pub async fn tls_connect_from(from: std::net::IpAddr, port: u16) -> TlsStream<TcpStream> {
+    tls_over(tcp_connect_from(from, port).await.unwrap())
+        .await
+        .unwrap()
+}
+
+/// The TLS handshake (any certificate) over `tcp`.
+pub async fn tls_over(tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
     let connector = TlsConnector::from(client_config(&[
         &rustls::version::TLS13,
         &rustls::version::TLS12,
@@ -313,7 +346,25 @@ pub async fn tls_connect_from(src: &str, port: u16) -> TlsStream<TcpStream> {
     connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .unwrap()
+}
+
+/// `GET path` over HTTPS from 127.0.0.1, bounded; `None` when no answer came (connection
+/// refused or closed, handshake failed, nothing within 5 s).
+pub async fn try_https_status(port: u16, path: &str) -> Option<u16> {
+    let attempt = async {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let mut s = tls_over(tcp).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        let head = String::from_utf8_lossy(&buf);
+        head.split_whitespace().nth(1)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(5), attempt)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// A parsed HTTP/1.1 response.
@@ -335,7 +386,23 @@ impl HttpResponse {
 
 /// Sends a raw request (which must ask for `Connection: close`) and reads the whole response.
 pub async fn https_raw(port: u16, request: &str) -> HttpResponse {
-    let mut s = tls_connect(port).await;
+    raw_exchange(tls_connect(port).await, request).await
+}
+
+/// [`https_raw`] from the source address `from`.
+pub async fn https_raw_from(from: std::net::IpAddr, port: u16, request: &str) -> HttpResponse {
+    raw_exchange(tls_connect_from(from, port).await, request).await
+}
+
+/// [`https_raw`] over plain HTTP to `addr`.
+pub async fn http_raw(addr: std::net::SocketAddr, request: &str) -> HttpResponse {
+    raw_exchange(TcpStream::connect(addr).await.unwrap(), request).await
+}
+
+async fn raw_exchange<S>(mut s: S, request: &str) -> HttpResponse
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     s.write_all(request.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let read = async {
@@ -393,14 +460,14 @@ pub fn parse_response(buf: &[u8]) -> HttpResponse {
     }
 }
 
-/// The WebSocket handshake request of `fixtures/sipjs/websocket-handshake.txt`, with or
-/// without the subprotocol.
+/// The WebSocket handshake request of `fixtures/sipjs/websocket-handshake.txt` (the page on
+/// 127.0.0.1:8443, the WebSocket on 127.0.0.1:8444), with or without the subprotocol.
 pub fn ws_upgrade_request(path: &str, protocol: Option<&str>) -> String {
     let proto = protocol
         .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
         .unwrap_or_default();
     format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8444\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Origin: https://127.0.0.1:8443\r\nSec-WebSocket-Version: 13\r\n\
          Sec-WebSocket-Key: bqSQxpX66Oi7m2nqIDWgkA==\r\n\
          Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n{proto}\r\n"

@@ -97,7 +97,7 @@ impl WsUa {
 
     /// As [`WsUa::connect`], from the loopback address `src`.
     pub async fn connect_from(src: &str, port: u16, user: &str, pass: &str, domain: &str) -> WsUa {
-        let tls = tls_connect_from(src, port).await;
+        let tls = tls_connect_from(src.parse().expect("an IP address"), port).await;
         let mut req = format!("wss://127.0.0.1:{port}/ws")
             .into_client_request()
             .unwrap();
