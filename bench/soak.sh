@@ -23,7 +23,7 @@ PIDS+=($!)
 sleep 0.5
 env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25643 WSS_PORT=25644 SIP_PORT=25360 \
 	MIN_RTP_PORT=21000 MAX_RTP_PORT=22999 STATE_DIR="$OUT/state" OUTBOUND_PROXY=127.0.0.1:25392 \
-	RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 MAX_CALLS_PER_IP=100000 ${GW_ENV:-} "$ROOT/target/release/webrtc-phone" >"$OUT/gateway.log" 2>&1 &
+	RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 MAX_CALLS_PER_IP=100000 MAX_CONNS_PER_IP=100000 ${GW_ENV:-} "$ROOT/target/release/webrtc-phone" >"$OUT/gateway.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
 wait_listening "$OUT/gateway.log" || exit 1

@@ -66,7 +66,7 @@ run_gw() {
 	kill -0 "$sipp" 2>/dev/null || { echo "sipp did not start (port 25192 busy?)"; cat "$d/sipp.out"; return 1; }
 	env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25443 WSS_PORT=25444 SIP_PORT=25160 \
 		MIN_RTP_PORT=21000 MAX_RTP_PORT=22999 STATE_DIR="$d/state" OUTBOUND_PROXY=127.0.0.1:25192 OUTBOUND_ROUTE=127.0.0.1:25192 \
-		RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 MAX_CALLS_PER_IP=100000 ${GW_ENV:-} "$GW_BIN" >"$d/gateway.log" 2>&1 &
+		RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 MAX_CALLS_PER_IP=100000 MAX_CONNS_PER_IP=100000 ${GW_ENV:-} "$GW_BIN" >"$d/gateway.log" 2>&1 &
 	local gw=$!; PIDS+=("$gw")
 	for _ in $(seq 200); do grep -q "webrtc-phone listening" "$d/gateway.log" && break; sleep 0.1; done
 	grep -q "webrtc-phone listening" "$d/gateway.log" || { echo "gateway did not start"; cat "$d/gateway.log"; return 1; }

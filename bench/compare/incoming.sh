@@ -33,7 +33,7 @@ kamailio -f "$HERE/registrar.cfg" -DD -E -Y "$OUT/kam-run" -w "$OUT" -A REG_PORT
 PIDS+=($!)
 env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25443 WSS_PORT=25444 SIP_PORT=25160 \
 	MIN_RTP_PORT=21000 MAX_RTP_PORT=22999 STATE_DIR="$OUT/state" OUTBOUND_PROXY=127.0.0.1:25070 \
-	RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 MAX_CALLS_PER_IP=100000 "$GW_BIN" >"$OUT/gateway.log" 2>&1 &
+	RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 MAX_CALLS_PER_IP=100000 MAX_CONNS_PER_IP=100000 "$GW_BIN" >"$OUT/gateway.log" 2>&1 &
 GW=$!; PIDS+=("$GW")
 for _ in $(seq 200); do grep -q "webrtc-phone listening" "$OUT/gateway.log" && break; sleep 0.1; done
 sleep 1
