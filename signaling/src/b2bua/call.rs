@@ -726,6 +726,11 @@ impl Core {
         };
         let code = resp.status().unwrap_or(500);
         if code == 100 {
+            // Any provisional response lets a CANCEL go (RFC 3261 §9.1), 100 included.
+            c.b_provisional = true;
+            if c.cancel_wanted && c.state == CallState::Calling {
+                self.send_cancel_b(now, id);
+            }
             return;
         }
         if c.state == CallState::Ending {
@@ -1125,6 +1130,9 @@ impl Core {
             cancel.push_header("Route", r);
         }
         let peer = c.b.peer.clone();
+        if let Some(t) = self.clients.get_mut(&branch) {
+            t.txn.handle_cancelled(now);
+        }
         self.start_call_txn(
             now,
             id,
@@ -1156,7 +1164,7 @@ impl Core {
         if self
             .servers
             .get(&invite_key)
-            .is_none_or(|s| s.peer != *from)
+            .is_none_or(|s| !self.is_same_peer(&s.peer, from))
         {
             return false;
         }
@@ -1249,6 +1257,13 @@ impl Core {
                 } else {
                     "callee"
                 });
+                if !c.answered {
+                    // A BYE on an early dialog: the INVITE still needs its final response and
+                    // the callee its CANCEL (RFC 3261 §15), or both transactions stay.
+                    let code = if leg == LegIndex::A { 487 } else { 480 };
+                    self.give_up_unanswered(now, id, code, "hung up before the answer");
+                    return true;
+                }
                 self.send_bye(now, id, leg.other(), "");
                 self.end_call(now, id, "hung up");
             }
@@ -1765,6 +1780,14 @@ impl Core {
             return;
         };
         self.release_call(id, &c.holders);
+        // An INVITE still waiting on leg B ends within 64*T1 whatever comes back.
+        if let Some(t) = c
+            .b_invite_branch
+            .as_ref()
+            .and_then(|b| self.clients.get_mut(b))
+        {
+            t.txn.handle_cancelled(now);
+        }
         // The keys the call was indexed under (no scan of every call's entries per hang-up).
         for leg in [&c.a, &c.b] {
             let k = (leg.call_id.clone(), leg.local_tag.clone());

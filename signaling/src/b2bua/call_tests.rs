@@ -1247,3 +1247,341 @@ fn an_unanswered_call_ends_at_the_no_answer_timeout() {
         .any(|(p, m)| *p == udp() && m.method() == Some(&Method::Cancel)));
     assert_eq!(core.call_count(), 0);
 }
+
+fn cancel_for(branch: &str, n: u32) -> Vec<u8> {
+    format!(
+        "CANCEL sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.66:5060;branch=z9hG4bK{branch}{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c{n}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_strangers_cancel_keeps_no_state_and_gets_at_most_its_budget() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let attacker = Peer::Udp("127.0.0.66:5060".parse().unwrap());
+    let mut answered = 0;
+    for n in 0..100 {
+        core.handle_message(now, attacker.clone(), &cancel_for("x", n));
+        answered += out(&mut core).len();
+    }
+    assert_eq!(
+        core.servers.len(),
+        0,
+        "a stranger's CANCEL created server transactions"
+    );
+    assert!(
+        answered <= 10,
+        "a stranger got {answered} answers (budget 10)"
+    );
+}
+
+#[test]
+fn strangers_cancels_cannot_fill_the_transaction_cap() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    // Through the real entry point (rate-limited per source): 20 sources x 1000 CANCELs in 10 s.
+    for ip in 0..20u8 {
+        let from: SocketAddr = format!("127.0.1.{ip}:5060").parse().unwrap();
+        for n in 0..1000u32 {
+            let at = now + Duration::from_millis(u64::from(n) * 10);
+            core.handle_datagram(at, from, &cancel_for(&format!("s{ip}x"), n));
+            let _ = out(&mut core);
+        }
+    }
+    let later = now + Duration::from_secs(10);
+    core.handle_ws_opened(&conn(1), LOCAL);
+    core.handle_message(later, ws(1), INVITE);
+    let o = out(&mut core);
+    assert_eq!(
+        o[0].1.status(),
+        Some(100),
+        "the browser's call was refused: {:?} (live txns {})",
+        o[0].1.status(),
+        core.servers.len() + core.clients.len()
+    );
+}
+
+/// SIP calls the browser on c2; the browser rings (180) and its tab closes.
+#[test]
+fn a_ringing_browser_that_goes_away_leaves_no_transaction() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    core.handle_ws_opened(&conn(2), LOCAL);
+    let invite = format!(
+        "INVITE sip:abc@c2.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKin1\r\n\
+         Record-Route: <sip:127.0.0.1:5090;lr>\r\nMax-Forwards: 69\r\n\
+         From: <sip:carol@127.0.0.1>;tag=car\r\nTo: <sip:abc@c2.invalid>\r\nCall-ID: in1\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:carol@127.0.0.1:5098>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SIP_SDP}",
+        SIP_SDP.len()
+    );
+    core.handle_message(now, udp(), invite.as_bytes());
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let offer = out(&mut core).remove(0).1;
+    core.handle_message(
+        now,
+        ws(2),
+        &offer.response(180, "Ringing", Some("sipjs")).to_bytes(),
+    );
+    let _ = out(&mut core);
+    core.handle_ws_closed(now, &conn(2));
+    let _ = out(&mut core);
+    assert_eq!(core.call_count(), 0);
+    run_until(&mut core, now + Duration::from_secs(3600));
+    let _ = out(&mut core);
+    assert_eq!(
+        core.servers.len() + core.clients.len(),
+        0,
+        "left for good: {} server, {} client transactions (poll_timeout {:?})",
+        core.servers.len(),
+        core.clients.len(),
+        core.poll_timeout().map(|t| t - now)
+    );
+}
+
+/// Browser to SIP: the far end rings, the no-answer timeout CANCELs, the CANCEL is lost.
+#[test]
+fn an_unanswered_cancel_still_ends_the_invite_transaction() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let inv = invite_out(&mut core, now);
+    core.handle_message(
+        now,
+        udp(),
+        &inv.response(180, "Ringing", Some("far")).to_bytes(),
+    );
+    let _ = out(&mut core);
+    run_until(&mut core, now + Duration::from_secs(3600));
+    let _ = out(&mut core);
+    assert_eq!(core.call_count(), 0);
+    assert_eq!(
+        core.clients.len(),
+        0,
+        "INVITE client transaction left for good (RFC 3261 §9.1: destroyed 64*T1 after CANCEL)"
+    );
+}
+
+/// Browser to SIP: the far end only sent 100 Trying; at NO_ANSWER_TIMEOUT it must get a CANCEL.
+#[test]
+fn no_answer_after_100_trying_cancels_the_callee() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let inv = invite_out(&mut core, now);
+    core.handle_message(now, udp(), &inv.response(100, "Trying", None).to_bytes());
+    let _ = out(&mut core);
+    let limit = Limits::default().no_answer_timeout;
+    run_until(&mut core, now + limit);
+    let o = out(&mut core);
+    assert!(
+        o.iter()
+            .any(|(p, m)| *p == ws(1) && m.status() == Some(408)),
+        "{o:?}"
+    );
+    assert!(
+        o.iter()
+            .any(|(p, m)| *p == udp() && m.method() == Some(&Method::Cancel)),
+        "no CANCEL to the callee after its 100 Trying: {o:?}"
+    );
+}
+
+/// The PBX answers the gateway's CANCEL with 200 (CSeq CANCEL, the INVITE's branch), then 487.
+#[test]
+fn the_200_for_our_cancel_is_not_the_invites_answer() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let inv = invite_out(&mut core, now);
+    core.handle_message(
+        now,
+        udp(),
+        &inv.response(180, "Ringing", Some("far")).to_bytes(),
+    );
+    let _ = out(&mut core);
+    let limit = Limits::default().no_answer_timeout;
+    run_until(&mut core, now + limit);
+    let o = out(&mut core);
+    let cancel = o
+        .iter()
+        .find(|(p, m)| *p == udp() && m.method() == Some(&Method::Cancel))
+        .expect("CANCEL")
+        .1
+        .clone();
+    let t = now + limit;
+    core.handle_message(
+        t,
+        udp(),
+        &cancel.response(200, "OK", Some("far")).to_bytes(),
+    );
+    let o = out(&mut core);
+    assert!(
+        !o.iter()
+            .any(|(_, m)| matches!(m.method(), Some(Method::Ack | Method::Bye))),
+        "the CANCEL's 200 was taken for a 2xx to the INVITE: {o:?}"
+    );
+    core.handle_message(
+        t,
+        udp(),
+        &inv.response(487, "Request Terminated", Some("far"))
+            .to_bytes(),
+    );
+    let o = out(&mut core);
+    assert!(
+        o.iter()
+            .any(|(p, m)| *p == udp() && m.method() == Some(&Method::Ack)),
+        "487 not ACKed: {o:?}"
+    );
+}
+
+/// The caller hangs up an early dialog with BYE (RFC 3261 §15 allows it): its INVITE must get a
+/// final response, and no transaction may be left for good.
+#[test]
+fn an_early_bye_from_the_caller_leaves_no_transaction() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let inv = invite_out(&mut core, now);
+    core.handle_message(
+        now,
+        udp(),
+        &inv.response(180, "Ringing", Some("far")).to_bytes(),
+    );
+    let o = out(&mut core);
+    let ringing_a = o.iter().find(|(p, _)| *p == ws(1)).unwrap().1.clone();
+    core.handle_message(
+        now,
+        ws(1),
+        &browser_request(&ringing_a, "BYE", 2, "z9hG4bKearlybye"),
+    );
+    let _ = out(&mut core);
+    assert_eq!(core.call_count(), 0);
+    run_until(&mut core, now + Duration::from_secs(3600));
+    let _ = out(&mut core);
+    assert_eq!(
+        core.servers.len() + core.clients.len(),
+        0,
+        "left for good: {} server, {} client transactions",
+        core.servers.len(),
+        core.clients.len()
+    );
+}
+
+/// OUTBOUND_ROUTE names a host with two addresses; the answer comes from the second.
+#[test]
+fn an_answer_from_another_address_of_the_route_is_taken() {
+    let now = t0();
+    let mut c = cfg(false);
+    c.proxy = None;
+    let mut r = StaticRoute::parse("127.0.0.1:5090").unwrap();
+    r.resolve().unwrap();
+    if let super::route::Dest::Host { addrs, .. } = &mut r.dest {
+        addrs.push("127.0.0.2:5090".parse().unwrap());
+    }
+    c.route = Some(r);
+    let mut core = Core::new(c);
+    let inv = invite_out(&mut core, now);
+    let other = Peer::Udp("127.0.0.2:5090".parse().unwrap());
+    core.handle_message(
+        now,
+        other,
+        &inv.response(180, "Ringing", Some("far")).to_bytes(),
+    );
+    let o = out(&mut core);
+    assert!(
+        o.iter()
+            .any(|(p, m)| *p == ws(1) && m.status() == Some(180)),
+        "dropped: {o:?}"
+    );
+}
+
+/// A malformed request from a stranger: the 400 must not be more than twice its size.
+#[test]
+fn a_malformed_requests_answer_is_at_most_twice_its_size() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let req = b"OPTIONS sip:g SIP/2.0\r\nv:SIP/2.0/UDP h;branch=z9hG4bKa\r\nf:<sip:a@b>;tag=1\r\nt:<sip:g>\r\ni:c\r\nCSeq:1 OPTIONS\r\nX:\\\x00\r\n\r\n";
+    core.handle_message(now, Peer::Udp("127.0.0.66:5060".parse().unwrap()), req);
+    let answers: Vec<_> = std::iter::from_fn(|| core.poll_transmit()).collect();
+    for a in &answers {
+        assert!(
+            a.bytes.len() <= 2 * req.len(),
+            "{} bytes for {}: {}",
+            a.bytes.len(),
+            req.len(),
+            String::from_utf8_lossy(&a.bytes)
+        );
+    }
+}
+
+/// The registrar's answer to a REGISTER arrives after the browser's WebSocket closed.
+#[test]
+fn a_register_answered_after_the_close_counts_nothing() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    core.handle_ws_opened(&conn(1), LOCAL);
+    let reg = include_bytes!("../../tests/fixtures/sipjs/register.txt");
+    core.handle_message(now, ws(1), reg);
+    let fwd = out(&mut core).remove(0).1;
+    core.handle_ws_closed(now, &conn(1));
+    let mut ok = fwd.response(200, "OK", Some("reg"));
+    ok.push_header(
+        "Contact",
+        format!("{};expires=600", fwd.header("Contact").unwrap()),
+    );
+    core.handle_message(now, udp(), &ok.to_bytes());
+    let _ = out(&mut core);
+    assert_eq!(
+        core.registration_count(),
+        0,
+        "a closed connection's registration counted for good"
+    );
+}
+
+/// The browser CANCELs a ringing call; the PBX answers the CANCEL with 200, then the INVITE 487.
+#[test]
+fn the_200_for_the_browsers_cancel_is_not_a_2xx_to_the_invite() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let inv = invite_out(&mut core, now);
+    core.handle_message(
+        now,
+        udp(),
+        &inv.response(180, "Ringing", Some("far")).to_bytes(),
+    );
+    let _ = out(&mut core);
+    let cancel = String::from_utf8_lossy(INVITE)
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+        .replace(
+            &format!(
+                "Content-Length: {}",
+                SipMsg::parse(INVITE).unwrap().body.len()
+            ),
+            "Content-Length: 0",
+        )
+        + "\r\n\r\n";
+    core.handle_message(now, ws(1), cancel.as_bytes());
+    let o = out(&mut core);
+    let cancel_b = o
+        .iter()
+        .find(|(p, m)| *p == udp() && m.method() == Some(&Method::Cancel))
+        .expect("CANCEL to the PBX")
+        .1
+        .clone();
+    core.handle_message(
+        now,
+        udp(),
+        &cancel_b.response(200, "OK", Some("far")).to_bytes(),
+    );
+    let o = out(&mut core);
+    assert!(
+        !o.iter()
+            .any(|(_, m)| matches!(m.method(), Some(Method::Ack | Method::Bye))),
+        "the CANCEL's 200 was taken for a 2xx to the INVITE: {:?}",
+        o.iter()
+            .map(|(_, m)| m.method().cloned())
+            .collect::<Vec<_>>()
+    );
+}

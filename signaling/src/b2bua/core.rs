@@ -375,6 +375,15 @@ impl Core {
         self.upstream().any(|x| *x == a)
     }
 
+    /// Whether `b` speaks for `a`: the same connection or address, or both addresses of the
+    /// upstream (a proxy or route host may answer from any of its resolved addresses).
+    pub(super) fn is_same_peer(&self, a: &Peer, b: &Peer) -> bool {
+        match (a, b) {
+            (Peer::Udp(x), Peer::Udp(y)) => x == y || self.is_upstream(*x) && self.is_upstream(*y),
+            _ => a == b,
+        }
+    }
+
     fn is_upstream_ip(&self, ip: IpAddr) -> bool {
         self.upstream().any(|x| x.ip() == ip)
     }
@@ -406,7 +415,7 @@ impl Core {
                 }
                 let tag = self.new_id();
                 match error_response_for(bytes, &e, &tag) {
-                    Some(resp) if resp.len() <= 2 * bytes.len().max(256) => {
+                    Some(resp) if resp.len() <= 2 * bytes.len() => {
                         self.events.push_back(CoreEvent::Rejected {
                             transport: from.transport(),
                             status: e.status,
@@ -453,7 +462,7 @@ impl Core {
         // A request that reuses a live transaction's key is a retransmission only when it
         // comes from that transaction's peer; from anyone else it is ignored.
         if let Some(peer) = self.servers.get(&key).map(|s| s.peer.clone()) {
-            if peer != from {
+            if !self.is_same_peer(&peer, &from) {
                 return self.shed("not_a_peer");
             }
             let s = self.servers.get_mut(&key).expect("looked up above");
@@ -528,7 +537,18 @@ impl Core {
                         return self.answer_stateless(now, &from, &msg, 403, &[]);
                     }
                 }
-                Method::Cancel => {}
+                Method::Cancel => {
+                    // Only the INVITE's own sender may cancel it (RFC 3261 §9.2: a CANCEL
+                    // follows its INVITE hop by hop); anything else is answered, statelessly.
+                    let invite_key = (key.0.clone(), key.1.clone(), "INVITE".to_string());
+                    if self
+                        .servers
+                        .get(&invite_key)
+                        .is_none_or(|s| !self.is_same_peer(&s.peer, &from))
+                    {
+                        return self.answer_stateless(now, &from, &msg, 481, &[]);
+                    }
+                }
                 _ => return self.answer_stateless(now, &from, &msg, 501, &[]),
             }
         }
@@ -653,20 +673,22 @@ impl Core {
         self.events.push_back(CoreEvent::Shed { reason });
     }
 
-    /// A response is taken only from where its request went (for the outbound proxy: any of
-    /// its addresses); from anywhere else it is dropped (an off-path forgery).
+    /// A response is taken only from where its request went (for the outbound proxy or the
+    /// route: any of their resolved addresses); from anywhere else it is dropped (an off-path
+    /// forgery). A CANCEL's response goes to the CANCEL's own transaction (it shares the
+    /// INVITE's branch, RFC 3261 §9.1).
     fn handle_response(&mut self, now: Instant, from: Peer, msg: SipMsg) {
         let branch = msg.top_via().and_then(|v| v.branch().map(str::to_string));
+        let branch = match branch {
+            Some(b) if msg.cseq().method == Method::Cancel => Some(format!("{b}-cancel")),
+            other => other,
+        };
         let Some((branch, to)) =
             branch.and_then(|b| self.clients.get(&b).map(|c| (b, c.to.clone())))
         else {
             return self.dropped(&from, "response matches no transaction".into());
         };
-        let proxy = |p: &Peer| match p {
-            Peer::Udp(a) => self.cfg.proxy.as_ref().is_some_and(|x| x.contains(a)),
-            Peer::Ws(_) => false,
-        };
-        if to != from && !(proxy(&to) && proxy(&from)) {
+        if !self.is_same_peer(&to, &from) {
             return self.shed("response_source");
         }
         if let Some(c) = self.clients.get_mut(&branch) {
@@ -771,7 +793,8 @@ impl Core {
                         if status == 100 || register::pop_own_via(&mut resp, branch).is_none() {
                             return;
                         }
-                        if is_register && status >= 200 {
+                        // A connection closed meanwhile has nothing registered any more.
+                        if is_register && status >= 200 && self.ws_open.contains_key(&conn) {
                             let expires = if (200..300).contains(&status) {
                                 register::granted_expires(&resp, &conn)
                             } else {
@@ -1157,6 +1180,7 @@ mod tests {
     fn register_200_counts_and_ws_close_forgets() {
         let t = now0();
         let mut core = Core::new(cfg(true));
+        core.handle_ws_opened(&conn(), "127.0.0.1".parse().unwrap());
         core.handle_message(t, ws(), REGISTER);
         let fwd = take(&mut core).remove(0).1;
         let mut ok = fwd.response(200, "OK", Some("reg"));

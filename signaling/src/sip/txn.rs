@@ -149,6 +149,17 @@ impl ClientTxn {
         self.timers[t as usize] = at;
     }
 
+    /// A CANCEL went out for this INVITE (or its user gave up on it): with no final response
+    /// within 64*T1 the transaction ends with a timeout (RFC 3261 §9.1), where Proceeding
+    /// alone would wait for ever.
+    pub fn handle_cancelled(&mut self, now: Instant) {
+        if self.is_pending() {
+            let at = now + self.tv.t64();
+            let t = &mut self.timers[ClientTimer::Timeout as usize];
+            *t = Some(t.map_or(at, |old| old.min(at)));
+        }
+    }
+
     /// A response whose branch and CSeq method match this transaction.
     pub fn handle_response(&mut self, now: Instant, resp: SipMsg) {
         let Some(code) = resp.status() else { return };
