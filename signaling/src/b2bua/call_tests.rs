@@ -1248,6 +1248,19 @@ fn an_unanswered_call_ends_at_the_no_answer_timeout() {
     assert_eq!(core.call_count(), 0);
 }
 
+/// [`invite_out`], then the far end's 180: the INVITE sent on, and what the 180 caused.
+fn ringing_out_with(core: &mut Core, now: Instant) -> (SipMsg, Vec<(Peer, SipMsg)>) {
+    let inv = invite_out(core, now);
+    let ringing = inv.response(180, "Ringing", Some("far"));
+    core.handle_message(now, udp(), &ringing.to_bytes());
+    let o = out(core);
+    (inv, o)
+}
+
+fn ringing_out(core: &mut Core, now: Instant) -> SipMsg {
+    ringing_out_with(core, now).0
+}
+
 fn cancel_for(branch: &str, n: u32) -> Vec<u8> {
     format!(
         "CANCEL sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.66:5060;branch=z9hG4bK{branch}{n}\r\n\
@@ -1346,13 +1359,7 @@ fn a_ringing_browser_that_goes_away_leaves_no_transaction() {
 fn an_unanswered_cancel_still_ends_the_invite_transaction() {
     let now = t0();
     let mut core = Core::new(cfg(false));
-    let inv = invite_out(&mut core, now);
-    core.handle_message(
-        now,
-        udp(),
-        &inv.response(180, "Ringing", Some("far")).to_bytes(),
-    );
-    let _ = out(&mut core);
+    ringing_out(&mut core, now);
     run_until(&mut core, now + Duration::from_secs(3600));
     let _ = out(&mut core);
     assert_eq!(core.call_count(), 0);
@@ -1391,13 +1398,7 @@ fn no_answer_after_100_trying_cancels_the_callee() {
 fn the_200_for_our_cancel_is_not_the_invites_answer() {
     let now = t0();
     let mut core = Core::new(cfg(false));
-    let inv = invite_out(&mut core, now);
-    core.handle_message(
-        now,
-        udp(),
-        &inv.response(180, "Ringing", Some("far")).to_bytes(),
-    );
-    let _ = out(&mut core);
+    let inv = ringing_out(&mut core, now);
     let limit = Limits::default().no_answer_timeout;
     run_until(&mut core, now + limit);
     let o = out(&mut core);
@@ -1439,13 +1440,7 @@ fn the_200_for_our_cancel_is_not_the_invites_answer() {
 fn an_early_bye_from_the_caller_leaves_no_transaction() {
     let now = t0();
     let mut core = Core::new(cfg(false));
-    let inv = invite_out(&mut core, now);
-    core.handle_message(
-        now,
-        udp(),
-        &inv.response(180, "Ringing", Some("far")).to_bytes(),
-    );
-    let o = out(&mut core);
+    let (_, o) = ringing_out_with(&mut core, now);
     let ringing_a = o.iter().find(|(p, _)| *p == ws(1)).unwrap().1.clone();
     core.handle_message(
         now,
@@ -1541,13 +1536,7 @@ fn a_register_answered_after_the_close_counts_nothing() {
 fn the_200_for_the_browsers_cancel_is_not_a_2xx_to_the_invite() {
     let now = t0();
     let mut core = Core::new(cfg(false));
-    let inv = invite_out(&mut core, now);
-    core.handle_message(
-        now,
-        udp(),
-        &inv.response(180, "Ringing", Some("far")).to_bytes(),
-    );
-    let _ = out(&mut core);
+    ringing_out(&mut core, now);
     let cancel = String::from_utf8_lossy(INVITE)
         .split("\r\n\r\n")
         .next()
