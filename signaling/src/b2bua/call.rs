@@ -1318,6 +1318,8 @@ impl Core {
                         &msg,
                         if method == Method::Prack { 481 } else { 501 },
                     );
+                } else if self.calls[&id].kind == CallKind::DemoEcho {
+                    self.answer_for_echo(now, &key, &msg, &method);
                 } else {
                     self.relay_request(now, id, leg, key, msg);
                 }
@@ -1505,6 +1507,18 @@ impl Core {
         }
     }
 
+    /// An in-dialog INFO, MESSAGE, OPTIONS or NOTIFY to the demo echo, which has no peer to
+    /// relay it to: answered here as a phone would. DTMF by INFO and chat are taken (200), an
+    /// in-dialog OPTIONS gets 200 with Allow, and a NOTIFY matches no subscription of ours (481).
+    fn answer_for_echo(&mut self, now: Instant, key: &ServerKey, msg: &SipMsg, method: &Method) {
+        let code = if *method == Method::Notify { 481 } else { 200 };
+        let mut r = self.response(msg, code);
+        if *method == Method::Options {
+            r.push_header("Allow", super::core::ALLOW);
+        }
+        self.send_on(now, key, r);
+    }
+
     fn relay_request(
         &mut self,
         now: Instant,
@@ -1528,6 +1542,11 @@ impl Core {
         sdp: Option<Sdp>,
     ) {
         let Some(c) = self.calls.get(&id) else { return };
+        if c.kind == CallKind::DemoEcho {
+            // The echo has no dialog to relay into (its requests are answered by
+            // `answer_for_echo` and `answer_echo_reoffer`); never send a request to nowhere.
+            return self.reply(now, &key, &msg, 500);
+        }
         let other = c.leg(leg.other()).clone();
         let method = msg.method().cloned().unwrap_or(Method::Options);
         let (via, branch) = self.via_for(&other.peer);

@@ -1574,3 +1574,302 @@ fn the_200_for_the_browsers_cancel_is_not_a_2xx_to_the_invite() {
             .collect::<Vec<_>>()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// In-dialog requests from every side of every kind of call (issue 14: an INFO on an echo call
+// was sent back down the caller's WebSocket as `INFO  SIP/2.0`).
+
+const FIREFOX_INVITE: &[u8] = include_bytes!("../../tests/fixtures/firefox/invite.txt");
+
+/// One side of a confirmed call, as the test plays it.
+struct Side {
+    name: &'static str,
+    peer: Peer,
+    /// `From` of the side's in-dialog requests (its own tag).
+    from: String,
+    /// `To` of the side's in-dialog requests (the gateway's tag).
+    to: String,
+    call_id: String,
+    via: &'static str,
+}
+
+impl Side {
+    /// The side that sent the dialog's INVITE and got `ok` back.
+    fn uac(name: &'static str, peer: Peer, ok: &SipMsg, via: &'static str) -> Side {
+        Side {
+            name,
+            peer,
+            from: ok.header("From").unwrap().to_string(),
+            to: ok.header("To").unwrap().to_string(),
+            call_id: ok.call_id().to_string(),
+            via,
+        }
+    }
+
+    /// The side that got the dialog's INVITE `inv` and answered it with To-tag `tag`.
+    fn uas(name: &'static str, peer: Peer, inv: &SipMsg, tag: &str, via: &'static str) -> Side {
+        Side {
+            name,
+            peer,
+            from: format!("{};tag={tag}", inv.header("To").unwrap()),
+            to: inv.header("From").unwrap().to_string(),
+            call_id: inv.call_id().to_string(),
+            via,
+        }
+    }
+
+    fn request(&self, method: &str, cseq: u32) -> Vec<u8> {
+        let body = match method {
+            "INFO" => "Content-Type: application/dtmf-relay\r\nContent-Length: 23\r\n\r\nSignal=5\r\nDuration=2000",
+            "MESSAGE" => "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+            "NOTIFY" => "Event: refer\r\nSubscription-State: terminated\r\nContent-Length: 0\r\n\r\n",
+            "SUBSCRIBE" => "Event: dialog\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n",
+            "REFER" => "Refer-To: <sip:dave@127.0.0.1>\r\nContent-Length: 0\r\n\r\n",
+            "PRACK" => "RAck: 1 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+            _ => "Content-Length: 0\r\n\r\n",
+        };
+        format!(
+            "{method} sip:gw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/{};branch=z9hG4bK{}{method}{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:{}@127.0.0.1>\r\n{body}",
+            self.via, self.name, self.from, self.to, self.call_id, self.name
+        )
+        .into_bytes()
+    }
+}
+
+/// A confirmed call of each kind, with its sides (one for the echo, which has no far peer).
+fn confirmed_call(kind: &str) -> (Core, Vec<Side>) {
+    let now = t0();
+    match kind {
+        "browser-to-sip" => {
+            let mut core = Core::new(cfg(false));
+            let (_, inv, ok_a) = browser_call_answered(&mut core, now);
+            core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
+            let _ = out(&mut core);
+            let a = Side::uac("browser", ws(1), &ok_a, "WSS x.invalid");
+            let b = Side::uas("pbx", udp(), &inv, "far", "UDP 127.0.0.1:5090");
+            (core, vec![a, b])
+        }
+        "sip-to-browser" => {
+            let mut core = Core::new(cfg(false));
+            core.handle_ws_opened(&conn(2), LOCAL);
+            let invite = format!(
+                "INVITE sip:abc@c2.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKin1\r\n\
+                 Max-Forwards: 69\r\nFrom: <sip:carol@127.0.0.1>;tag=car\r\nTo: <sip:abc@c2.invalid>\r\n\
+                 Call-ID: in1\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@127.0.0.1:5090>\r\n\
+                 Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SIP_SDP}",
+                SIP_SDP.len()
+            );
+            core.handle_message(now, udp(), invite.as_bytes());
+            let _ = out(&mut core);
+            allocate(&mut core, now);
+            let offer = out(&mut core).remove(0).1;
+            let answer = SipMsg::parse(ANSWER_FROM_BROWSER).unwrap();
+            let mut ok = with_sdp(
+                offer.response(200, "OK", Some("sipjs")),
+                std::str::from_utf8(&answer.body).unwrap(),
+            );
+            ok.push_header("Contact", "<sip:abc@x.invalid;transport=ws>");
+            core.handle_message(now, ws(2), &ok.to_bytes());
+            let ok_sip = out(&mut core)
+                .into_iter()
+                .find(|(p, m)| *p == udp() && m.status() == Some(200))
+                .expect("200 to the PBX")
+                .1;
+            let a = Side::uac("pbx", udp(), &ok_sip, "UDP 127.0.0.1:5090");
+            core.handle_message(now, udp(), &a.request("ACK", 1));
+            let _ = out(&mut core);
+            let b = Side::uas("browser", ws(2), &offer, "sipjs", "WSS y.invalid");
+            (core, vec![a, b])
+        }
+        "echo" => {
+            let mut core = Core::new(cfg(true));
+            core.handle_ws_opened(&conn(1), LOCAL);
+            let echo =
+                String::from_utf8_lossy(INVITE).replace("INVITE sip:bob@", "INVITE sip:echo@");
+            core.handle_message(now, ws(1), echo.as_bytes());
+            let _ = out(&mut core);
+            allocate(&mut core, now);
+            let ok = out(&mut core).remove(0).1;
+            assert_eq!(ok.status(), Some(200));
+            let a = Side::uac("browser", ws(1), &ok, "WSS x.invalid");
+            core.handle_message(now, ws(1), &a.request("ACK", 1));
+            let _ = out(&mut core);
+            (core, vec![a])
+        }
+        "browser-to-browser" => {
+            let mut core = Core::new(cfg(true));
+            core.handle_ws_opened(&conn(1), LOCAL);
+            core.handle_ws_opened(&conn(2), LOCAL);
+            let reg =
+                String::from_utf8_lossy(include_bytes!("../../tests/fixtures/sipjs/register.txt"))
+                    .replace("alice@", "bob@");
+            core.handle_message(now, ws(2), reg.as_bytes());
+            assert_eq!(out(&mut core).last().unwrap().1.status(), Some(200));
+            core.handle_message(now, ws(1), INVITE);
+            let _ = out(&mut core);
+            allocate(&mut core, now);
+            let inv_b = out(&mut core)
+                .into_iter()
+                .find(|(p, m)| *p == ws(2) && m.method() == Some(&Method::Invite))
+                .expect("INVITE to Bob's WebSocket")
+                .1;
+            let answer = SipMsg::parse(ANSWER_FROM_BROWSER).unwrap();
+            let mut ok = with_sdp(
+                inv_b.response(200, "OK", Some("bobtag")),
+                std::str::from_utf8(&answer.body).unwrap(),
+            );
+            ok.push_header("Contact", "<sip:bob@y.invalid;transport=ws>");
+            core.handle_message(now, ws(2), &ok.to_bytes());
+            let ok_a = out(&mut core)
+                .into_iter()
+                .find(|(p, m)| *p == ws(1) && m.status() == Some(200))
+                .expect("200 to Alice")
+                .1;
+            let a = Side::uac("alice", ws(1), &ok_a, "WSS x.invalid");
+            core.handle_message(now, ws(1), &a.request("ACK", 1));
+            let _ = out(&mut core);
+            let b = Side::uas("bob", ws(2), &inv_b, "bobtag", "WSS y.invalid");
+            (core, vec![a, b])
+        }
+        _ => unreachable!("{kind}"),
+    }
+}
+
+#[test]
+fn every_in_dialog_method_gets_one_final_answer_from_every_side_of_every_call() {
+    let now = t0();
+    // What the sender must get, per method: relayed methods are answered 200 by the test's far
+    // end; the echo answers INFO, MESSAGE and OPTIONS itself and has no subscription to NOTIFY.
+    let methods = [
+        "INFO",
+        "MESSAGE",
+        "OPTIONS",
+        "NOTIFY",
+        "UPDATE",
+        "PRACK",
+        "REFER",
+        "SUBSCRIBE",
+    ];
+    let mut cells = 0;
+    for kind in [
+        "echo",
+        "browser-to-browser",
+        "browser-to-sip",
+        "sip-to-browser",
+    ] {
+        let (mut core, sides) = confirmed_call(kind);
+        for (i, side) in sides.iter().enumerate() {
+            let other = (sides.len() == 2).then(|| &sides[1 - i]);
+            for (n, method) in methods.iter().enumerate() {
+                let cseq = 10 + n as u32;
+                let what = format!("{method} from the {} side of a {kind} call", side.name);
+                core.handle_message(now, side.peer.clone(), &side.request(method, cseq));
+                let mut answers = Vec::new();
+                let mut relayed = 0;
+                for _round in 0..3 {
+                    let o = out(&mut core);
+                    if o.is_empty() {
+                        break;
+                    }
+                    for (to, m) in o {
+                        let bytes = m.to_bytes();
+                        let text = String::from_utf8_lossy(&bytes);
+                        let first = text.lines().next().unwrap_or_default();
+                        assert!(
+                            !first.contains("  "),
+                            "{what}: a request without a Request-URI: {text}"
+                        );
+                        if to == side.peer {
+                            assert!(m.status().is_some(), "{what}: only answers go back: {m:?}");
+                            answers.push(m);
+                        } else {
+                            let other = other.unwrap_or_else(|| {
+                                panic!("{what}: sent to {to:?}, but the echo has no peer: {m:?}")
+                            });
+                            assert_eq!(to, other.peer, "{what}: relayed to the other side");
+                            assert_eq!(m.method().map(|m| m.as_str()), Some(*method), "{what}");
+                            relayed += 1;
+                            // The far end answers 200.
+                            core.handle_message(
+                                now,
+                                other.peer.clone(),
+                                &m.response(200, "OK", None).to_bytes(),
+                            );
+                        }
+                    }
+                }
+                let finals: Vec<_> = answers
+                    .iter()
+                    .filter(|m| m.status().is_some_and(|s| s >= 200))
+                    .collect();
+                assert_eq!(finals.len(), 1, "{what}: one final answer, got {answers:?}");
+                let code = finals[0].status().unwrap();
+                assert_eq!(
+                    finals[0].cseq().seq,
+                    cseq,
+                    "{what}: the answer is for this request"
+                );
+                let want = match *method {
+                    "PRACK" => 481,
+                    "REFER" | "SUBSCRIBE" => 501,
+                    "NOTIFY" if kind == "echo" => 481,
+                    _ => 200,
+                };
+                assert_eq!(code, want, "{what}: {:?}", finals[0]);
+                let relays = match *method {
+                    "PRACK" | "REFER" | "SUBSCRIBE" => 0,
+                    _ if kind == "echo" => 0,
+                    // A body-less UPDATE from the SIP side is a session refresh, answered here.
+                    "UPDATE" if side.via.starts_with("UDP") => 0,
+                    _ => 1,
+                };
+                assert_eq!(relayed, relays, "{what}: requests relayed");
+                cells += 1;
+            }
+        }
+        assert_eq!(core.call_count(), 1, "the {kind} call is still up");
+    }
+    assert_eq!(cells, 8 * 7);
+}
+
+#[test]
+fn firefox_echo_call_is_offered_g722() {
+    // Firefox writes `a=rtpmap:9 G722/8000/1`: the answer must keep 9 (it was `109 0 8 101`).
+    let now = t0();
+    let mut core = Core::new(cfg(true));
+    core.handle_ws_opened(&conn(1), LOCAL);
+    core.handle_message(now, ws(1), FIREFOX_INVITE);
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let ok = out(&mut core).remove(0).1;
+    assert_eq!(ok.status(), Some(200));
+    let body = String::from_utf8(ok.body.clone()).unwrap();
+    assert!(
+        body.contains("m=audio 32000 UDP/TLS/RTP/SAVPF 109 9 0 8 101\r\n"),
+        "{body}"
+    );
+    assert!(body.contains("a=rtpmap:9 G722/8000"), "{body}");
+}
+
+#[test]
+fn firefox_call_to_sip_offers_g722() {
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    core.handle_ws_opened(&conn(1), LOCAL);
+    core.handle_message(now, ws(1), FIREFOX_INVITE);
+    let _ = out(&mut core);
+    allocate(&mut core, now);
+    let inv = out(&mut core)
+        .into_iter()
+        .find(|(p, m)| *p == udp() && m.method() == Some(&Method::Invite))
+        .expect("INVITE to the PBX")
+        .1;
+    let sdp = String::from_utf8(inv.body).unwrap();
+    assert!(
+        sdp.contains("m=audio 32002 RTP/AVP 109 9 0 8 101\r\n"),
+        "{sdp}"
+    );
+    assert!(sdp.contains("a=rtpmap:9 G722/8000"), "{sdp}");
+}

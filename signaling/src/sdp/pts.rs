@@ -1,16 +1,16 @@
 //! `ALLOWED_PTS`: the codec allow-list (Sippy `--allowed_pts`).
 //!
 //! A comma-separated list of payload type numbers and `[name/rate]` or `[name/rate/channels]`
-//! entries. A named entry matches a format through its `a=rtpmap` (exact, case-sensitive, as the
-//! replaced system does), or through the RFC 3551 static table when a static payload type comes
-//! without `a=rtpmap`.
+//! entries. A named entry matches a format through its `a=rtpmap` (case-sensitive, as the
+//! replaced system does; a channel count of 1 is the same as none), or through the RFC 3551
+//! static table when a static payload type comes without `a=rtpmap`.
 
 /// One allowed format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PtEntry {
     /// A payload type number.
     Number(u8),
-    /// `encoding/clock[/channels]`, compared verbatim with the rtpmap value.
+    /// `encoding/clock[/channels]`, compared with the rtpmap value (`/1` is the same as none).
     Encoding(String),
 }
 
@@ -101,13 +101,27 @@ impl PtFilter {
         let enc = rtpmap.or_else(|| static_encoding(pt));
         self.0.iter().any(|e| match e {
             PtEntry::Number(n) => *n == pt,
-            PtEntry::Encoding(want) => enc == Some(want.as_str()),
+            PtEntry::Encoding(want) => enc.is_some_and(|e| same_encoding(e, want)),
         })
     }
 
     pub fn entries(&self) -> &[PtEntry] {
         &self.0
     }
+}
+
+/// `encoding/clock[/channels]` without a channel count of 1, which is the same as none
+/// (RFC 4566 §6: "if omitted, the number of channels is one").
+fn without_mono(e: &str) -> &str {
+    e.strip_suffix("/1")
+        .filter(|r| r.contains('/'))
+        .unwrap_or(e)
+}
+
+/// Whether two `encoding/clock[/channels]` values name the same format: Firefox writes
+/// `G722/8000/1` where Chromium and `ALLOWED_PTS` write `G722/8000`.
+fn same_encoding(a: &str, b: &str) -> bool {
+    without_mono(a) == without_mono(b)
 }
 
 #[cfg(test)]
@@ -149,6 +163,29 @@ mod tests {
             !f.is_allowed(100, Some("PCMU/8000")),
             "match is case-sensitive"
         );
+    }
+
+    #[test]
+    fn a_channel_count_of_one_is_the_same_as_none_both_ways() {
+        // Firefox writes `a=rtpmap:9 G722/8000/1`; the default list says `[G722/8000]`.
+        let f = PtFilter::parse(DEFAULT).unwrap();
+        assert!(f.is_allowed(9, Some("G722/8000/1")));
+        assert!(f.is_allowed(0, Some("PCMU/8000/1")));
+        assert!(f.is_allowed(101, Some("telephone-event/8000/1")));
+        // And a list that writes the 1 matches an rtpmap (or a static type) without it.
+        let f = PtFilter::parse("[G722/8000/1],[PCMA/8000/1]").unwrap();
+        assert!(f.is_allowed(9, Some("G722/8000")));
+        assert!(f.is_allowed(9, Some("G722/8000/1")));
+        assert!(f.is_allowed(8, None));
+        // Other channel counts and rates stay distinct.
+        let f = PtFilter::parse("[opus/48000/2],[L16/44100]").unwrap();
+        assert!(!f.is_allowed(111, Some("opus/48000")));
+        assert!(!f.is_allowed(111, Some("opus/48000/1")));
+        assert!(!f.is_allowed(10, None), "L16/44100/2 is not L16/44100");
+        assert!(f.is_allowed(11, None));
+        assert!(!PtFilter::parse(DEFAULT)
+            .unwrap()
+            .is_allowed(9, Some("G722/16000/1")));
     }
 
     #[test]

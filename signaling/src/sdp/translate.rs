@@ -890,6 +890,42 @@ mod tests {
     }
 
     #[test]
+    fn firefox_g722_with_a_channel_count_of_one_reaches_sip_and_comes_back() {
+        // Firefox writes `a=rtpmap:9 G722/8000/1`; the default list says `[G722/8000]`.
+        let offer = body(include_bytes!("../../tests/fixtures/firefox/invite.txt"));
+        let f = PtFilter::parse(DEFAULT_PTS).unwrap();
+        let sip = text(
+            &to_plain(
+                &offer,
+                "127.0.0.1:32002".parse().unwrap(),
+                None,
+                &f,
+                &mut origin(),
+                None,
+            )
+            .unwrap(),
+        );
+        assert!(
+            sip.contains("m=audio 32002 RTP/AVP 109 9 0 8 101\r\n"),
+            "{sip}"
+        );
+        assert!(sip.contains("a=rtpmap:9 G722/8000/1\r\n"), "{sip}");
+        // The far end answers G722 the way most SIP peers write it (no channel count).
+        let answer = Sdp::parse(
+            b"v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+              m=audio 6000 RTP/AVP 9 101\r\na=rtpmap:9 G722/8000\r\n\
+              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n",
+        )
+        .unwrap();
+        let out = text(&to_webrtc(&answer, &local(), &f, &mut origin(), Some(&offer)).unwrap());
+        assert!(
+            out.contains("m=audio 32000 UDP/TLS/RTP/SAVPF 9 101\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("a=rtpmap:9 G722/8000\r\n"), "{out}");
+    }
+
+    #[test]
     fn sip_answer_to_browser_keeps_mid_bundle_and_proto() {
         let offer = body(include_bytes!("../../tests/fixtures/sipjs/invite.txt"));
         let answer = Sdp::parse(
