@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Browser end-to-end tests (webroot/e2e, `npm test` in webroot/): headless Debian Chromium driven
-# by playwright-core against the real gateway, Kamailio (registrar) and SIPp, all on 127.0.0.1.
+# by playwright-core and headless Debian Firefox ESR driven by puppeteer-core over WebDriver BiDi,
+# against the real gateway, Kamailio (registrar) and SIPp, all on 127.0.0.1.
 # Installs what is missing (Debian packages; never a downloaded browser), builds the phone pages
 # and, when missing, the gateway binary, makes the tone WAVs, runs the suite.
 # Env: GATEWAY_BIN (default target/debug/webrtc-phone), E2E_TONE_DIR (default target/e2e-tones),
-# E2E_KEEP=1 (keep each scenario's logs and SIPp message files), E2E_VERBOSE=1.
+# E2E_KEEP=1 (keep each scenario's logs and SIPp message files), E2E_VERBOSE=1,
+# E2E_BROWSERS (default chromium,firefox: the browsers each scenario runs in).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-pkgs=(chromium sox kamailio sip-tester)
+pkgs=(chromium firefox-esr sox kamailio sip-tester python3)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()

@@ -1,15 +1,22 @@
-// Scenario 1: Demo 1 through Kamailio (registrar with digest auth) to a SIPp echo UAS.
-// Register (401 then 200), call echo, hear our own 440 Hz tone back, DTMF reaches SIPp as INFO,
+// Scenario 1: Demo 1 through Kamailio (registrar with digest auth) to a SIPp echo UAS behind an
+// RTP tap, in each browser. Register (401 then 200), call echo, hear our own 440 Hz tone back
+// (Chromium over PCMU; Firefox over G722, which it writes `G722/8000/1`), the tap sees that codec
+// on the SIP side; DTMF reaches SIPp as INFO and then as RFC 4733 events (checked by the tap);
 // hold and resume (media stops and resumes), hang up from the browser; then a second call to a
 // SIPp-registered user "carol" whose UAS hangs up first. Each part is a step (subtest): a failing
 // one is reported and the later ones still run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { scenario, freePorts, assertTone, waitIn, packetGrowth, sipResponses, sleep, until } from "./harness.mjs";
+import { scenario, freePorts, assertTone, waitIn, packetGrowth, sipResponses, sleep, until, BROWSERS } from "./harness.mjs";
 
-test("Demo 1 through Kamailio + SIPp echo", { timeout: 75000 }, (t) =>
-  scenario("demo1-kamailio", async (w) => {
-    const echo = await w.echoUas("uas");
+// What each browser's call to the echo negotiates (the echo answers with this codec only).
+const CODEC = { chromium: { pt: 0, name: "PCMU/8000" }, firefox: { pt: 9, name: "G722/8000" } };
+
+for (const kind of BROWSERS) {
+test(`Demo 1 through Kamailio + SIPp echo [${kind}]`, { timeout: 90000 }, (t) =>
+  scenario(`demo1-kamailio-${kind}`, async (w) => {
+    const codec = CODEC[kind];
+    const echo = await w.tappedEchoUas("uas", codec.pt, codec.name);
     const kport = await w.kamailioStart({ echoPort: echo.port });
     // carol: a SIPp UAS that hangs up 8 s after the ACK (room for the 2.5 s of measurements), registered at Kamailio by register.xml.
     const carolPort = await freePorts(1, ["udp"]);
@@ -23,7 +30,7 @@ test("Demo 1 through Kamailio + SIPp echo", { timeout: 75000 }, (t) =>
     assert.equal(await reg.waitExit(12000), 0, "SIPp registered carol at Kamailio");
     await w.gateway({ proxyPort: kport });
 
-    const b = await w.browser(440);
+    const b = await w.browser(440, kind);
     const page = await w.page(b, "demo1", "/demo1.html?user=alice&password=alicePassword&target=echo&log=log");
     const st = () => page.evaluate(() => window.__demo1.state);
     const needActive = async () => {
@@ -41,14 +48,18 @@ test("Demo 1 through Kamailio + SIPp echo", { timeout: 75000 }, (t) =>
       assert.deepEqual(regs.slice(0, 2), ["401 REGISTER", "200 REGISTER"], `REGISTER responses: ${regs}`);
     });
 
-    await w.step("call echo: packets both ways, own 440 Hz tone back over PCMU", async () => {
+    await w.step(`call echo: packets both ways, own 440 Hz tone back over ${codec.name}`, async () => {
       await page.click("#call");
       await waitIn(page, () => window.__demo1.callState === "active", null, 10000);
       const g = await packetGrowth(page, "__demo1", 2000);
       assert.ok(g.received >= 50, `packets received in 2 s of call: ${g.received}`);
       assert.ok(g.sent >= 50, `packets sent in 2 s of call: ${g.sent}`);
       assertTone(await page.evaluate(() => window.__toneFrequency(1500)), 440, "echo through Kamailio + SIPp");
-      assert.equal((await page.evaluate(() => window.__demo1.stats())).codec, "PCMU/8000");
+      assert.equal((await page.evaluate(() => window.__demo1.stats())).codec, codec.name);
+      // The INVITE SIPp got offered the codec, and the SIP side carried it.
+      const invite = echo.proc.messages().split(/^INVITE sip:/m)[1] || "";
+      assert.match(invite, new RegExp(`a=rtpmap:${codec.pt} ${codec.name}`), "the SIP-side offer lists the codec");
+      assert.ok(echo.tap.packets(codec.pt) >= 50, `packets of PT ${codec.pt} towards SIPp: ${JSON.stringify(echo.tap.summary())}`);
     });
 
     await w.step("DTMF 5 and # reach SIPp as INFO", async () => {
@@ -59,6 +70,26 @@ test("Demo 1 through Kamailio + SIPp echo", { timeout: 75000 }, (t) =>
       await waitIn(page, () => window.__demo1.state.dtmfSent === "5#", null, 5000);
       await until(() => /^INFO sip:[^]*?Signal=\s*5[^]*?^INFO sip:[^]*?Signal=\s*#/m.test(echo.proc.messages()), 5000,
         "INFO with Signal=5 then Signal=# in the SIPp UAS's message log");
+      const infos = sipResponses(w.consoleText()).filter((r) => r.endsWith("INFO"));
+      assert.deepEqual(infos.slice(-2), ["200 INFO", "200 INFO"], `INFO responses the browser got: ${infos}`);
+    });
+
+    await w.step("DTMF 7 and * reach SIPp as RFC 4733 events", async () => {
+      await needActive();
+      const infosBefore = (echo.proc.messages().match(/^INFO sip:/gm) || []).length;
+      const te = /^a=rtpmap:(\d+) telephone-event\/8000/m.exec(echo.proc.messages().split(/^INVITE sip:/m)[1] || "");
+      assert.ok(te, "the SIP-side offer lists telephone-event/8000");
+      echo.tap.telephoneEventPt = Number(te[1]);
+      await page.evaluate(() => window.__demo1.line.setDtmfMode("rfc4733"));
+      await page.click("#key-7");
+      await waitIn(page, () => window.__demo1.state.dtmfSent === "5#7", null, 5000);
+      await sleep(300); // the browser's DTMF sender plays tones one after another
+      await page.click("#key-star");
+      await waitIn(page, () => window.__demo1.state.dtmfSent === "5#7*", null, 5000);
+      await until(() => echo.tap.events.join("").endsWith("7*"), 5000,
+        `telephone-events 7 then * towards SIPp (tap: ${JSON.stringify(echo.tap.summary())})`);
+      assert.equal(echo.tap.events.join(""), "7*", "no other events, none before the switch");
+      assert.equal((echo.proc.messages().match(/^INFO sip:/gm) || []).length, infosBefore, "no INFO for RFC 4733 DTMF");
     });
 
     await w.step("hold: sendonly re-INVITE to SIP, received packets stop", async () => {
@@ -119,3 +150,4 @@ test("Demo 1 through Kamailio + SIPp echo", { timeout: 75000 }, (t) =>
       assert.equal(await carol.waitExit(5000), 0, "carol's SIPp UAS: BYE answered 200");
     });
   }, t));
+}

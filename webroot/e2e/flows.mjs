@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import { assertTone, waitIn, packetGrowth, stats, until } from "./harness.mjs";
 
 /**
- * Two browsers (Alice's microphone plays 440 Hz, Bob's 660 Hz), each on a Demo 2 page that
+ * Two browsers of `kinds` (Alice's microphone plays 440 Hz, Bob's 660 Hz), each on a Demo 2 page that
  * registers one side; Alice calls Bob, Bob answers automatically. Each must hear the other's
  * tone; with `video`, both remote <video> elements must decode frames. Alice hangs up. Steps of `w`.
  */
-export async function aliceCallsBob(w, { aliceQuery, bobQuery, video = true, prefix = "" }) {
-  const ba = await w.browser(440);
-  const bb = await w.browser(660);
+export async function aliceCallsBob(w, { aliceQuery, bobQuery, video = true, prefix = "", kinds = ["chromium", "chromium"] }) {
+  const ba = await w.browser(440, kinds[0]);
+  const bb = await w.browser(660, kinds[1]);
   const pa = await w.page(ba, "alice", `/demo2.html?${aliceQuery}&log=log`);
   const pb = await w.page(bb, "bob", `/demo2.html?${bobQuery}&bob_autoanswer=1&log=log`);
 

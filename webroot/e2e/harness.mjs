@@ -4,8 +4,11 @@
 // everything it started by PID (SIGTERM, then SIGKILL after 5 s). On failure it prints the pages'
 // console output, the gateway log and the peers' logs.
 //
+// Firefox (Debian's firefox-esr) is driven by puppeteer-core over WebDriver BiDi behind the same
+// page interface (`w.browser(hz, "firefox")`); see FoxBrowser below.
+//
 // Env: GATEWAY_BIN (default ../target/debug/webrtc-phone relative to webroot), CHROMIUM
-// (default /usr/bin/chromium), E2E_TONE_DIR (where tone440.wav / tone660.wav are, made with sox
+// (default /usr/bin/chromium), FIREFOX (default /usr/bin/firefox-esr), E2E_TONE_DIR (where tone440.wav / tone660.wav are, made with sox
 // when missing), E2E_KEEP=1 (keep the per-test directories), E2E_VERBOSE=1 (print page console
 // output as it comes), E2E_GATEWAY_LOG_LEVEL (RTPP_LOG_LEVEL of the gateway, default DBUG: the
 // SIP messages are in its log).
@@ -17,12 +20,17 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
+import { RtpTap } from "./rtp-tap.mjs";
 
 export const WEBROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const REPO = path.resolve(WEBROOT, "..");
 export const PEERS = path.join(REPO, "signaling/tests/peers");
 export const GATEWAY_BIN = path.resolve(WEBROOT, process.env.GATEWAY_BIN || "../target/debug/webrtc-phone");
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+export const FIREFOX = process.env.FIREFOX || "/usr/bin/firefox-esr";
+/** The browsers each scenario runs in (E2E_BROWSERS=chromium,firefox by default). */
+export const BROWSERS = (process.env.E2E_BROWSERS || "chromium,firefox").split(",").map((b) => b.trim()).filter(Boolean);
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const t0 = Date.now();
@@ -225,6 +233,96 @@ function chromiumChildren() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Firefox behind the page interface the scenarios use (the part of playwright's they call).
+
+/**
+ * A Firefox profile's `permissions.sqlite` granting microphone and camera to `origin` for good
+ * (the schema Firefox 153 reads: table moz_perms, user_version 12). Written with python3's sqlite3.
+ */
+function grantMedia(profile, origin) {
+  const script = `
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+db.execute("CREATE TABLE moz_perms (id INTEGER PRIMARY KEY, origin TEXT, type TEXT, permission INTEGER, expireType INTEGER, expireTime INTEGER, modificationTime INTEGER)")
+now = int(time.time() * 1000)
+for t in ("microphone", "camera"):
+    db.execute("INSERT INTO moz_perms (origin, type, permission, expireType, expireTime, modificationTime) VALUES (?, ?, 1, 0, 0, ?)", (sys.argv[2], t, now))
+db.execute("PRAGMA user_version = 12")
+db.commit()
+db.close()
+`;
+  execFileSync("python3", ["-c", script, path.join(profile, "permissions.sqlite"), origin]);
+}
+
+export class FoxBrowser {
+  constructor(b, hz) {
+    this.b = b;
+    this.toneHz = hz;
+    this.kind = "firefox";
+    this.pid = b.process()?.pid ?? null;
+  }
+
+  isConnected() {
+    return this.b.connected;
+  }
+
+  on(ev, fn) {
+    this.b.on(ev, fn);
+  }
+
+  close() {
+    return this.b.close();
+  }
+}
+
+class FoxPage {
+  constructor(p) {
+    this.p = p;
+  }
+
+  evaluate(fn, arg) {
+    return arg === undefined ? this.p.evaluate(fn) : this.p.evaluate(fn, arg);
+  }
+
+  click(sel) {
+    return this.p.click(sel);
+  }
+
+  /** Sets an input's value as a user would leave it (input and change events). */
+  fill(sel, value) {
+    return this.p.$eval(sel, (el, v) => {
+      el.value = v;
+      el.dispatchEvent(new Event("input", { bubbles: true }));
+      el.dispatchEvent(new Event("change", { bubbles: true }));
+    }, value);
+  }
+
+  /** playwright's argument order: (fn, arg, { timeout, polling }). */
+  waitForFunction(fn, arg, opts = {}) {
+    return this.p.waitForFunction(fn, opts, arg);
+  }
+
+  isVisible(sel) {
+    return this.p.$eval(sel, (el) => {
+      const st = getComputedStyle(el);
+      return st.display !== "none" && st.visibility !== "hidden" && el.getClientRects().length > 0;
+    });
+  }
+
+  textContent(sel) {
+    return this.p.$eval(sel, (el) => el.textContent);
+  }
+
+  waitForTimeout(ms) {
+    return sleep(ms);
+  }
+
+  close() {
+    return this.p.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Tones
 
 export function toneWav(hz) {
@@ -259,6 +357,7 @@ export class World {
     this.gw = null;
     this.kamailio = null;
     this.sipps = {};
+    this.taps = [];
   }
 
   note(line) {
@@ -381,11 +480,29 @@ export class World {
     return { proc, port };
   }
 
+  /**
+   * SIPp uas-echo-tap.xml behind an RtpTap: its answer offers `codecName` as `codecPt` plus
+   * telephone-event 101 on the tap's port; returns { proc, port, tap }.
+   */
+  async tappedEchoUas(tag, codecPt, codecName) {
+    const port = await freePorts(1, ["udp"]);
+    const mp = await freePorts(4, ["udp"]);
+    const tapPort = await freePorts(2, ["udp"]);
+    const tap = await RtpTap.start(tapPort, mp);
+    this.taps.push(tap);
+    const proc = await this.sipp(tag, "uas-echo-tap.xml", ["-i", "127.0.0.1", "-p", String(port), "-mi", "127.0.0.1",
+      "-mp", String(mp), "-rtp_echo", "-aa", "-key", "audio_port", String(tapPort), "-key", "codec_pt", String(codecPt),
+      "-key", "codec_name", codecName]);
+    return { proc, port, tap };
+  }
+
   // ---- browsers
 
-  /** Chromium whose fake microphone plays a `hz` tone. */
-  async browser(hz) {
+  /** A browser whose fake microphone plays a `hz` tone: Chromium, or Firefox (`kind` "firefox"). */
+  async browser(hz, kind = "chromium") {
     if (this.browsers.filter((b) => b.isConnected()).length >= 2) throw new Error("at most two browsers at once");
+    if (kind === "firefox") return this.firefox(hz);
+    if (kind !== "chromium") throw new Error(`unknown browser ${kind}`);
     const wav = toneWav(hz);
     if (!fs.existsSync(wav)) throw new Error(`${wav} missing: the fake microphone would be silent`);
     const before = chromiumChildren();
@@ -414,8 +531,50 @@ export class World {
     return b;
   }
 
+  /**
+   * Firefox ESR, headless, over WebDriver BiDi (puppeteer-core), with what a loopback-only run
+   * needs (notes/browser-testing.md §13): a profile made before launch that grants the microphone
+   * and camera to the gateway's origin (fake devices alone do not count as a grant, and without
+   * one Firefox gathers no loopback candidate), loopback ICE without obfuscated host addresses,
+   * fake media with the microphone's sine at `hz`, and a mock audio backend (no sound device: an
+   * AudioContext would stay suspended). The gateway must be started first: the grant names its
+   * origin.
+   */
+  async firefox(hz) {
+    if (!this.base) throw new Error("start the gateway before Firefox: its profile grants media to the gateway's origin");
+    const profile = fs.mkdtempSync(path.join(this.dir, "firefox-profile-"));
+    grantMedia(profile, this.base);
+    const b = await puppeteer.launch({
+      browser: "firefox",
+      executablePath: FIREFOX,
+      headless: true,
+      acceptInsecureCerts: true,
+      userDataDir: profile,
+      timeout: 30000,
+      protocolTimeout: 30000,
+      extraPrefsFirefox: {
+        "media.navigator.streams.fake": true,
+        "media.navigator.permission.disabled": true,
+        "media.navigator.audio.fake_frequency": hz,
+        "media.peerconnection.ice.loopback": true,
+        "media.peerconnection.ice.obfuscate_host_addresses": false,
+        "media.cubeb.force_mock_context": true,
+        "media.autoplay.default": 0,
+        "media.autoplay.blocking_policy": 0,
+      },
+    });
+    const fox = new FoxBrowser(b, hz);
+    if (fox.pid) {
+      liveBrowsers.add(fox.pid);
+      b.on("disconnected", () => liveBrowsers.delete(fox.pid));
+    }
+    this.browsers.push(fox);
+    return fox;
+  }
+
   /** A new page (own context) in `browser` at `urlPath` (relative to the gateway's HTTPS base). */
   async page(browser, tag, urlPath) {
+    if (browser instanceof FoxBrowser) return this.foxPage(browser, tag, urlPath);
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await ctx.newPage();
     page.setDefaultTimeout(15000);
@@ -426,6 +585,19 @@ export class World {
     page.tag = tag;
     page.ctx = ctx;
     await page.goto(`${this.base}${urlPath}`);
+    return page;
+  }
+
+  /** A page in Firefox's default context (its profile holds the media grant). */
+  async foxPage(browser, tag, urlPath) {
+    const raw = await browser.b.newPage();
+    raw.setDefaultTimeout(15000);
+    raw.on("console", (m) => this.note(`[${tag}] ${m.type()}: ${m.text()}`));
+    raw.on("pageerror", (e) => this.note(`[${tag}] pageerror: ${e}`));
+    raw.on("close", () => this.note(`[${tag}] page closed`));
+    const page = new FoxPage(raw);
+    page.tag = tag;
+    await raw.goto(`${this.base}${urlPath}`);
     return page;
   }
 
@@ -477,6 +649,7 @@ export class World {
     }
     // Reverse start order: SIPp and the gateway before Kamailio.
     for (const p of [...this.procs].reverse()) await p.stop();
+    for (const tap of this.taps) await tap.close();
     fs.writeFileSync(path.join(this.dir, "console.log"), this.consoleText());
     if (!failed && !process.env.E2E_KEEP) fs.rmSync(this.dir, { recursive: true, force: true });
   }

@@ -149,6 +149,9 @@ export class Line extends EventTarget {
     const su = new SimpleUser(this.o.server, {
       aor,
       media,
+      // DTMF as SIP INFO (SimpleUser's default), or as RFC 4733 telephone-events in the audio
+      // stream (`dtmf=rfc4733`).
+      sendDTMFUsingSessionDescriptionHandler: this.o.dtmf === "rfc4733",
       userAgentOptions: {
         authorizationUsername: user,
         authorizationPassword: this.o.password || "",
@@ -376,6 +379,12 @@ export class Line extends EventTarget {
     else this.su.unmute();
     this.set({ muted: this.su.isMuted() });
     this.log(this.state.muted ? "microphone muted" : "microphone on");
+  }
+
+  /** How the keypad sends DTMF from now on: "info" (SIP INFO) or "rfc4733" (in the audio). */
+  setDtmfMode(mode) {
+    this.o.dtmf = mode;
+    if (this.su) this.su.sessionManager.options.sendDTMFUsingSessionDescriptionHandler = mode === "rfc4733";
   }
 
   async dtmf(digit) {

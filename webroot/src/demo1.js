@@ -20,6 +20,7 @@ function newLine() {
     domain: qp("domain") || undefined,
     processing: qbool("aec", false), // an echo test needs the echo canceller off
     logLevel: qp("log", "warn"),
+    dtmf: qp("dtmf", "info"),
     remoteAudio,
   });
   l.addEventListener("log", log);

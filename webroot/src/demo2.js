@@ -71,6 +71,7 @@ function setup(p, title, other, defUser, defOther) {
       video: true,
       processing: qbool("aec", false),
       logLevel: qp("log", "warn"),
+      dtmf: qp("dtmf", "info"),
       remoteVideo: $(`${p}-remote-video`),
       localVideo: $(`${p}-local-video`),
     });

@@ -55,6 +55,7 @@ function newLine() {
     domain: qp("domain") || undefined,
     processing: qbool("aec", true), // a real phone keeps echo cancellation on
     logLevel: qp("log", "warn"),
+    dtmf: qp("dtmf", "info"),
     remoteAudio,
   });
   l.addEventListener("log", log);

@@ -117,6 +117,30 @@ fn rtp_header_len(buf: &[u8]) -> Result<usize, WireError> {
     Ok(len)
 }
 
+/// Removes the header extension (RFC 3550 §5.3.1) of the RTP packet in `buf[..len]` in place:
+/// the payload moves up over it and the X bit is cleared. Returns the new length (`len` when
+/// the packet has none).
+///
+/// The relay strips extensions where a packet crosses between a WebRTC leg and a plain one:
+/// their ids were negotiated with one browser only, and the plain side never negotiated any
+/// (RFC 8285 §5), so passed on they would mean something else to the next browser (Firefox's
+/// video abs-send-time id is the id Chromium takes for the MID, and Chromium then drops every
+/// packet as belonging to no section).
+pub fn strip_rtp_extension(buf: &mut [u8], len: usize) -> Result<usize, WireError> {
+    let pkt = buf.get(..len).ok_or(WireError::TooShort {
+        need: len,
+        have: buf.len(),
+    })?;
+    let header_len = rtp_header_len(pkt)?;
+    if pkt[0] & 0x10 == 0 {
+        return Ok(len);
+    }
+    let start = RTP_FIXED_HEADER_LEN + 4 * usize::from(pkt[0] & 0x0f);
+    buf.copy_within(header_len..len, start);
+    buf[0] &= !0x10;
+    Ok(len - (header_len - start))
+}
+
 fn be_u16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
@@ -373,6 +397,38 @@ mod tests {
         p.extend_from_slice(ext);
         p.extend_from_slice(b"payload");
         p
+    }
+
+    #[test]
+    fn stripping_the_header_extension_keeps_header_csrcs_and_payload() {
+        let p = with_ext(0xBEDE, &[0x12, 0xaa, 0xbb, 0xcc, 0x00, 0x40, b'1', 0x00]);
+        let mut buf = p.clone();
+        buf.extend_from_slice(&[0xee; 16]); // tail room beyond the packet stays untouched
+        let n = strip_rtp_extension(&mut buf, p.len()).unwrap();
+        assert_eq!(n, 12 + 7);
+        let h = RtpHeader::parse(&buf[..n]).unwrap();
+        assert!(!h.has_extension());
+        assert_eq!((h.pt(), h.seq(), h.ssrc()), (Pt(96), 1, Ssrc(9)));
+        assert_eq!(h.payload(), b"payload");
+        // With two CSRCs: they stay, the extension after them goes.
+        let mut p = vec![
+            0x92, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 7, 0, 0, 0, 8,
+        ];
+        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x40, b'0', 0, 0]);
+        p.extend_from_slice(b"xyz");
+        let len = p.len();
+        let n = strip_rtp_extension(&mut p, len).unwrap();
+        let h = RtpHeader::parse(&p[..n]).unwrap();
+        assert_eq!((h.csrc(0), h.csrc(1)), (Some(Ssrc(7)), Some(Ssrc(8))));
+        assert_eq!(h.payload(), b"xyz");
+        // Without an extension nothing changes; a bad packet is an error, never a panic.
+        let mut plain = vec![0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 1, 2];
+        assert_eq!(strip_rtp_extension(&mut plain, 14), Ok(14));
+        assert_eq!(plain, [0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 1, 2]);
+        let mut short = with_ext(0xBEDE, &[0x40, b'1', 0, 0]);
+        short.truncate(17);
+        assert!(strip_rtp_extension(&mut short, 17).is_err());
+        assert!(strip_rtp_extension(&mut plain, 99).is_err());
     }
 
     #[test]

@@ -166,10 +166,13 @@ fn direction_attr(d: Direction) -> &'static str {
     }
 }
 
-/// RFC 8843 §15: the MID header extension.
+/// RFC 8843 §15: the MID header extension. Read from a browser's SDP (the engine can split a
+/// bundle by it), never negotiated towards a browser on a call with a plain leg: the SIP side's
+/// RTP carries no MID (the engine strips every header extension at that boundary), and a
+/// browser that negotiated the extension drops bundled packets without it (Chromium does, for
+/// every section of an audio+video bundle). Without it browsers split the bundle by payload
+/// type, which the sections' distinct formats make unambiguous.
 const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-/// The extmap id the gateway offers it under (any of 1-14 works; Chrome's own choice).
-const OFFERED_MID_ID: u8 = 4;
 
 /// The `a=extmap` id of the MID header extension in section `m` (or at session level).
 fn mid_extmap(sdp: &Sdp, m: &Media) -> Option<u8> {
@@ -635,7 +638,6 @@ fn webrtc_section(
     dir: Direction,
     (kind, proto, mid): (&str, &str, &str),
     fb: Option<&Media>,
-    mid_ext: Option<u8>,
 ) -> Media {
     let ip = local.addr.ip();
     let setup = match local.setup {
@@ -657,10 +659,6 @@ fn webrtc_section(
         ('a', direction_attr(dir).into()),
         ('a', "rtcp-mux".into()),
     ];
-    // The MID header extension lets the engine split the bundle by MID (RFC 8843 §9.2).
-    if let Some(id) = mid_ext {
-        lines.push(('a', format!("extmap:{id} {MID_URI}")));
-    }
     lines.extend(format_attrs(src, fmts, false));
     match fb {
         Some(b) => {
@@ -757,7 +755,6 @@ pub fn to_webrtc(
                     d,
                     (&m.kind, proto, &mid),
                     None,
-                    Some(OFFERED_MID_ID),
                 ));
                 mids.push(mid);
             }
@@ -782,15 +779,8 @@ pub fn to_webrtc(
                 };
                 let mid = m.attr("mid").unwrap_or("0").to_string();
                 let d = dir_for(s, Some(m));
-                let mut answer = webrtc_section(
-                    local,
-                    s,
-                    &f,
-                    d,
-                    (&m.kind, &m.proto, &mid),
-                    Some(m),
-                    mid_extmap(offer, m),
-                );
+                let mut answer =
+                    webrtc_section(local, s, &f, d, (&m.kind, &m.proto, &mid), Some(m));
                 answer_formats(&mut answer, m);
                 if !has_codec(m, &answer.fmts) {
                     if i == bi {
@@ -941,7 +931,6 @@ mod tests {
             a=group:BUNDLE 0\r\nm=audio 32000 UDP/TLS/RTP/SAVPF 0 126\r\nc=IN IP4 127.0.0.1\r\n\
             a=rtcp:32000 IN IP4 127.0.0.1\r\na=ice-ufrag:AbCd\r\na=ice-pwd:0123456789abcdefghijkl\r\n\
             a=fingerprint:sha-256 6D:29:1A\r\na=setup:passive\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n\
-            a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
             a=rtpmap:0 PCMU/8000\r\na=rtpmap:126 telephone-event/8000\r\na=fmtp:126 0-15\r\n\
             a=candidate:7f000001 1 udp 2130706431 127.0.0.1 32000 typ host\r\na=end-of-candidates\r\n";
         assert_eq!(text(&out), expected);
@@ -1095,7 +1084,8 @@ mod tests {
         assert!(
             t.contains("a=mid:1")
                 && t.contains("a=rtcp-fb:96 nack pli")
-                && t.contains("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid")
+                && t.contains("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid"),
+            "browser to browser, the RTP passes unchanged and so do its extensions: {t}"
         );
         assert!(
             t.contains("a=ssrc:111 cname:x") && t.contains("a=msid:s1 t2"),
@@ -1179,13 +1169,10 @@ mod tests {
         let b = to_webrtc(&answer, &local(), &f, &mut origin(), Some(&offer)).unwrap();
         let t = text(&b);
         assert!(t.contains("a=group:BUNDLE 0 1\r\n"), "{t}");
-        assert_eq!(
-            t.matches("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n")
-                .count(),
-            2,
-            "the MID extension answered in both sections under the browser's id: {t}"
+        assert!(
+            !t.contains("extmap"),
+            "no header extension answered (not even the MID: the SIP side's RTP has none): {t}"
         );
-        assert!(!t.contains("abs-send-time"), "only the MID extension: {t}");
         let w = webrtc_remote(&offer).unwrap();
         assert_eq!((w.mid_ext, w.video_mid.as_deref()), (Some(4), Some("1")));
         assert!(
@@ -1228,12 +1215,7 @@ mod tests {
                 && !t.contains("rtcp-fb:97"),
             "PLI and FIR offered for the codec, not its rtx: {t}"
         );
-        assert_eq!(
-            t.matches("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n")
-                .count(),
-            2,
-            "{t}"
-        );
+        assert!(!t.contains("extmap"), "no header extension offered: {t}");
         // The browser answers both sections (as Chrome does: same mids, its own transport).
         let mut answer = offer.clone();
         for m in &mut answer.media {

@@ -46,7 +46,7 @@ use super::dtls::{DtlsConfig, DtlsEndpoint, DtlsEvent, DtlsIdentity, DtlsRole, F
 use super::ice::{local_ufrag_of, IceAgent, IceCredentials, IceEvent};
 use super::srtp::{Direction as SrtpDirection, SrtpError, SrtpSession, MAX_TRAILER_LEN};
 use super::stats::{since, DropCounts, DropReason, RtpRx};
-use super::wire::{demux, PacketKind, RtcpHeader, RtpHeader};
+use super::wire::{demux, strip_rtp_extension, PacketKind, RtcpHeader, RtpHeader};
 use crate::api::{
     Direction, Event, Failure, LegIndex, LegSpec, LegStats, LocalLeg, SessionId, SessionStats,
     Setup, WebRtcRemote,
@@ -709,12 +709,23 @@ impl Session {
         m: Media,
         buf: &mut [u8],
     ) -> Result<Verdict, DropReason> {
-        let Media { len, rtcp, stream } = m;
+        let Media {
+            mut len,
+            rtcp,
+            stream,
+        } = m;
         let mut to_leg = from.other();
         let mut back = None;
         if matches!(self.legs[idx(to_leg)].kind, LegKind::Echo) {
             to_leg = from;
             back = Some((via_in, src));
+        }
+        // RTP crossing between a browser and the SIP side loses its header extensions: their
+        // ids were negotiated with one side only (`wire::strip_rtp_extension`).
+        let from_webrtc = matches!(self.legs[idx(from)].kind, LegKind::WebRtc(_));
+        let to_webrtc = matches!(self.legs[idx(to_leg)].kind, LegKind::WebRtc(_));
+        if !rtcp && from_webrtc != to_webrtc {
+            len = strip_rtp_extension(buf, len).map_err(|_| DropReason::Malformed)?;
         }
         let l = &mut self.legs[idx(to_leg)];
         let (via, to, len) = match &mut l.kind {

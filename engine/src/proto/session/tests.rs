@@ -2211,10 +2211,12 @@ fn session_workload() {
 
 impl Call {
     /// The browser sends RTP carrying a MID header extension (RFC 8843 §15; one-byte form,
-    /// extmap id 4); returns the plaintext and the verdict.
-    fn browser_rtp_mid(&mut self, pt: u8, seq: u16, ssrc: u32, mid: u8) -> ([u8; 172], Verdict) {
+    /// extmap id 4); returns what the SIP side must get (the packet without its extension:
+    /// the ids were negotiated with the browser only) and the verdict.
+    fn browser_rtp_mid(&mut self, pt: u8, seq: u16, ssrc: u32, mid: u8) -> (Vec<u8>, Verdict) {
         let mut plain = [0u8; 172];
         rtp(&mut plain, pt, seq, ssrc);
+        let forwarded = [&plain[..12], &plain[20..]].concat();
         plain[0] |= 0x10;
         plain[12..20].copy_from_slice(&[0xBE, 0xDE, 0, 1, 0x40, mid, 0, 0]);
         self.buf[..172].copy_from_slice(&plain);
@@ -2228,7 +2230,7 @@ impl Call {
         let v = self
             .s
             .handle_datagram(self.now, Socket::WebRtc, self.b.addr, &mut self.buf, n);
-        (plain, v)
+        (forwarded, v)
     }
 }
 
@@ -2269,3 +2271,33 @@ fn the_mid_header_extension_decides_before_ssrc_and_payload_type() {
 }
 
 mod latching;
+
+#[test]
+fn rtp_from_the_sip_side_reaches_the_browser_without_header_extensions() {
+    let mut c = Call::new(Setup::Active, SessionConfig::default());
+    c.connect();
+    let mut plain = [0u8; 172];
+    rtp(&mut plain, 8, 1, 0xfeed);
+    let want = [&plain[..12], &plain[20..]].concat();
+    plain[0] |= 0x10;
+    plain[12..20].copy_from_slice(&[0xBE, 0xDE, 0, 1, 0x40, b'7', 0, 0]);
+    c.buf[..172].copy_from_slice(&plain);
+    let v = c.s.handle_datagram(
+        c.now,
+        Socket::Rtp(LegIndex::B, Stream::Audio),
+        addr(PBX),
+        &mut c.buf,
+        172,
+    );
+    let Verdict::Forward { via, to, len } = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!((via, to), (Socket::WebRtc, c.b.addr));
+    let n =
+        c.b.srtp_in
+            .as_mut()
+            .unwrap()
+            .unprotect_rtp(&mut c.buf, len)
+            .unwrap();
+    assert_eq!(&c.buf[..n], &want[..]);
+}
