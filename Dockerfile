@@ -5,9 +5,7 @@
 FROM rust:1.95-bookworm AS rust
 WORKDIR /src
 COPY . .
-RUN SKIP_WEBROOT=1 scripts/build.sh \
- && apt-get update -qq && apt-get install -y -qq --no-install-recommends libcap2-bin \
- && setcap cap_net_bind_service=+ep target/release/webrtc-phone
+RUN SKIP_WEBROOT=1 scripts/build.sh
 
 # --- Node build of the web root ---
 FROM node:20-bookworm AS web
@@ -24,6 +22,15 @@ RUN apt-get update -qq \
  && useradd --system --home /var/lib/webrtc-phone --shell /usr/sbin/nologin webrtc-phone \
  && install -d -o webrtc-phone -g webrtc-phone -m 0700 /var/lib/webrtc-phone
 COPY --from=rust /src/target/release/webrtc-phone /usr/local/bin/webrtc-phone
+# The right to bind 443 as an unprivileged user is a file capability, which several builders drop
+# on COPY --from (moby/moby#38132, GoogleContainerTools/kaniko#2866): set it here, in the final
+# stage, and fail the build when the binary does not carry it.
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libcap2-bin \
+ && setcap cap_net_bind_service=+ep /usr/local/bin/webrtc-phone \
+ && getcap /usr/local/bin/webrtc-phone | grep -q 'cap_net_bind_service=ep' \
+ && apt-get purge -y -qq libcap2-bin && apt-get autoremove -y -qq \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=web /src/webroot/dist /usr/share/webrtc-phone/webroot
 ENV HTTPS_PORT=443 \
     WSS_PORT=9876 \
