@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what webrtc-phone needs on Debian (bookworm): `deps.sh build` for building it,
-# `deps.sh test` for building and running every test. Installs only what is missing.
+# `deps.sh test` for building and running every test, `deps.sh bench` for the benchmarks (the
+# tests' peers plus the comparison stack: rtpengine and Kamailio's WebSocket and TLS modules).
+# Installs only what is missing.
 set -euo pipefail
 what=${1:-build}
 
@@ -8,11 +10,13 @@ build_pkgs=(build-essential pkg-config libssl-dev clang libclang-dev openssl ca-
 [[ ${SKIP_WEBROOT:-0} == 1 ]] || build_pkgs+=(nodejs npm) # webroot: npm ci + esbuild (Node >= 18)
 # Real peers for the integration tests: Kamailio (registrar/PBX) and SIPp (package sip-tester).
 test_pkgs=("${build_pkgs[@]}" kamailio sip-tester)
+bench_pkgs=("${test_pkgs[@]}" python3 rtpengine-daemon kamailio-websocket-modules kamailio-tls-modules)
 
 case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;
   test) pkgs=("${test_pkgs[@]}") ;;
-  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+  bench) pkgs=("${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()

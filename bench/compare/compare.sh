@@ -6,9 +6,10 @@
 #
 # Usage: bench/compare/compare.sh [-n CONCURRENCY] [-r RATE] [-d HOLD_S] [-o OUT_DIR] [-s gw|kr|both] [-B BYTES]
 #        GW_ENV="MEDIA_THREADS=2" adds settings to the gateway's environment.
-# Needs: target/release/{loadgen,webrtc-phone} (cargo build --release -p bench -p signaling),
-#        sipp; for the comparison stack rtpengine-daemon, kamailio, kamailio-websocket-modules,
-#        kamailio-tls-modules. Loopback only; every process is stopped by its PID.
+# Needs: target/release/{loadgen,webrtc-phone} (built when missing), sipp; for the comparison
+#        stack rtpengine-daemon, kamailio, kamailio-websocket-modules, kamailio-tls-modules
+#        (installed when missing, by scripts/deps.sh bench). Loopback only; every process is
+#        stopped by its PID.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -29,8 +30,14 @@ while getopts "n:r:d:o:s:B:" o; do
 	*) sed -n 2,10p "$0"; exit 2 ;;
 	esac
 done
+# What the comparison needs, installed when missing (as the README's test command does).
+source "$ROOT/scripts/deps.sh" bench
+export PATH=$HOME/.cargo/bin:$PATH
 LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
 GW_BIN=${WEBRTC_PHONE_BIN:-$ROOT/target/release/webrtc-phone}
+if [ ! -x "$LOADGEN" ] || [ ! -x "$GW_BIN" ]; then
+	(cd "$ROOT" && cargo build --release --locked -p bench -p signaling)
+fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 # Bound: ramp + hold + setup/teardown margin.

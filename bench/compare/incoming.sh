@@ -19,8 +19,14 @@ while getopts "c:d:o:" o; do
 	*) sed -n 2,8p "$0"; exit 2 ;;
 	esac
 done
+# What the comparison needs, installed when missing (as the README's test command does).
+source "$ROOT/scripts/deps.sh" bench
+export PATH=$HOME/.cargo/bin:$PATH
 LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
 GW_BIN=${WEBRTC_PHONE_BIN:-$ROOT/target/release/webrtc-phone}
+if [ ! -x "$LOADGEN" ] || [ ! -x "$GW_BIN" ]; then
+	(cd "$ROOT" && cargo build --release --locked -p bench -p signaling)
+fi
 rm -rf "$OUT"; mkdir -p "$OUT/kam-run"
 OUT=$(cd "$OUT" && pwd)
 ANSWER_FOR=$(( CALLS * (HOLD + 3) + 10 ))
