@@ -48,7 +48,10 @@ fn the_runtime_stage_sets_and_checks_the_bind_capability_after_copying_the_binar
                 && i.contains(&format!("getcap {BIN} | grep -q 'cap_net_bind_service=ep'"))
         })
         .expect("a RUN in the runtime stage that sets the capability and fails without it");
-    assert!(run > copied, "the capability is set after the COPY that would drop it");
+    assert!(
+        run > copied,
+        "the capability is set after the COPY that would drop it"
+    );
     let user = last
         .iter()
         .position(|i| i.starts_with("USER "))
@@ -64,5 +67,7 @@ fn the_runtime_stage_sets_and_checks_the_bind_capability_after_copying_the_binar
             "stage {n} sets a capability that COPY --from may drop"
         );
     }
-    assert!(last.iter().any(|i| i.starts_with("ENV ") && i.contains("HTTPS_PORT=443")));
+    assert!(last
+        .iter()
+        .any(|i| i.starts_with("ENV ") && i.contains("HTTPS_PORT=443")));
 }

@@ -6,12 +6,16 @@ import { assertTone, waitIn, packetGrowth, stats, until } from "./harness.mjs";
  * Two browsers of `kinds` (Alice's microphone plays 440 Hz, Bob's 660 Hz), each on a Demo 2 page that
  * registers one side; Alice calls Bob, Bob answers automatically. Each must hear the other's
  * tone; with `video`, both remote <video> elements must decode frames. Alice hangs up. Steps of `w`.
+ * `bases`: the gateways Alice's and Bob's pages come from (and register through); `keepOpen`:
+ * leave the browsers and pages open and return them.
  */
-export async function aliceCallsBob(w, { aliceQuery, bobQuery, video = true, prefix = "", kinds = ["chromium", "chromium"] }) {
+export async function aliceCallsBob(w, {
+  aliceQuery, bobQuery, video = true, prefix = "", kinds = ["chromium", "chromium"], bases = [w.base, w.base], keepOpen = false,
+}) {
   const ba = await w.browser(440, kinds[0]);
   const bb = await w.browser(660, kinds[1]);
-  const pa = await w.page(ba, "alice", `/demo2.html?${aliceQuery}&log=log`);
-  const pb = await w.page(bb, "bob", `/demo2.html?${bobQuery}&bob_autoanswer=1&log=log`);
+  const pa = await w.page(ba, "alice", `/demo2.html?${aliceQuery}&log=log`, bases[0]);
+  const pb = await w.page(bb, "bob", `/demo2.html?${bobQuery}&bob_autoanswer=1&log=log`, bases[1]);
 
   await w.step(`${prefix}Alice and Bob register`, async () => {
     await Promise.all([pa.evaluate(() => window.__demo2.alice.register()), pb.evaluate(() => window.__demo2.bob.register())]);
@@ -59,6 +63,8 @@ export async function aliceCallsBob(w, { aliceQuery, bobQuery, video = true, pre
     assert.equal((await pb.evaluate(() => window.__demo2.bob.state.lastCall)).endedBy, "remote");
     assert.equal((await pa.evaluate(() => window.__demo2.alice.state.lastCall)).endedBy, "local");
   });
+  if (keepOpen) return { pa, pb, ba, bb };
   await ba.close();
   await bb.close();
+  return null;
 }

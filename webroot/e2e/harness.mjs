@@ -15,6 +15,7 @@
 import { spawn, execFileSync } from "node:child_process";
 import dgram from "node:dgram";
 import fs from "node:fs";
+import https from "node:https";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -236,22 +237,23 @@ function chromiumChildren() {
 // Firefox behind the page interface the scenarios use (the part of playwright's they call).
 
 /**
- * A Firefox profile's `permissions.sqlite` granting microphone and camera to `origin` for good
+ * A Firefox profile's `permissions.sqlite` granting microphone and camera to `origins` for good
  * (the schema Firefox 153 reads: table moz_perms, user_version 12). Written with python3's sqlite3.
  */
-function grantMedia(profile, origin) {
+function grantMedia(profile, origins) {
   const script = `
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1])
 db.execute("CREATE TABLE moz_perms (id INTEGER PRIMARY KEY, origin TEXT, type TEXT, permission INTEGER, expireType INTEGER, expireTime INTEGER, modificationTime INTEGER)")
 now = int(time.time() * 1000)
-for t in ("microphone", "camera"):
-    db.execute("INSERT INTO moz_perms (origin, type, permission, expireType, expireTime, modificationTime) VALUES (?, ?, 1, 0, 0, ?)", (sys.argv[2], t, now))
+for origin in sys.argv[2:]:
+    for t in ("microphone", "camera"):
+        db.execute("INSERT INTO moz_perms (origin, type, permission, expireType, expireTime, modificationTime) VALUES (?, ?, 1, 0, 0, ?)", (origin, t, now))
 db.execute("PRAGMA user_version = 12")
 db.commit()
 db.close()
 `;
-  execFileSync("python3", ["-c", script, path.join(profile, "permissions.sqlite"), origin]);
+  execFileSync("python3", ["-c", script, path.join(profile, "permissions.sqlite"), ...origins]);
 }
 
 export class FoxBrowser {
@@ -322,6 +324,28 @@ class FoxPage {
   }
 }
 
+/** GET over HTTPS from a loopback server with a self-signed certificate: the body. */
+function httpsGet(url) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { rejectUnauthorized: false, timeout: 5000 }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode}`))));
+    });
+    req.on("timeout", () => req.destroy(new Error(`${url}: timed out`)));
+    req.on("error", reject);
+  });
+}
+
+/** The value of a metric line `name{labels}` (labels as written, or none) in /metrics text. */
+export function metricValue(text, name) {
+  for (const l of text.split("\n")) {
+    const sp = l.lastIndexOf(" ");
+    if (sp > 0 && l.slice(0, sp) === name) return Number(l.slice(sp + 1));
+  }
+  return null;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tones
 
@@ -358,6 +382,7 @@ export class World {
     this.kamailio = null;
     this.sipps = {};
     this.taps = [];
+    this.gateways = [];
   }
 
   note(line) {
@@ -400,13 +425,26 @@ export class World {
       ...(proxyPort ? { OUTBOUND_PROXY: `127.0.0.1:${proxyPort}` } : {}),
       ...extraEnv,
     });
-    const p = new Proc("gateway", GATEWAY_BIN, [], { env, logFile: path.join(this.dir, "gateway.log") });
+    const n = this.gateways.length;
+    const name = n === 0 ? "gateway" : `gateway${n + 1}`;
+    const p = new Proc(name, GATEWAY_BIN, [], { env, logFile: path.join(this.dir, `${name}.log`) });
     this.procs.push(p);
-    this.gw = p;
+    this.gateways.push(p);
     await p.waitLine("webrtc-phone listening", 20000);
-    this.base = `https://127.0.0.1:${https}`;
-    this.gwPorts = { https, wss, sip, rtp: `${rtp}-${rtp + 199}` };
+    p.base = `https://127.0.0.1:${https}`;
+    p.ports = { https, wss, sip, rtp: `${rtp}-${rtp + 199}` };
+    // The first gateway is the one pages open by default.
+    if (!this.gw) {
+      this.gw = p;
+      this.base = p.base;
+      this.gwPorts = p.ports;
+    }
     return p;
+  }
+
+  /** The gateway's /metrics (HTTPS, its self-signed certificate), as text. */
+  async metrics(gw = this.gw) {
+    return httpsGet(`${gw.base}/metrics`);
   }
 
   // ---- Kamailio
@@ -543,7 +581,7 @@ export class World {
   async firefox(hz) {
     if (!this.base) throw new Error("start the gateway before Firefox: its profile grants media to the gateway's origin");
     const profile = fs.mkdtempSync(path.join(this.dir, "firefox-profile-"));
-    grantMedia(profile, this.base);
+    grantMedia(profile, this.gateways.map((g) => g.base));
     const b = await puppeteer.launch({
       browser: "firefox",
       executablePath: FIREFOX,
@@ -572,9 +610,12 @@ export class World {
     return fox;
   }
 
-  /** A new page (own context) in `browser` at `urlPath` (relative to the gateway's HTTPS base). */
-  async page(browser, tag, urlPath) {
-    if (browser instanceof FoxBrowser) return this.foxPage(browser, tag, urlPath);
+  /**
+   * A new page (own context) in `browser` at `urlPath`, relative to the first gateway's HTTPS
+   * base or to `base` (another gateway's).
+   */
+  async page(browser, tag, urlPath, base = this.base) {
+    if (browser instanceof FoxBrowser) return this.foxPage(browser, tag, urlPath, base);
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await ctx.newPage();
     page.setDefaultTimeout(15000);
@@ -584,12 +625,12 @@ export class World {
     page.on("close", () => this.note(`[${tag}] page closed`));
     page.tag = tag;
     page.ctx = ctx;
-    await page.goto(`${this.base}${urlPath}`);
+    await page.goto(`${base}${urlPath}`);
     return page;
   }
 
   /** A page in Firefox's default context (its profile holds the media grant). */
-  async foxPage(browser, tag, urlPath) {
+  async foxPage(browser, tag, urlPath, base) {
     const raw = await browser.b.newPage();
     raw.setDefaultTimeout(15000);
     raw.on("console", (m) => this.note(`[${tag}] ${m.type()}: ${m.text()}`));
@@ -597,7 +638,7 @@ export class World {
     raw.on("close", () => this.note(`[${tag}] page closed`));
     const page = new FoxPage(raw);
     page.tag = tag;
-    await raw.goto(`${this.base}${urlPath}`);
+    await raw.goto(`${base}${urlPath}`);
     return page;
   }
 
@@ -615,7 +656,7 @@ export class World {
     out.push(`======== artefacts: ${this.dir}`);
     out.push("======== browser console");
     for (const l of this.consoleLines) out.push(cut(l));
-    if (this.gw) out.push(`======== gateway log (pid ${this.gw.pid}, exit ${this.gw.exitCode ?? "running"})`, this.gw.text());
+    for (const g of this.gateways) out.push(`======== ${g.name} log (pid ${g.pid}, exit ${g.exitCode ?? "running"})`, g.text());
     if (this.kamailio) {
       out.push("======== kamailio log (last 80 lines)", this.kamailio.lines.slice(-80).join("\n"));
     }

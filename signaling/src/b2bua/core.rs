@@ -321,7 +321,7 @@ impl Core {
         }
     }
 
-    /// From now on new calls get 503.
+    /// From now on new calls, and OPTIONS probes, get 503.
     pub fn handle_drain(&mut self) {
         self.draining = true;
     }
@@ -502,6 +502,20 @@ impl Core {
         if !in_dialog {
             match method {
                 Method::Options => {
+                    // A health probe (Kamailio's dispatcher, an SBC): 503 while draining, so
+                    // that new calls go to another instance; the calls here go on.
+                    if self.draining {
+                        return self.answer_stateless(
+                            now,
+                            &from,
+                            &msg,
+                            503,
+                            &[
+                                ("Retry-After", "30"),
+                                ("Reason", "SIP;cause=503;text=\"shutting down\""),
+                            ],
+                        );
+                    }
                     return self.answer_stateless(
                         now,
                         &from,
@@ -1121,6 +1135,27 @@ mod tests {
         assert_eq!(r.header("Retry-After"), Some("30"));
         assert!(r.to_hdr().unwrap().tag().is_some());
         assert_eq!(r.call_id(), SipMsg::parse(INVITE).unwrap().call_id());
+    }
+
+    #[test]
+    fn options_probes_get_200_while_serving_and_503_while_draining() {
+        let opt = |n: u32| {
+            format!(
+                "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKds{n}\r\n\
+                 From: <sip:dispatcher@localhost>;tag=d{n}\r\nTo: <sip:127.0.0.1:5060>\r\n\
+                 Call-ID: ds{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let proxy = Peer::Udp("127.0.0.1:5090".parse().unwrap());
+        let mut core = Core::new(cfg(false));
+        core.handle_message(now0(), proxy.clone(), opt(1).as_bytes());
+        assert_eq!(take(&mut core)[0].1.status(), Some(200));
+        core.handle_drain();
+        core.handle_message(now0(), proxy, opt(2).as_bytes());
+        let out = take(&mut core);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1.status(), Some(503));
+        assert_eq!(out[0].1.header("Retry-After"), Some("30"));
     }
 
     #[test]
