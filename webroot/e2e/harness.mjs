@@ -428,6 +428,7 @@ export class World {
     const n = this.gateways.length;
     const name = n === 0 ? "gateway" : `gateway${n + 1}`;
     const p = new Proc(name, GATEWAY_BIN, [], { env, logFile: path.join(this.dir, `${name}.log`) });
+    p.env = env;
     this.procs.push(p);
     this.gateways.push(p);
     await p.waitLine("webrtc-phone listening", 20000);
@@ -442,6 +443,21 @@ export class World {
     return p;
   }
 
+  /**
+   * Starts `gw` again (after it exited) with the same settings and ports; the new process takes
+   * its place in `this.gateways`. Returns it.
+   */
+  async restartGateway(gw) {
+    if (gw.running) throw new Error(`${gw.name} is still running`);
+    const p = new Proc(gw.name, GATEWAY_BIN, [], { env: gw.env, logFile: path.join(this.dir, `${gw.name}-restarted.log`) });
+    Object.assign(p, { env: gw.env, base: gw.base, ports: gw.ports });
+    this.procs.push(p);
+    this.gateways[this.gateways.indexOf(gw)] = p;
+    if (this.gw === gw) this.gw = p;
+    await p.waitLine("webrtc-phone listening", 20000);
+    return p;
+  }
+
   /** The gateway's /metrics (HTTPS, its self-signed certificate), as text. */
   async metrics(gw = this.gw) {
     return httpsGet(`${gw.base}/metrics`);
@@ -449,12 +465,15 @@ export class World {
 
   // ---- Kamailio
 
-  /** Kamailio with registrar.cfg; `echoPort`: where calls to "echo" go. */
-  async kamailioStart({ echoPort, defines = [] }) {
-    const port = await freePorts(1, ["udp"]);
+  /**
+   * Kamailio with registrar.cfg (or `cfg`, a path) on `port` (default: a free one); `echoPort`:
+   * where calls to "echo" go.
+   */
+  async kamailioStart({ echoPort, defines = [], cfg = path.join(PEERS, "kamailio/registrar.cfg"), port = null }) {
+    port = port ?? (await freePorts(1, ["udp"]));
     const run = path.join(this.dir, "kamailio-run");
     fs.mkdirSync(run, { recursive: true });
-    const args = ["-f", path.join(PEERS, "kamailio/registrar.cfg"), "-DD", "-E", "-Y", run, "-w", run,
+    const args = ["-f", cfg, "-DD", "-E", "-Y", run, "-w", run,
       "-A", `REG_PORT=${port}`, "-A", `ECHO_URI="sip:127.0.0.1:${echoPort}"`];
     for (const d of defines) args.push("-A", d);
     const p = new Proc("kamailio", "kamailio", args, { logFile: path.join(this.dir, "kamailio.log") });
