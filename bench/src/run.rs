@@ -141,6 +141,9 @@ pub struct Sample {
 
 /// Counters every task adds to.
 struct Shared {
+    /// Distinguishes this run's Call-IDs, tags and branches from other runs' (several runs
+    /// against one gateway, in one process or not): as random as a browser's need not be.
+    run_id: String,
     t0: Instant,
     identity: DtlsIdentity,
     tls: Arc<rustls::ClientConfig>,
@@ -253,7 +256,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let identity = DtlsIdentity::generate(SystemTime::now())?;
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let run_id = format!(
+        "{:x}{:x}{}",
+        nanos,
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
     let sh = Arc::new(Shared {
+        run_id,
         t0: Instant::now(),
         identity,
         tls: crate::ua::tls_config()?,
@@ -564,7 +578,7 @@ async fn caller_inner(
     idx: usize,
     r: &mut CallResult,
 ) -> anyhow::Result<()> {
-    let token = format!("lg{idx}");
+    let token = format!("lg{}x{idx}", sh.run_id);
     let mut ua = tokio::time::timeout(
         cfg.setup_timeout,
         Ua::connect(
@@ -867,7 +881,7 @@ fn on_rtp(
 /// A callee UA: registers, answers every INVITE with a Chrome-shaped answer, runs media until
 /// the far end's BYE, repeats until told to stop.
 async fn callee(sh: Arc<Shared>, cfg: Config, i: usize, user: String, pass: String) {
-    let token = format!("lgc{i}");
+    let token = format!("lgc{}x{i}", sh.run_id);
     let conn = Ua::connect(
         sh.tls.clone(),
         cfg.wss,
