@@ -99,8 +99,10 @@ export class Baresip {
       `<sip:${user}@127.0.0.1;transport=udp>;auth_pass=${password};outbound="sip:127.0.0.1:${kport};transport=udp";` +
       `regint=600;answermode=${answermode};ptime=20\n`);
     fs.writeFileSync(path.join(this.dir, "contacts"), "");
-    // -s: SIP trace on stdout (the messages are the evidence when a call fails).
-    this.proc = new Proc(`baresip-${user}`, BARESIP, ["-4", "-s", "-f", this.dir],
+    // -s: SIP trace on stdout (the messages are the evidence when a call fails, and some steps
+    // read them). stdbuf -oL: line-buffered, so a message is in the log when it is sent (a pipe
+    // would hold 4 KiB back); stdbuf execs baresip, so the PID is baresip's.
+    this.proc = new Proc(`baresip-${user}`, "stdbuf", ["-oL", "-eL", BARESIP, "-4", "-s", "-f", this.dir],
       { logFile: path.join(this.dir, "baresip.log"), cwd: this.dir });
     this.w.procs.push(this.proc);
     if (!this.w.baresips) {

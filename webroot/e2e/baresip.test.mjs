@@ -7,6 +7,8 @@
 //   hears the other; hold and resume from baresip (re-INVITEs from the SIP side), then from the
 //   browser; DTMF both ways (SIP INFO from the browser, RFC 4733 from baresip); baresip hangs up.
 //   alice calls carol: baresip answers early (183 with SDP), then accepts; the browser hangs up.
+//   (baresip 1.0 has no 100rel: it neither requires nor supports PRACK, so none is exchanged. The
+//   Phone page does not play early media: SIP.js applies a 183's SDP only with earlyMedia on.)
 // Each part is a step (subtest): a failing one is reported and the later ones still run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -130,6 +132,8 @@ test("baresip (a real SIP phone) and a browser through Kamailio: calls both ways
       // (baresip 1.0 sends no CALL_INCOMING event in early answer mode: its SIP trace tells.)
       await until(() => /^SIP\/2\.0 183 Session Progress[^]*?^m=audio /m.test(carol.log().slice(logAt)), 10000, "baresip sends 183 with SDP");
       await until(() => sipResponses(w.consoleText()).slice(responses).includes("183 INVITE"), 3000, "the 183 reaches the browser");
+      const got183 = w.consoleText().split(/Received WebSocket text message:/).find((m) => /^\s*SIP\/2\.0 183 /.test(m)) || "";
+      assert.match(got183, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, "the browser's 183 carries baresip's early SDP, in WebRTC form");
       assert.equal(await page.evaluate(() => window.__phone.callState), "ringing", "the browser rings while baresip's 183 is the answer so far");
       await sleep(500);
       await carol.cmd("accept");
