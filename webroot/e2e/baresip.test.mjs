@@ -12,18 +12,19 @@
 // Each part is a step (subtest): a failing one is reported and the later ones still run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { scenario, assertTone, waitIn, packetGrowth, sipResponses, sleep, until } from "./harness.mjs";
+import { scenario, assertTone, waitIn, packetGrowth, sipResponses, sleep, until, BROWSERS } from "./harness.mjs";
 import { Baresip, dtmfHeard } from "./baresip.mjs";
 
 const BROWSER_HZ = 440;
 const BARESIP_HZ = 880;
 
-test("baresip (a real SIP phone) and a browser through Kamailio: calls both ways, hold, DTMF, early media", { timeout: 120000 }, (t) =>
-  scenario("baresip", async (w) => {
+for (const kind of BROWSERS) {
+test(`baresip (a real SIP phone) and a browser through Kamailio: calls both ways, hold, DTMF, early media [${kind}]`, { timeout: 120000 }, (t) =>
+  scenario(`baresip-${kind}`, async (w) => {
     const kport = await w.kamailioStart({ echoPort: 9 });
     await w.gateway({ proxyPort: kport });
     const carol = await Baresip.start(w, { user: "carol", password: "carolPassword", kport, hz: BARESIP_HZ, answermode: "early" });
-    const b = await w.browser(BROWSER_HZ);
+    const b = await w.browser(BROWSER_HZ, kind);
     const page = await w.page(b, "phone", "/phone.html?user=alice&password=alicePassword&autostart=1&remember=0&aec=0&log=log");
     const st = () => page.evaluate(() => window.__phone.state);
     const needActive = async () => {
@@ -127,8 +128,8 @@ test("baresip (a real SIP phone) and a browser through Kamailio: calls both ways
     await w.step("alice calls carol: baresip answers early (183 with SDP), then accepts; tones both ways", async () => {
       const n = carol.events.length;
       const responses = sipResponses(w.consoleText()).length;
-      await page.evaluate(() => window.__phone.call("carol"));
       const logAt = carol.log().length;
+      await page.evaluate(() => window.__phone.call("carol"));
       // (baresip 1.0 sends no CALL_INCOMING event in early answer mode: its SIP trace tells.)
       await until(() => /^SIP\/2\.0 183 Session Progress[^]*?^m=audio /m.test(carol.log().slice(logAt)), 10000, "baresip sends 183 with SDP");
       await until(() => sipResponses(w.consoleText()).slice(responses).includes("183 INVITE"), 3000, "the 183 reaches the browser");
@@ -151,3 +152,4 @@ test("baresip (a real SIP phone) and a browser through Kamailio: calls both ways
       await carol.waitEvent("CALL_CLOSED", 5000, n);
     });
   }, t));
+}
