@@ -49,11 +49,13 @@ export class Baresip {
 
   async launch() {
     const { user, password, kport, hz, answermode, codecs } = this.o;
+    if (!fs.existsSync(path.join(MODULES, "ctrl_tcp.so"))) {
+      throw new Error(`${MODULES}/ctrl_tcp.so missing: apt-get install --no-install-recommends baresip (scripts/e2e.sh does)`);
+    }
     fs.mkdirSync(this.dir, { recursive: true });
     const sip = await freePorts(1, ["udp", "tcp"]);
     const ctrl = await freePorts(1, ["tcp"]);
     const rtp = await freePorts(20, ["udp"]);
-    this.sipPort = sip;
     this.ctrlPort = ctrl;
     const wav = toneWav(hz);
     this.heardFile = path.join(this.dir, "heard.raw");
@@ -94,7 +96,6 @@ export class Baresip {
       "",
     ].join("\n");
     fs.writeFileSync(path.join(this.dir, "config"), config);
-    this.aor = `sip:${user}@127.0.0.1`;
     fs.writeFileSync(path.join(this.dir, "accounts"),
       `<sip:${user}@127.0.0.1;transport=udp>;auth_pass=${password};outbound="sip:127.0.0.1:${kport};transport=udp";` +
       `regint=600;answermode=${answermode};ptime=20\n`);
@@ -168,14 +169,15 @@ export class Baresip {
   async cmd(command, params = "") {
     const token = String(this.nextToken++);
     const body = JSON.stringify({ command, params, token });
+    let timer;
     const res = new Promise((resolve, reject) => {
       this.pending.set(token, { resolve, reject });
-      setTimeout(() => {
+      timer = setTimeout(() => {
         if (this.pending.delete(token)) reject(new Error(`baresip: no response to "${command} ${params}" in 5 s`));
       }, 5000);
     });
     this.sock.write(`${Buffer.byteLength(body)}:${body},`);
-    const r = await res;
+    const r = await res.finally(() => clearTimeout(timer));
     if (!r.ok) throw new Error(`baresip: "${command} ${params}" failed: ${JSON.stringify(r)}`);
     return r;
   }
@@ -231,9 +233,15 @@ export class Baresip {
    * loudspeaker received in that window (silence while no media arrives: hz 0).
    */
   async hears(ms = 1500) {
-    const a = this.heardBytes();
+    const a = this.heardBytes() & ~1;
     await sleep(ms);
-    const b = fs.readFileSync(this.heardFile).subarray(a & ~1);
+    const b = Buffer.alloc((this.heardBytes() - a) & ~1);
+    const fd = fs.openSync(this.heardFile, "r");
+    try {
+      fs.readSync(fd, b, 0, b.length, a);
+    } finally {
+      fs.closeSync(fd);
+    }
     const x = new Float32Array(b.length >> 1);
     for (let i = 0; i < x.length; i++) x[i] = b.readInt16LE(2 * i) / 32768;
     return { seconds: Number((x.length / 48000).toFixed(2)), ...dominantTone(x, 48000) };
