@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser end-to-end tests (webroot/e2e, `npm test` in webroot/): headless Debian Chromium driven
 # by playwright-core and headless Debian Firefox ESR driven by puppeteer-core over WebDriver BiDi,
-# against the real gateway, Kamailio (registrar) and SIPp, all on 127.0.0.1.
+# against the real gateway, Kamailio (registrar), SIPp and baresip (a real SIP phone), all on
+# 127.0.0.1.
 # Installs what is missing (Debian packages; never a downloaded browser), builds the phone pages
 # and, when missing, the gateway binary, makes the tone WAVs, runs the suite.
 # Env: GATEWAY_BIN (default target/debug/webrtc-phone), E2E_TONE_DIR (default target/e2e-tones),
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-pkgs=(chromium firefox-esr sox kamailio sip-tester python3)
+pkgs=(chromium firefox-esr sox kamailio sip-tester python3 baresip)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()
@@ -37,7 +38,7 @@ scripts/build-webroot.sh
 
 export E2E_TONE_DIR=${E2E_TONE_DIR:-$root/target/e2e-tones}
 mkdir -p "$E2E_TONE_DIR"
-for hz in 440 660; do
+for hz in 440 660 880; do # 880: baresip's microphone
   [[ -s $E2E_TONE_DIR/tone$hz.wav ]] || sox -n -r 48000 -c 1 -b 16 "$E2E_TONE_DIR/tone$hz.wav" synth 30 sine $hz vol 0.5
 done
 
