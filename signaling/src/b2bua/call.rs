@@ -992,8 +992,9 @@ impl Core {
             return;
         };
         let peer = c.leg(leg).peer.clone();
+        let user = user_of(&c.leg(leg).local_uri);
         let (via, branch) = self.via_for(&peer);
-        let contact = self.contact_for(&peer, "gw");
+        let contact = self.contact_for(&peer, &user);
         let c = self.calls.get_mut(&id).expect("checked above");
         let l = c.leg_mut(leg);
         l.local_cseq += 1;
@@ -1296,7 +1297,8 @@ impl Core {
                         ok.push_header("Require", "timer");
                     }
                     let peer = c.leg(leg).peer.clone();
-                    let contact = self.contact_for(&peer, "gw");
+                    let user = user_of(&c.leg(leg).local_uri);
+                    let contact = self.contact_for(&peer, &user);
                     ok.push_header("Contact", contact);
                     self.send_on(now, &key, ok);
                 } else {
@@ -1375,7 +1377,8 @@ impl Core {
                     ok.push_header("Content-Type", "application/sdp");
                     ok.body = last.to_bytes();
                 }
-                let contact = self.contact_for(&self.calls[&id].leg(leg).peer.clone(), "gw");
+                let l = self.calls[&id].leg(leg);
+                let contact = self.contact_for(&l.peer.clone(), &user_of(&l.local_uri));
                 ok.push_header("Contact", contact);
                 return self.send_on(now, &key, ok);
             }
@@ -1496,8 +1499,8 @@ impl Core {
                     remote: LegSpec::WebRtc(Some(remote)),
                 });
                 let mut ok = msg.response(200, "OK", None);
-                let peer = self.calls[&id].a.peer.clone();
-                let contact = self.contact_for(&peer, "echo");
+                let a = &self.calls[&id].a;
+                let contact = self.contact_for(&a.peer.clone(), &user_of(&a.local_uri));
                 ok.push_header("Contact", contact);
                 ok.push_header("Content-Type", "application/sdp");
                 ok.body = answer.to_bytes();
@@ -1698,7 +1701,8 @@ impl Core {
                 c.leg_mut(in_leg).reinvite_key = Some(server.clone());
             }
             let peer = c.leg(in_leg).peer.clone();
-            let contact = self.contact_for(&peer, "gw");
+            let user = user_of(&c.leg(in_leg).local_uri);
+            let contact = self.contact_for(&peer, &user);
             r.push_header("Contact", contact);
             if *method == Method::Invite {
                 // ACK the other leg's 2xx ourselves.

@@ -1873,3 +1873,59 @@ fn firefox_call_to_sip_offers_g722() {
     );
     assert!(sdp.contains("a=rtpmap:9 G722/8000"), "{sdp}");
 }
+
+#[test]
+fn the_gateways_contact_stays_the_same_through_the_dialog() {
+    // baresip saw `sip:alice@` in the first INVITE and `sip:gw@` in later 200s.
+    let now = t0();
+    let mut core = Core::new(cfg(false));
+    let (_, inv, ok_a) = browser_call_answered(&mut core, now);
+    core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
+    let _ = out(&mut core);
+    let first = inv.header("Contact").unwrap().to_string();
+    let pbx = Side::uas("pbx", udp(), &inv, "far", "UDP 127.0.0.1:5090");
+    // A session refresh answered by the gateway itself.
+    core.handle_message(now, udp(), &pbx.request("UPDATE", 20));
+    let ok = out(&mut core)
+        .into_iter()
+        .find(|(p, m)| *p == udp() && m.status() == Some(200))
+        .expect("200 for the UPDATE")
+        .1;
+    assert_eq!(ok.header("Contact"), Some(first.as_str()));
+    // The same offer again (a refresh by re-INVITE): answered by the gateway.
+    let refresh = with_sdp(SipMsg::parse(&pbx.request("INVITE", 21)).unwrap(), SIP_SDP);
+    core.handle_message(now, udp(), &refresh.to_bytes());
+    let ok = out(&mut core)
+        .into_iter()
+        .find(|(p, m)| *p == udp() && m.status() == Some(200))
+        .expect("200 for the refreshing re-INVITE")
+        .1;
+    assert_eq!(ok.header("Contact"), Some(first.as_str()));
+    core.handle_message(now, udp(), &pbx.request("ACK", 21));
+    let _ = out(&mut core);
+    // A new offer from the PBX (another port), answered by the browser and relayed back.
+    let reinvite = with_sdp(
+        SipMsg::parse(&pbx.request("INVITE", 22)).unwrap(),
+        &SIP_SDP
+            .replace("o=sipp 1 1", "o=sipp 1 2")
+            .replace("m=audio 6000", "m=audio 6002"),
+    );
+    core.handle_message(now, udp(), &reinvite.to_bytes());
+    let down = out(&mut core)
+        .into_iter()
+        .find(|(p, m)| *p == ws(1) && m.method() == Some(&Method::Invite))
+        .expect("the re-INVITE to the browser")
+        .1;
+    let answer = SipMsg::parse(ANSWER_FROM_BROWSER).unwrap();
+    let ok = with_sdp(
+        down.response(200, "OK", None),
+        std::str::from_utf8(&answer.body).unwrap(),
+    );
+    core.handle_message(now, ws(1), &ok.to_bytes());
+    let up = out(&mut core)
+        .into_iter()
+        .find(|(p, m)| *p == udp() && m.status() == Some(200))
+        .expect("200 for the re-INVITE")
+        .1;
+    assert_eq!(up.header("Contact"), Some(first.as_str()));
+}
