@@ -288,6 +288,7 @@ fn main() {
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(3600),
         latching: engine::Latching::Strict,
+        batch_us: 0,
     })
     .expect("engine start");
     let tid = reactor_tid();

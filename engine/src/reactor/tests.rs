@@ -56,6 +56,7 @@ fn engine_with_timeout(block: u16, ports: u16, reactors: usize, t: Duration) -> 
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: t,
         latching: crate::Latching::Strict,
+        batch_us: 0,
     })
     .unwrap()
 }
@@ -377,6 +378,7 @@ fn an_exhausted_shard_fails_the_allocation() {
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
+        batch_us: 0,
     })
     .unwrap();
     let plain = || LegSpec::Plain(None);
@@ -477,6 +479,7 @@ fn busy_webrtc_port_is_named_in_the_error() {
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
+        batch_us: 0,
     })
     .unwrap_err();
     assert!(
@@ -784,6 +787,7 @@ fn video_pairs_come_from_the_shard_and_go_back_to_it() {
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
+        batch_us: 0,
     })
     .unwrap();
     let legs = allocate_plain(&mut h, 1, true).unwrap();
