@@ -1405,5 +1405,6 @@ pub(crate) fn pin(index: usize, reactors: usize) {
     }
 }
 
+
 #[cfg(test)]
 mod tests;
