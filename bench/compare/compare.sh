@@ -71,7 +71,7 @@ run_gw() {
 	sleep 0.5
 	kill -0 "$sipp" 2>/dev/null || { echo "sipp did not start (port 25192 busy?)"; cat "$d/sipp.out"; return 1; }
 	env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25443 WSS_PORT=25444 SIP_PORT=25160 \
-		MIN_RTP_PORT=21000 MAX_RTP_PORT=22999 STATE_DIR="$d/state" OUTBOUND_PROXY=127.0.0.1:25192 OUTBOUND_ROUTE=127.0.0.1:25192 \
+		MIN_RTP_PORT=21000 MAX_RTP_PORT=23999 STATE_DIR="$d/state" OUTBOUND_PROXY=127.0.0.1:25192 OUTBOUND_ROUTE=127.0.0.1:25192 \
 		RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 MAX_CALLS_PER_IP=100000 MAX_CONNS_PER_IP=100000 ${GW_ENV:-} "$GW_BIN" >"$d/gateway.log" 2>&1 &
 	local gw=$!; PIDS+=("$gw")
 	for _ in $(seq 200); do grep -q "webrtc-phone listening" "$d/gateway.log" && break; sleep 0.1; done
@@ -80,8 +80,15 @@ run_gw() {
 		--watch "webrtc-phone=$gw" --watch "sipp-echo=$sipp" \
 		--json "$OUT/webrtc-phone.json" --html "$OUT/webrtc-phone.html" | tee "$d/loadgen.txt"
 	curl -sk --max-time 5 "https://127.0.0.1:25443/metrics" >"$d/metrics.txt" || true
+	# How long the media reactors waited for a CPU once runnable (schedstat: run time ns,
+	# run-queue wait ns, timeslices): residence includes it.
+	for t in /proc/"$gw"/task/*; do
+		case $(cat "$t/comm" 2>/dev/null) in media-*)
+			awk -v n="$(cat "$t/comm")" '{printf "%s: on CPU %.0f ms, waited for a CPU %.0f ms over %d timeslices (%.0f us each)\n", n, $1/1e6, $2/1e6, $3, $2/1e3/($3>0?$3:1)}' "$t/schedstat" ;;
+		esac
+	done | tee "$d/schedstat.txt"
 	grep -m1 "media batching" "$d/gateway.log" || true
-	echo "UDP receive-buffer drops: gateway RTP ports $(udp_drops 21000 22999), SIPp echo $(udp_drops 26100 26103)" | tee "$d/udp-drops.txt"
+	echo "UDP receive-buffer drops: gateway RTP ports $(udp_drops 21000 23999), SIPp echo $(udp_drops 26100 26103)" | tee "$d/udp-drops.txt"
 	stop_pid "$gw"; stop_pid "$sipp"; PIDS=()
 }
 

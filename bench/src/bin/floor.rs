@@ -34,6 +34,11 @@ struct Args {
     /// Seconds of traffic before the measurement.
     #[arg(long, default_value_t = 3)]
     warmup: u64,
+    /// Send slots per 20 ms period: 20 sends every 1 ms (as tokio's 1 ms timer wheel spaces
+    /// `loadgen`'s packets); more spreads the packets finer (spinning between slots), down to
+    /// about one packet per slot: a NIC's arrivals from many independent hosts.
+    #[arg(long, default_value_t = 20)]
+    slots: u64,
     /// First port of the engine's range (4 ports per call, 1 more per reactor).
     #[arg(long, default_value_t = 36000)]
     port_base: u16,
@@ -232,7 +237,8 @@ fn main() -> anyhow::Result<()> {
     pkt[0] = 0x80;
     let mut rbuf = [0u8; 2048];
     let (mut sent, mut received) = (0u64, 0u64);
-    let tick = Duration::from_millis(1);
+    let slots = args.slots.clamp(1, 20_000);
+    let tick = Duration::from_micros(20_000 / slots);
     let start = clock();
     let warm_end = start + Duration::from_secs(args.warmup);
     let end = warm_end + Duration::from_secs(args.seconds);
@@ -241,8 +247,11 @@ fn main() -> anyhow::Result<()> {
     loop {
         let due = start + tick * n as u32;
         let now = clock();
-        if due > now {
-            std::thread::sleep(due - now);
+        if due > now + Duration::from_micros(300) {
+            std::thread::sleep(due - now - Duration::from_micros(200));
+        }
+        while clock() < due {
+            std::hint::spin_loop();
         }
         if before.is_none() && clock() >= warm_end {
             let cpu = tids.iter().map(|&t| thread_cpu(t)).collect();
@@ -251,8 +260,8 @@ fn main() -> anyhow::Result<()> {
         if clock() >= end {
             break;
         }
-        let slot = (n % 20) as usize;
-        for (i, c) in calls.iter_mut().enumerate().skip(slot).step_by(20) {
+        let slot = (n % slots) as usize;
+        for (i, c) in calls.iter_mut().enumerate().skip(slot).step_by(slots as usize) {
             c.seq = c.seq.wrapping_add(1);
             pkt[2..4].copy_from_slice(&c.seq.to_be_bytes());
             pkt[4..8].copy_from_slice(&(u32::from(c.seq) * 160).to_be_bytes());
@@ -266,8 +275,8 @@ fn main() -> anyhow::Result<()> {
             }
         }
         // Half a period later, take what the engine relayed for the calls of that slot.
-        let drain = ((n + 10) % 20) as usize;
-        for c in calls.iter().skip(drain).step_by(20) {
+        let drain = ((n + slots / 2) % slots) as usize;
+        for c in calls.iter().skip(drain).step_by(slots as usize) {
             for s in [&c.a, &c.b] {
                 while s.recv(&mut rbuf).is_ok() {
                     received += 1;
@@ -309,9 +318,10 @@ fn main() -> anyhow::Result<()> {
     let lost = sent.saturating_sub(received);
     let gen_pct = (gen_cpu1 - gen_cpu0).as_secs_f64() * 100.0 / window;
     println!(
-        "floor under load: {} calls, {} reactor(s), batching {}",
+        "floor under load: {} calls, {} reactor(s), {} send slots per 20 ms, batching {}",
         args.calls,
         args.reactors,
+        slots,
         h.batching()
     );
     println!(
