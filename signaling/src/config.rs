@@ -588,10 +588,7 @@ impl Config {
         if args.media_batch_us > engine::MAX_BATCH_US {
             return Err(ConfigError::new(
                 "MEDIA_BATCH_US",
-                format!(
-                    "must be 0 (off) to {} microseconds",
-                    engine::MAX_BATCH_US
-                ),
+                format!("must be 0 (off) to {} microseconds", engine::MAX_BATCH_US),
             ));
         }
         if args.media_timeout == 0 {

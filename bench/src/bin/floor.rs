@@ -113,7 +113,12 @@ fn remote(to: &UdpSocket) -> anyhow::Result<PlainRemote> {
     })
 }
 
-fn allocate(h: &mut EngineHandle, id: u64, a: &UdpSocket, b: &UdpSocket) -> anyhow::Result<[SocketAddr; 2]> {
+fn allocate(
+    h: &mut EngineHandle,
+    id: u64,
+    a: &UdpSocket,
+    b: &UdpSocket,
+) -> anyhow::Result<[SocketAddr; 2]> {
     let id = SessionId(id);
     h.send(Command::Allocate {
         id,
@@ -144,6 +149,10 @@ fn allocate(h: &mut EngineHandle, id: u64, a: &UdpSocket, b: &UdpSocket) -> anyh
     }
     bail!("the engine did not answer")
 }
+
+/// What was counted when the measurement window opened: the reactors' CPU and counters, the
+/// generator's CPU, packets sent and received.
+type Mark = (Vec<Duration>, Vec<ReactorSnapshot>, Duration, u64, u64);
 
 /// One call's two peers: `a` sends to the engine's leg A and receives what B sent, and back.
 struct Call {
@@ -242,7 +251,7 @@ fn main() -> anyhow::Result<()> {
     let start = clock();
     let warm_end = start + Duration::from_secs(args.warmup);
     let end = warm_end + Duration::from_secs(args.seconds);
-    let mut before: Option<(Vec<Duration>, Vec<ReactorSnapshot>, Duration, u64, u64)> = None;
+    let mut before: Option<Mark> = None;
     let mut n: u64 = 0;
     loop {
         let due = start + tick * n as u32;
@@ -261,7 +270,12 @@ fn main() -> anyhow::Result<()> {
             break;
         }
         let slot = (n % slots) as usize;
-        for (i, c) in calls.iter_mut().enumerate().skip(slot).step_by(slots as usize) {
+        for (i, c) in calls
+            .iter_mut()
+            .enumerate()
+            .skip(slot)
+            .step_by(slots as usize)
+        {
             c.seq = c.seq.wrapping_add(1);
             pkt[2..4].copy_from_slice(&c.seq.to_be_bytes());
             pkt[4..8].copy_from_slice(&(u32::from(c.seq) * 160).to_be_bytes());
@@ -299,7 +313,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let window = Duration::from_secs(args.seconds).as_secs_f64();
-    let cpu: Duration = cpu1.iter().zip(&cpu0).map(|(a, b)| a.saturating_sub(*b)).sum();
+    let cpu: Duration = cpu1
+        .iter()
+        .zip(&cpu0)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .sum();
     let (t1, t0) = (sum(&snaps1), sum(&snaps0));
     let packets = t1.packets_in - t0.packets_in;
     let mut buckets = [0u64; engine::RESIDENCE_BUCKETS];

@@ -79,8 +79,8 @@ pub(crate) const BATCH_WANT: usize = 128;
 
 /// Upper bounds (µs) of the residence-time histogram's buckets; one more bucket takes the rest.
 pub const RESIDENCE_BOUNDS_US: [u64; 24] = [
-    2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 3_000,
-    5_000, 7_500, 10_000, 20_000, 50_000, 100_000,
+    2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000,
+    7_500, 10_000, 20_000, 50_000, 100_000,
 ];
 /// Buckets of the residence histogram (the bounds above and +Inf).
 pub const RESIDENCE_BUCKETS: usize = RESIDENCE_BOUNDS_US.len() + 1;
@@ -385,20 +385,29 @@ pub(crate) fn run(init: ReactorInit, ready: Sender<io::Result<()>>) {
 /// Waits for completions (submitting what is queued) for at most `timeout`, batched as
 /// `batching` says. Returns the batching to use from now on (min-wait falls back to a linger if
 /// the kernel refuses it).
-fn submit_and_wait(ring: &mut IoUring, timeout: Duration, batching: Batching) -> io::Result<Batching> {
-    let ts_of = |d: Duration| types::Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos());
+fn submit_and_wait(
+    ring: &mut IoUring,
+    timeout: Duration,
+    batching: Batching,
+) -> io::Result<Batching> {
+    let ts_of = |d: Duration| {
+        types::Timespec::new()
+            .sec(d.as_secs())
+            .nsec(d.subsec_nanos())
+    };
     let benign = |e: &io::Error| {
         matches!(
             e.raw_os_error(),
             Some(libc::ETIME | libc::EINTR | libc::EBUSY)
         )
     };
-    let wait = |ring: &IoUring, want: usize, args: &types::SubmitArgs<'_, '_>| {
-        match ring.submitter().submit_with_args(want, args) {
-            Ok(_) => Ok(()),
-            Err(e) if benign(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+    let wait = |ring: &IoUring, want: usize, args: &types::SubmitArgs<'_, '_>| match ring
+        .submitter()
+        .submit_with_args(want, args)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if benign(&e) => Ok(()),
+        Err(e) => Err(e),
     };
     match batching {
         Batching::Off => {
@@ -1404,7 +1413,6 @@ pub(crate) fn pin(index: usize, reactors: usize) {
         let _ = core_affinity::set_for_current(cores[(index + 1) % cores.len()]);
     }
 }
-
 
 #[cfg(test)]
 mod tests;
