@@ -27,7 +27,7 @@ PIDS+=($!)
 sleep 0.5
 env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25543 WSS_PORT=25544 SIP_PORT=25260 \
 	MIN_RTP_PORT=23000 MAX_RTP_PORT=24999 STATE_DIR="$OUT/state" OUTBOUND_PROXY=127.0.0.1:25292 \
-	RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 "$ROOT/target/release/webrtc-phone" >"$OUT/gateway.log" 2>&1 &
+	RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 MAX_CALLS_PER_IP=100000 MAX_CONNS_PER_IP=100000 "$ROOT/target/release/webrtc-phone" >"$OUT/gateway.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
 wait_listening "$OUT/gateway.log" || exit 1

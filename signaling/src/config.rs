@@ -133,6 +133,15 @@ pub struct Args {
         default_value_t = 30
     )]
     pub drain_timeout: u64,
+    /// Media batching budget, µs: how long a busy media reactor may gather completions before
+    /// it handles them (io_uring min-wait); 0 = wake for every completion.
+    #[arg(
+        long,
+        env = "MEDIA_BATCH_US",
+        value_name = "MEDIA_BATCH_US",
+        default_value_t = engine::DEFAULT_BATCH_US
+    )]
+    pub media_batch_us: u32,
     /// Seconds without media in either direction before a call is hung up.
     #[arg(
         long,
@@ -352,6 +361,7 @@ pub struct Config {
     pub allowed_pts: PtFilter,
     pub drain_timeout: Duration,
     pub media_timeout: Duration,
+    pub media_batch_us: u32,
     pub rtp_latching: engine::Latching,
     pub ws_ping_interval: Duration,
     pub webroot: Option<PathBuf>,
@@ -575,6 +585,12 @@ impl Config {
                 )
             })?),
         };
+        if args.media_batch_us > engine::MAX_BATCH_US {
+            return Err(ConfigError::new(
+                "MEDIA_BATCH_US",
+                format!("must be 0 (off) to {} microseconds", engine::MAX_BATCH_US),
+            ));
+        }
         if args.media_timeout == 0 {
             return Err(ConfigError::new(
                 "MEDIA_TIMEOUT",
@@ -625,6 +641,7 @@ impl Config {
             allowed_pts,
             drain_timeout: Duration::from_secs(args.drain_timeout),
             media_timeout: Duration::from_secs(args.media_timeout),
+            media_batch_us: args.media_batch_us,
             rtp_latching,
             ws_ping_interval: Duration::from_secs(args.ws_ping_interval),
             webroot: args.webroot,
@@ -796,6 +813,7 @@ mod tests {
             (&["--advertise-address", "0.0.0.0"], "ADVERTISE_ADDRESS"),
             (&["--tls-cert", "/x"], "TLS_KEY"),
             (&["--media-threads", "0"], "MEDIA_THREADS"),
+            (&["--media-batch-us", "20001"], "MEDIA_BATCH_US"),
             (&["--https-port", "33000"], "HTTPS_PORT"),
             (&["--https-port", "8443", "--wss-port", "8443"], "WSS_PORT"),
             (&["--max-ws-per-ip", "0"], "MAX_WS_PER_IP"),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -241,7 +241,17 @@ impl Collector for MediaCollector {
             return Ok(());
         }
         let snaps: Vec<_> = self.0.iter().map(|r| r.snapshot()).collect();
-        let counters: [(&str, &str, SnapshotField); 6] = [
+        let counters: [(&str, &str, SnapshotField); 8] = [
+            (
+                "webrtc_phone_media_wakeups",
+                "Returns from each media reactor's wait (completions per wake-up = completions / wakeups)",
+                |s| s.wakeups,
+            ),
+            (
+                "webrtc_phone_media_completions",
+                "io_uring completions handled by each media reactor",
+                |s| s.completions,
+            ),
             (
                 "webrtc_phone_media_packets_received",
                 "Datagrams received by each media reactor",
@@ -296,6 +306,33 @@ impl Collector for MediaCollector {
             let reactor = i.to_string();
             ConstGauge::new(s.sessions as i64)
                 .encode(fam.encode_family(&[("reactor", reactor.as_str())])?)?;
+        }
+        let mut fam = encoder.encode_descriptor(
+            "webrtc_phone_media_residence",
+            "Time each forwarded packet spent in the gateway: kernel receive timestamp to send submission",
+            Some(&Unit::Seconds),
+            prometheus_client::metrics::MetricType::Histogram,
+        )?;
+        for (i, s) in snaps.iter().enumerate() {
+            let reactor = i.to_string();
+            let buckets: Vec<(f64, u64)> = s
+                .residence
+                .iter()
+                .enumerate()
+                .map(|(b, &n)| {
+                    let le = engine::RESIDENCE_BOUNDS_US
+                        .get(b)
+                        .map_or(f64::MAX, |&us| us as f64 / 1e6);
+                    (le, n)
+                })
+                .collect();
+            fam.encode_family(&[("reactor", reactor.as_str())])?
+                .encode_histogram::<NoLabelSet>(
+                    s.residence_sum_ns as f64 / 1e9,
+                    s.residence_count(),
+                    &buckets,
+                    None,
+                )?;
         }
         let mut fam = encoder.encode_descriptor(
             "webrtc_phone_media_dropped",

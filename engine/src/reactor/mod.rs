@@ -15,9 +15,24 @@
 //!     completions: recv → session.handle_datagram → Send from the same buffer, or recycle
 //!                  send → recycle; wake → drain commands
 //!     due timers → session.handle_timeout
-//!     publish recycled buffers; submit and wait until the next deadline
+//!     publish recycled buffers; residence of this batch's sends (one realtime clock read)
+//!     submit and wait until the next deadline, gathering completions for up to the batch
+//!     budget once the first arrives (io_uring min-wait)
 //! }
 //! ```
+//!
+//! Batching: with a budget B (`MEDIA_BATCH_US`), the wait asks the kernel for many completions
+//! with `min_wait_usec = B` (`IORING_FEAT_MIN_TIMEOUT`, kernel 6.12+): the reactor wakes when
+//! [`BATCH_WANT`] completions are in, or B after it went to sleep if at least one is, or, when B
+//! passed with nothing, at the first completion after that. So a busy reactor takes dozens of
+//! completions per wake-up, no completion waits longer than B for the wake-up, and a quiet
+//! reactor sleeps and wakes for its next packet at once. Kernels without min-wait get a bounded
+//! linger instead (a wait of at most B for the batch, then an ordinary wait for one).
+//!
+//! Residence: every socket has `SO_TIMESTAMPNS`, so each received datagram carries the
+//! kernel's receive time (`CLOCK_REALTIME`) in the multishot recvmsg's control data. A forwarded
+//! packet's residence is that stamp to the moment its send is submitted (the clock is read once
+//! per loop iteration, just before the submit), kept in a fixed-bucket histogram per reactor.
 
 mod ring;
 
@@ -59,9 +74,63 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 const MIN_TIMER_WAIT: Duration = Duration::from_millis(1);
 /// Commands handled per loop iteration, so a burst of allocations cannot starve media.
 const COMMAND_BUDGET: usize = 64;
+/// Completions a batched wait asks for: the reactor wakes early once this many are in.
+pub(crate) const BATCH_WANT: usize = 128;
+
+/// Upper bounds (µs) of the residence-time histogram's buckets; one more bucket takes the rest.
+pub const RESIDENCE_BOUNDS_US: [u64; 24] = [
+    2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000,
+    7_500, 10_000, 20_000, 50_000, 100_000,
+];
+/// Buckets of the residence histogram (the bounds above and +Inf).
+pub const RESIDENCE_BUCKETS: usize = RESIDENCE_BOUNDS_US.len() + 1;
+
+/// The bucket of a residence of `ns` nanoseconds.
+fn residence_bucket(ns: u64) -> usize {
+    let us = ns / 1_000;
+    RESIDENCE_BOUNDS_US.partition_point(|&b| b < us)
+}
+
+/// How a reactor waits for completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// One completion wakes the reactor (`MEDIA_BATCH_US=0`).
+    Off,
+    /// io_uring min-wait (`IORING_ENTER_EXT_ARG` with `min_wait_usec`) of this many µs.
+    MinWait(u32),
+    /// The kernel has no min-wait: wait up to this many µs for a batch, then for one.
+    Linger(u32),
+}
+
+impl std::fmt::Display for Batching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Batching::Off => write!(f, "off (one completion per wake-up)"),
+            Batching::MinWait(us) => write!(f, "io_uring min-wait, {us} us budget"),
+            Batching::Linger(us) => write!(
+                f,
+                "bounded linger, {us} us budget (the kernel refused io_uring min-wait)"
+            ),
+        }
+    }
+}
+
+/// What batching a budget of `us` gets on this kernel (probed with a throwaway ring).
+pub(crate) fn probe_batching(us: u32) -> Batching {
+    if us == 0 {
+        return Batching::Off;
+    }
+    match IoUring::new(2) {
+        Ok(r) if r.params().is_feature_min_timeout() => Batching::MinWait(us),
+        _ => Batching::Linger(us),
+    }
+}
 
 /// The name length reserved in each received buffer: room for a `sockaddr_in6`.
 const NAME_LEN: u32 = size_of::<libc::sockaddr_in6>() as u32;
+/// Control bytes reserved in each received buffer: one `SCM_TIMESTAMPNS` message
+/// (`CMSG_SPACE(sizeof(struct timespec))`).
+const CONTROL_LEN: usize = size_of::<libc::cmsghdr>() + size_of::<libc::timespec>();
 
 /// What a completion is about, in the top byte of its `user_data`.
 const OP_RECV: u64 = 1;
@@ -94,6 +163,11 @@ pub struct ReactorStats {
     rearms: AtomicU64,
     panics: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
+    wakeups: AtomicU64,
+    completions: AtomicU64,
+    residence: [AtomicU64; RESIDENCE_BUCKETS],
+    residence_sum_ns: AtomicU64,
+    residence_max_ns: AtomicU64,
 }
 
 /// A copy of one reactor's counters.
@@ -119,6 +193,24 @@ pub struct ReactorSnapshot {
     pub panics: u64,
     /// Datagrams dropped, by reason.
     pub drops: DropCounts,
+    /// Returns from the wait (each one a wake-up of the reactor thread, or a timer).
+    pub wakeups: u64,
+    /// Completions handled (receives, sends, wake reads, cancels).
+    pub completions: u64,
+    /// Forwarded packets by residence time (kernel receive stamp to send submission), in the
+    /// buckets of [`RESIDENCE_BOUNDS_US`] and a last one for the rest.
+    pub residence: [u64; RESIDENCE_BUCKETS],
+    /// Sum of those residence times, ns.
+    pub residence_sum_ns: u64,
+    /// The longest residence seen, ns.
+    pub residence_max_ns: u64,
+}
+
+impl ReactorSnapshot {
+    /// Forwarded packets with a residence time.
+    pub fn residence_count(&self) -> u64 {
+        self.residence.iter().sum()
+    }
 }
 
 impl ReactorStats {
@@ -141,6 +233,11 @@ impl ReactorStats {
             rearms: l(&self.rearms),
             panics: l(&self.panics),
             drops,
+            wakeups: l(&self.wakeups),
+            completions: l(&self.completions),
+            residence: std::array::from_fn(|i| l(&self.residence[i])),
+            residence_sum_ns: l(&self.residence_sum_ns),
+            residence_max_ns: l(&self.residence_max_ns),
         }
     }
 
@@ -160,6 +257,19 @@ impl ReactorStats {
         add(&self.no_buffers, &mut local.no_buffers);
         add(&self.rearms, &mut local.rearms);
         add(&self.panics, &mut local.panics);
+        add(&self.wakeups, &mut local.wakeups);
+        add(&self.completions, &mut local.completions);
+        if local.residence_sum_ns != 0 || local.residence_count() != 0 {
+            for (a, v) in self.residence.iter().zip(local.residence.iter_mut()) {
+                add(a, v);
+            }
+            add(&self.residence_sum_ns, &mut local.residence_sum_ns);
+        }
+        if local.residence_max_ns != 0 {
+            self.residence_max_ns
+                .fetch_max(local.residence_max_ns, Ordering::Relaxed);
+            local.residence_max_ns = 0;
+        }
         if local.drops.total() != 0 {
             for r in DropReason::ALL {
                 let n = local.drops.get(r);
@@ -185,6 +295,7 @@ pub(crate) struct ReactorInit {
     pub(crate) outputs: Sender<Output>,
     pub(crate) notify: Arc<OwnedFd>,
     pub(crate) stats: Arc<ReactorStats>,
+    pub(crate) batching: Batching,
 }
 
 /// A session's place in the table; the generation makes stale keys miss.
@@ -248,6 +359,9 @@ struct Reactor {
     wake_lost: bool,
     due: Vec<Key>,
     cqes: Vec<(u64, i32, u32)>,
+    /// Kernel receive stamps (ns since the epoch) of the sends queued this iteration.
+    resident: Vec<u64>,
+    batching: Batching,
     local: ReactorSnapshot,
     outputs_pending: bool,
     shutdown: bool,
@@ -268,23 +382,114 @@ pub(crate) fn run(init: ReactorInit, ready: Sender<io::Result<()>>) {
     reactor.run();
 }
 
-fn submit_and_wait(ring: &IoUring, timeout: Duration) -> io::Result<()> {
-    let ts = types::Timespec::new()
-        .sec(timeout.as_secs())
-        .nsec(timeout.subsec_nanos());
-    let args = types::SubmitArgs::new().timespec(&ts);
-    match ring.submitter().submit_with_args(1, &args) {
+/// Waits for completions (submitting what is queued) for at most `timeout`, batched as
+/// `batching` says. Returns the batching to use from now on (min-wait falls back to a linger if
+/// the kernel refuses it).
+fn submit_and_wait(
+    ring: &mut IoUring,
+    timeout: Duration,
+    batching: Batching,
+) -> io::Result<Batching> {
+    let ts_of = |d: Duration| {
+        types::Timespec::new()
+            .sec(d.as_secs())
+            .nsec(d.subsec_nanos())
+    };
+    let benign = |e: &io::Error| {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+        )
+    };
+    let wait = |ring: &IoUring, want: usize, args: &types::SubmitArgs<'_, '_>| match ring
+        .submitter()
+        .submit_with_args(want, args)
+    {
         Ok(_) => Ok(()),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-            ) =>
-        {
-            Ok(())
-        }
+        Err(e) if benign(&e) => Ok(()),
         Err(e) => Err(e),
+    };
+    match batching {
+        Batching::Off => {
+            let ts = ts_of(timeout);
+            wait(ring, 1, &types::SubmitArgs::new().timespec(&ts))?;
+        }
+        Batching::MinWait(us) => {
+            let ts = ts_of(timeout);
+            let args = types::SubmitArgs::new().timespec(&ts).min_wait_usec(us);
+            match ring.submitter().submit_with_args(BATCH_WANT, &args) {
+                Ok(_) => {}
+                Err(e) if benign(&e) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    eprintln!(
+                        "media reactor: io_uring refused min-wait ({e}); batching falls back to a bounded linger of {us} us"
+                    );
+                    return Ok(Batching::Linger(us));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Batching::Linger(us) => {
+            let budget = Duration::from_micros(u64::from(us)).min(timeout);
+            let ts = ts_of(budget);
+            wait(ring, BATCH_WANT, &types::SubmitArgs::new().timespec(&ts))?;
+            if ring.completion().is_empty() && timeout > budget {
+                let ts = ts_of(timeout - budget);
+                wait(ring, 1, &types::SubmitArgs::new().timespec(&ts))?;
+            }
+        }
     }
+    Ok(batching)
+}
+
+/// `CLOCK_REALTIME` in ns since the epoch: the clock of the kernel's receive stamps.
+fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer to a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+/// The `SCM_TIMESTAMPNS` stamp (ns since the epoch) in a recvmsg's control data, if any.
+fn rx_stamp(control: &[u8]) -> Option<u64> {
+    let hdr = size_of::<libc::cmsghdr>();
+    let mut off = 0;
+    while control.len() >= off + hdr {
+        let len = usize::from_ne_bytes(control[off..off + 8].try_into().ok()?);
+        let level = i32::from_ne_bytes(control[off + 8..off + 12].try_into().ok()?);
+        let kind = i32::from_ne_bytes(control[off + 12..off + 16].try_into().ok()?);
+        if len < hdr || off + len > control.len() {
+            return None;
+        }
+        if level == libc::SOL_SOCKET && kind == libc::SO_TIMESTAMPNS && len >= hdr + 16 {
+            let d = &control[off + hdr..off + hdr + 16];
+            let sec = i64::from_ne_bytes(d[..8].try_into().ok()?);
+            let nsec = i64::from_ne_bytes(d[8..].try_into().ok()?);
+            return Some((sec as u64).wrapping_mul(1_000_000_000) + nsec as u64);
+        }
+        // CMSG_ALIGN to 8 bytes.
+        off += (len + 7) & !7;
+    }
+    None
+}
+
+/// Asks the kernel to stamp every datagram `sock` receives (`SO_TIMESTAMPNS`); without it
+/// residence is not measured for that socket, nothing else changes.
+fn enable_rx_stamps(sock: &UdpSocket) {
+    let one: libc::c_int = 1;
+    // SAFETY: `sock` is an open socket; the option value is a c_int that outlives the call.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 impl Reactor {
@@ -310,6 +515,9 @@ impl Reactor {
         // SAFETY: msghdr is plain data; all zero is "no name, no control, no iovec".
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = NAME_LEN;
+        // For multishot receives only the length counts: the kernel reserves this much control
+        // space in each provided buffer.
+        msghdr.msg_controllen = CONTROL_LEN as _;
         let free_pairs = init.shard.pair_bases.iter().copied().collect();
         let mut r = Self {
             ring,
@@ -329,6 +537,8 @@ impl Reactor {
             wake_lost: false,
             due: Vec::new(),
             cqes: Vec::with_capacity(SQ_ENTRIES as usize * 2),
+            resident: Vec::with_capacity(usize::from(RING_BUFFERS) + usize::from(TX_BUFFERS)),
+            batching: init.batching,
             local: ReactorSnapshot::default(),
             outputs_pending: false,
             shutdown: false,
@@ -358,15 +568,18 @@ impl Reactor {
         false
     }
 
-    /// Queues a send of buffer `bid`; on failure the buffer goes back at once.
-    fn push_send(&mut self, sqe: squeue::Entry, bid: u16) {
+    /// Queues a send of buffer `bid`; on failure the buffer goes back at once (false).
+    fn push_send(&mut self, sqe: squeue::Entry, bid: u16) -> bool {
         if !self.push(sqe) {
             self.local.send_errors += 1;
             self.bufs.recycle(bid);
+            return false;
         }
+        true
     }
 
     fn add_socket(&mut self, sock: UdpSocket, owner: Owner) -> usize {
+        enable_rx_stamps(&sock);
         if matches!(owner, Owner::WebRtc) {
             // Every browser of this reactor sends to this one socket: at 25,000 packets a
             // second the kernel's default 208 KiB holds only tens of milliseconds, and the load
@@ -453,6 +666,8 @@ impl Reactor {
             for cqe in self.ring.completion() {
                 self.cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
             }
+            self.local.wakeups += 1;
+            self.local.completions += self.cqes.len() as u64;
             for i in 0..self.cqes.len() {
                 let (user_data, res, flags) = self.cqes[i];
                 self.complete(now, user_data, res, flags);
@@ -467,6 +682,7 @@ impl Reactor {
             }
             self.run_timers(now);
             self.bufs.publish();
+            self.record_residence();
             self.init.stats.flush(&mut self.local);
             if self.outputs_pending {
                 self.outputs_pending = false;
@@ -483,10 +699,13 @@ impl Reactor {
                 .map_or(IDLE_WAIT, |(t, _)| t.saturating_duration_since(now))
                 // Packets and commands wake the ring at once; a timer need not be finer.
                 .clamp(MIN_TIMER_WAIT, IDLE_WAIT);
-            if let Err(e) = submit_and_wait(&self.ring, wait) {
-                // Nothing sensible is left to do with a broken ring; stop this reactor.
-                eprintln!("media reactor stops: io_uring wait failed: {e}");
-                break;
+            match submit_and_wait(&mut self.ring, wait, self.batching) {
+                Ok(b) => self.batching = b,
+                Err(e) => {
+                    // Nothing sensible is left to do with a broken ring; stop this reactor.
+                    eprintln!("media reactor stops: io_uring wait failed: {e}");
+                    break;
+                }
             }
         }
         // Release what is left so signaling hears about every session.
@@ -498,6 +717,22 @@ impl Reactor {
         if self.outputs_pending {
             write_eventfd(self.init.notify.as_raw_fd());
         }
+    }
+
+    /// Residence of the sends queued this iteration: they are submitted by the wait that
+    /// follows, so the clock is read now, once.
+    fn record_residence(&mut self) {
+        if self.resident.is_empty() {
+            return;
+        }
+        let now = realtime_ns();
+        for &rx in &self.resident {
+            let ns = now.saturating_sub(rx);
+            self.local.residence[residence_bucket(ns)] += 1;
+            self.local.residence_sum_ns += ns;
+            self.local.residence_max_ns = self.local.residence_max_ns.max(ns);
+        }
+        self.resident.clear();
     }
 
     fn complete(&mut self, now: Instant, user_data: u64, res: i32, flags: u32) {
@@ -563,6 +798,7 @@ impl Reactor {
             return;
         };
         let truncated = out.is_payload_truncated();
+        let stamp = rx_stamp(out.control_data());
         let src = read_sockaddr(out.name_data());
         let payload = out.payload_data();
         let len = payload.len();
@@ -616,7 +852,13 @@ impl Reactor {
                         .dest_addr_len(dest_len)
                         .build()
                         .user_data(ud(OP_SEND, u64::from(bid)));
-                    self.push_send(sqe, bid);
+                    let queued = self.push_send(sqe, bid);
+                    // Bounded by the buffers in flight, so it never grows past its capacity.
+                    if let Some(t) = stamp.filter(|_| queued) {
+                        if self.resident.len() < self.resident.capacity() {
+                            self.resident.push(t);
+                        }
+                    }
                 }
                 None => {
                     self.local.drops.add(DropReason::NoDestination);
@@ -694,7 +936,7 @@ impl Reactor {
                         .dest_addr_len(dest_len)
                         .build()
                         .user_data(ud(OP_SEND, u64::from(bid)));
-                    self.push_send(sqe, bid);
+                    let _ = self.push_send(sqe, bid);
                 }
                 None => self.bufs.recycle(bid),
             }

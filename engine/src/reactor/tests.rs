@@ -56,6 +56,7 @@ fn engine_with_timeout(block: u16, ports: u16, reactors: usize, t: Duration) -> 
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: t,
         latching: crate::Latching::Strict,
+        batch_us: 0,
     })
     .unwrap()
 }
@@ -377,6 +378,7 @@ fn an_exhausted_shard_fails_the_allocation() {
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
+        batch_us: 0,
     })
     .unwrap();
     let plain = || LegSpec::Plain(None);
@@ -477,6 +479,7 @@ fn busy_webrtc_port_is_named_in_the_error() {
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
+        batch_us: 0,
     })
     .unwrap_err();
     assert!(
@@ -784,6 +787,7 @@ fn video_pairs_come_from_the_shard_and_go_back_to_it() {
         advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
+        batch_us: 0,
     })
     .unwrap();
     let legs = allocate_plain(&mut h, 1, true).unwrap();
@@ -1171,4 +1175,141 @@ fn evicted_ice_sources_lose_their_route() {
     assert_eq!(drops(&h, DropReason::UnknownSession), no_session + 1);
     media_both_ways(&mut peer, &pbx, relay_plain, 2..5);
     h.shutdown();
+}
+
+/// An engine with one reactor batching its waits with `budget_us`, and a plain-to-plain session
+/// between two loopback peers: (engine, peer A, peer B, the relay's port for A's packets).
+fn batched_relay(budget_us: u32) -> (EngineHandle, UdpSocket, UdpSocket, SocketAddr) {
+    let mut h = Engine::start(EngineConfig {
+        shards: plan_shards(range(0, 12), 1).unwrap(),
+        bind: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+        media_timeout: Duration::from_secs(60),
+        latching: crate::Latching::Strict,
+        batch_us: budget_us,
+    })
+    .unwrap();
+    assert_ne!(h.batching(), crate::Batching::Off);
+    let (a, b) = (udp(), udp());
+    let remote = |s: &UdpSocket| {
+        let addr = s.local_addr().unwrap();
+        PlainRemote {
+            rtp: Some(addr),
+            rtcp: Some(SocketAddr::new(addr.ip(), addr.port() + 1)),
+            rtcp_mux: false,
+            direction: Direction::SendRecv,
+            payload_types: vec![0],
+            video: None,
+        }
+    };
+    h.send(Command::Allocate {
+        id: SessionId(1),
+        legs: [
+            LegSpec::Plain(Some(remote(&a))),
+            LegSpec::Plain(Some(remote(&b))),
+        ],
+        video: false,
+    });
+    let legs = allocated(&mut h, SessionId(1)).unwrap();
+    let LocalLeg::Plain { rtp: to_a, .. } = legs[0] else {
+        panic!("a plain leg")
+    };
+    (h, a, b, to_a)
+}
+
+/// The residence samples recorded between two snapshots, by bucket.
+fn residence_delta(
+    before: &crate::ReactorSnapshot,
+    after: &crate::ReactorSnapshot,
+) -> [u64; crate::RESIDENCE_BUCKETS] {
+    std::array::from_fn(|i| after.residence[i] - before.residence[i])
+}
+
+#[test]
+fn batching_delivers_every_packet_of_a_burst_and_of_a_trickle() {
+    const BUDGET_US: u32 = 20_000;
+    let (h, a, b, to_a) = batched_relay(BUDGET_US);
+    let mut buf = [0u8; 2048];
+    let mut rbuf = [0u8; 2048];
+    let s0 = h.stats()[0];
+
+    // A burst: 64 packets back to back, every one relayed, in order, unchanged.
+    for seq in 0..64u16 {
+        let n = rtp(&mut buf, 0, seq, 0xb0b);
+        a.send_to(&buf[..n], to_a).unwrap();
+    }
+    for seq in 0..64u16 {
+        let n = rtp(&mut buf, 0, seq, 0xb0b);
+        let (m, _) = recv(&b, &mut rbuf).unwrap_or_else(|| panic!("burst packet {seq} lost"));
+        assert_eq!(&rbuf[..m], &buf[..n]);
+    }
+    let s1 = h.stats()[0];
+    // Gathered, not one wake-up per packet: the 64 receives (their sends' completions may
+    // still be on their way) in far fewer wake-ups.
+    let wakeups = s1.wakeups - s0.wakeups;
+    let completions = s1.completions - s0.completions;
+    assert_eq!(s1.packets_in - s0.packets_in, 64);
+    assert!(completions >= 64, "{completions} completions");
+    assert!(
+        completions > 2 * wakeups,
+        "{completions} completions in {wakeups} wake-ups"
+    );
+
+    // A trickle: one packet per 20 ms, as a call sends; every one relayed.
+    for seq in 100..125u16 {
+        let n = rtp(&mut buf, 0, seq, 0xb0b);
+        a.send_to(&buf[..n], to_a).unwrap();
+        let (m, _) = recv(&b, &mut rbuf).unwrap_or_else(|| panic!("trickle packet {seq} lost"));
+        assert_eq!(&rbuf[..m], &buf[..n]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The last send's completion may still be in the batch window.
+    let t0 = start();
+    while h.stats()[0].packets_out - s0.packets_out < 89 && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let s2 = h.stats()[0];
+    assert_eq!(s2.packets_in - s0.packets_in, 89);
+    assert_eq!(s2.packets_out - s0.packets_out, 89);
+    // Each relayed packet has a residence from its kernel receive stamp, and none was held
+    // for the idle wait (1 s) or a timer: all are within the budget, with as much again for
+    // this shared machine's scheduling.
+    let delta = residence_delta(&s0, &s2);
+    assert_eq!(delta.iter().sum::<u64>(), 89);
+    assert!(
+        s2.residence_max_ns < 2 * u64::from(BUDGET_US) * 1_000,
+        "longest residence {} us with a budget of {BUDGET_US} us",
+        s2.residence_max_ns / 1_000
+    );
+}
+
+#[test]
+fn a_lone_packet_is_not_held_for_the_batch() {
+    const BUDGET_US: u32 = 100_000;
+    let (h, a, b, to_a) = batched_relay(BUDGET_US);
+    let mut buf = [0u8; 2048];
+    let mut rbuf = [0u8; 2048];
+    for seq in 0..3u16 {
+        // Quiet for longer than the budget: the reactor's min-wait is over and it sleeps until
+        // the next completion, which wakes it at once.
+        std::thread::sleep(Duration::from_micros(3 * u64::from(BUDGET_US)));
+        let s0 = h.stats()[0];
+        let n = rtp(&mut buf, 0, seq, 0x10e);
+        a.send_to(&buf[..n], to_a).unwrap();
+        let (m, _) = recv(&b, &mut rbuf).expect("the lone packet");
+        assert_eq!(&rbuf[..m], &buf[..n]);
+        let s1 = h.stats()[0];
+        let delta = residence_delta(&s0, &s1);
+        assert_eq!(delta.iter().sum::<u64>(), 1, "one residence sample");
+        let bucket = delta.iter().position(|&n| n == 1).unwrap();
+        // Its bucket ends at half the budget or less: not held for the batch it waited for.
+        let half = u64::from(BUDGET_US) / 2;
+        assert!(
+            crate::RESIDENCE_BOUNDS_US
+                .get(bucket)
+                .is_some_and(|&b| b <= half),
+            "packet {seq}: residence bucket {bucket} (bounds {:?} us), budget {BUDGET_US} us",
+            crate::RESIDENCE_BOUNDS_US
+        );
+    }
 }
