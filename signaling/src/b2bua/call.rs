@@ -1449,6 +1449,13 @@ impl Core {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
+        if msg.body.is_empty() && msg.method() == Some(&Method::Update) {
+            // No offer in the UPDATE: its 2xx carries no SDP (RFC 3311 §5.2, RFC 6337 §3.1).
+            let mut ok = msg.response(200, "OK", None);
+            let (peer, user) = (c.a.peer.clone(), user_of(&c.a.local_uri));
+            ok.push_header("Contact", self.contact_for(&peer, &user));
+            return self.send_on(now, &key, ok);
+        }
         let sdp = match (!msg.body.is_empty()).then(|| Sdp::parse(&msg.body)) {
             Some(Ok(sdp)) => sdp,
             Some(Err(_)) => return self.reply(now, &key, &msg, 400),

@@ -1929,3 +1929,28 @@ fn the_gateways_contact_stays_the_same_through_the_dialog() {
         .1;
     assert_eq!(up.header("Contact"), Some(first.as_str()));
 }
+
+#[test]
+fn a_body_less_update_to_the_echo_gets_a_200_without_sdp() {
+    // RFC 3311 §5.2 / RFC 6337 §3.1: an UPDATE without an offer is answered without SDP (a 2xx
+    // to UPDATE can only carry the answer to the UPDATE's own offer); the echo used to put a
+    // fresh answer to the browser's old offer in it, as for an offer-less re-INVITE.
+    let now = t0();
+    let (mut core, sides) = confirmed_call("echo");
+    while core.poll_command().is_some() {}
+    core.handle_message(now, sides[0].peer.clone(), &sides[0].request("UPDATE", 30));
+    let answers = out(&mut core);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let ok = &answers[0].1;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert!(ok.body.is_empty(), "no SDP in the 200: {ok:?}");
+    assert!(ok.header("Content-Type").is_none(), "{ok:?}");
+    assert!(
+        ok.header("Contact").is_some(),
+        "a target refresh answer has a Contact"
+    );
+    assert!(
+        core.poll_command().is_none(),
+        "nothing for the engine to change"
+    );
+}
