@@ -1521,10 +1521,19 @@ impl Core {
     /// relay it to: answered here as a phone would. DTMF by INFO and chat are taken (200), an
     /// in-dialog OPTIONS gets 200 with Allow, and a NOTIFY matches no subscription of ours (481).
     fn answer_for_echo(&mut self, now: Instant, key: &ServerKey, msg: &SipMsg, method: &Method) {
-        let code = if *method == Method::Notify { 481 } else { 200 };
+        // RFC 6086 §4.2.2: the echo receives no Info Package (legacy INFO only).
+        let bad_package = *method == Method::Info && msg.header("Info-Package").is_some();
+        let code = match method {
+            Method::Notify => 481,
+            _ if bad_package => 469,
+            _ => 200,
+        };
         let mut r = self.response(msg, code);
         if *method == Method::Options {
             r.push_header("Allow", super::core::ALLOW);
+        }
+        if bad_package {
+            r.push_header("Recv-Info", "");
         }
         self.send_on(now, key, r);
     }

@@ -1954,3 +1954,22 @@ fn a_body_less_update_to_the_echo_gets_a_200_without_sdp() {
         "nothing for the engine to change"
     );
 }
+
+#[test]
+fn the_echo_refuses_an_info_for_an_info_package_with_469() {
+    // RFC 6086 §4.2.2: an INFO for an Info Package the UAS did not say it receives gets 469 with
+    // a Recv-Info header; a legacy INFO (no Info-Package, as SIP.js sends for DTMF) gets 200.
+    let now = t0();
+    let (mut core, sides) = confirmed_call("echo");
+    let legacy = sides[0].request("INFO", 40);
+    core.handle_message(now, sides[0].peer.clone(), &legacy);
+    assert_eq!(out(&mut core)[0].1.status(), Some(200));
+    let pkg = String::from_utf8(sides[0].request("INFO", 41))
+        .unwrap()
+        .replace("Content-Type:", "Info-Package: foo\r\nContent-Type:");
+    core.handle_message(now, sides[0].peer.clone(), pkg.as_bytes());
+    let r = out(&mut core).remove(0).1;
+    assert_eq!(r.status(), Some(469), "{r:?}");
+    assert!(r.header("Recv-Info").is_some(), "{r:?}");
+    assert_eq!(core.call_count(), 1, "the call stays up");
+}
