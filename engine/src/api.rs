@@ -81,7 +81,8 @@ pub struct WebRtcRemote {
     /// Payload types negotiated for this leg (RTP with others is dropped and counted).
     pub payload_types: Vec<u8>,
     /// The `a=extmap` id of `urn:ietf:params:rtp-hdrext:sdes:mid` (RFC 8843 §15), when the
-    /// browser and the gateway both put it in their SDP.
+    /// browser put it in its SDP. The gateway no longer negotiates it on a call with a plain leg,
+    /// so there the browser sends no MID and the payload type and SSRCs split its bundle.
     pub mid_ext: Option<u8>,
     /// The MID of the bundle's video section: RTP whose MID header extension names it goes to
     /// a plain leg's video stream, RTP naming any other MID to its audio stream; without the

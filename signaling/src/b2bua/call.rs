@@ -1449,6 +1449,13 @@ impl Core {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
+        if msg.body.is_empty() && msg.method() == Some(&Method::Update) {
+            // No offer in the UPDATE: its 2xx carries no SDP (RFC 3311 §5.2, RFC 6337 §3.1).
+            let mut ok = msg.response(200, "OK", None);
+            let (peer, user) = (c.a.peer.clone(), user_of(&c.a.local_uri));
+            ok.push_header("Contact", self.contact_for(&peer, &user));
+            return self.send_on(now, &key, ok);
+        }
         let sdp = match (!msg.body.is_empty()).then(|| Sdp::parse(&msg.body)) {
             Some(Ok(sdp)) => sdp,
             Some(Err(_)) => return self.reply(now, &key, &msg, 400),
@@ -1514,10 +1521,19 @@ impl Core {
     /// relay it to: answered here as a phone would. DTMF by INFO and chat are taken (200), an
     /// in-dialog OPTIONS gets 200 with Allow, and a NOTIFY matches no subscription of ours (481).
     fn answer_for_echo(&mut self, now: Instant, key: &ServerKey, msg: &SipMsg, method: &Method) {
-        let code = if *method == Method::Notify { 481 } else { 200 };
+        // RFC 6086 §4.2.2: the echo receives no Info Package (legacy INFO only).
+        let bad_package = *method == Method::Info && msg.header("Info-Package").is_some();
+        let code = match method {
+            Method::Notify => 481,
+            _ if bad_package => 469,
+            _ => 200,
+        };
         let mut r = self.response(msg, code);
         if *method == Method::Options {
             r.push_header("Allow", super::core::ALLOW);
+        }
+        if bad_package {
+            r.push_header("Recv-Info", "");
         }
         self.send_on(now, key, r);
     }

@@ -1929,3 +1929,47 @@ fn the_gateways_contact_stays_the_same_through_the_dialog() {
         .1;
     assert_eq!(up.header("Contact"), Some(first.as_str()));
 }
+
+#[test]
+fn a_body_less_update_to_the_echo_gets_a_200_without_sdp() {
+    // RFC 3311 §5.2 / RFC 6337 §3.1: an UPDATE without an offer is answered without SDP (a 2xx
+    // to UPDATE can only carry the answer to the UPDATE's own offer); the echo used to put a
+    // fresh answer to the browser's old offer in it, as for an offer-less re-INVITE.
+    let now = t0();
+    let (mut core, sides) = confirmed_call("echo");
+    while core.poll_command().is_some() {}
+    core.handle_message(now, sides[0].peer.clone(), &sides[0].request("UPDATE", 30));
+    let answers = out(&mut core);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let ok = &answers[0].1;
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    assert!(ok.body.is_empty(), "no SDP in the 200: {ok:?}");
+    assert!(ok.header("Content-Type").is_none(), "{ok:?}");
+    assert!(
+        ok.header("Contact").is_some(),
+        "a target refresh answer has a Contact"
+    );
+    assert!(
+        core.poll_command().is_none(),
+        "nothing for the engine to change"
+    );
+}
+
+#[test]
+fn the_echo_refuses_an_info_for_an_info_package_with_469() {
+    // RFC 6086 §4.2.2: an INFO for an Info Package the UAS did not say it receives gets 469 with
+    // a Recv-Info header; a legacy INFO (no Info-Package, as SIP.js sends for DTMF) gets 200.
+    let now = t0();
+    let (mut core, sides) = confirmed_call("echo");
+    let legacy = sides[0].request("INFO", 40);
+    core.handle_message(now, sides[0].peer.clone(), &legacy);
+    assert_eq!(out(&mut core)[0].1.status(), Some(200));
+    let pkg = String::from_utf8(sides[0].request("INFO", 41))
+        .unwrap()
+        .replace("Content-Type:", "Info-Package: foo\r\nContent-Type:");
+    core.handle_message(now, sides[0].peer.clone(), pkg.as_bytes());
+    let r = out(&mut core).remove(0).1;
+    assert_eq!(r.status(), Some(469), "{r:?}");
+    assert!(r.header("Recv-Info").is_some(), "{r:?}");
+    assert_eq!(core.call_count(), 1, "the call stays up");
+}
