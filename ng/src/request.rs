@@ -697,6 +697,14 @@ mod tests {
     }
 
     #[test]
+    fn codec_names_keep_their_spelling() {
+        // Only the flag part is normalised: `codec_strip_G722_1` strips `G722_1`.
+        let r = req(b"d7:command5:offer5:flagsl18:codec_strip_G722_1ee");
+        assert_eq!(r.codec.strip, vec!["G722_1"]);
+        assert_eq!(r.unknown, vec![]);
+    }
+
+    #[test]
     fn every_flag_kamailio_sends_is_read() {
         let r = req(
             b"d7:command5:offer5:flagsl13:trust-address18:SIP-source-address\
