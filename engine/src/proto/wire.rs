@@ -131,10 +131,10 @@ pub fn strip_rtp_extension(buf: &mut [u8], len: usize) -> Result<usize, WireErro
         need: len,
         have: buf.len(),
     })?;
-    let header_len = rtp_header_len(pkt)?;
-    if pkt[0] & 0x10 == 0 {
-        return Ok(len);
+    if pkt.first().is_some_and(|b| b & 0x10 == 0) {
+        return Ok(len); // the usual case: nothing to parse, nothing to move
     }
+    let header_len = rtp_header_len(pkt)?;
     let start = RTP_FIXED_HEADER_LEN + 4 * usize::from(pkt[0] & 0x0f);
     buf.copy_within(header_len..len, start);
     buf[0] &= !0x10;

@@ -126,6 +126,12 @@ pub struct CallRecord {
 }
 
 /// Methods this gateway answers or relays.
+/// The extra headers of the 503 that new calls and OPTIONS probes get while draining.
+const DRAINING: &[(&str, &str)] = &[
+    ("Retry-After", "30"),
+    ("Reason", "SIP;cause=503;text=\"shutting down\""),
+];
+
 pub const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, NOTIFY, REGISTER, SUBSCRIBE";
 
@@ -505,16 +511,7 @@ impl Core {
                     // A health probe (Kamailio's dispatcher, an SBC): 503 while draining, so
                     // that new calls go to another instance; the calls here go on.
                     if self.draining {
-                        return self.answer_stateless(
-                            now,
-                            &from,
-                            &msg,
-                            503,
-                            &[
-                                ("Retry-After", "30"),
-                                ("Reason", "SIP;cause=503;text=\"shutting down\""),
-                            ],
-                        );
+                        return self.answer_stateless(now, &from, &msg, 503, DRAINING);
                     }
                     return self.answer_stateless(
                         now,
@@ -530,16 +527,7 @@ impl Core {
                 }
                 Method::Invite => {
                     if self.draining {
-                        return self.answer_stateless(
-                            now,
-                            &from,
-                            &msg,
-                            503,
-                            &[
-                                ("Retry-After", "30"),
-                                ("Reason", "SIP;cause=503;text=\"shutting down\""),
-                            ],
-                        );
+                        return self.answer_stateless(now, &from, &msg, 503, DRAINING);
                     }
                     if !self.cfg.accept.is_allowed(self.source_of(&from)) {
                         return self.answer_stateless(now, &from, &msg, 403, &[]);
