@@ -95,7 +95,7 @@ pub enum CoreEvent {
     CallAnswered {
         id: SessionId,
         /// INVITE received to 2xx sent.
-        setup: std::time::Duration,
+        setup: Duration,
     },
     /// A call is over, with the engine's final media figures when it had a session: one log
     /// line per call.
@@ -118,7 +118,7 @@ pub struct CallRecord {
     pub outcome: String,
     pub status: u16,
     pub by: &'static str,
-    pub duration: std::time::Duration,
+    pub duration: Duration,
     pub answered: bool,
     /// Per leg (A = the caller's side): packets, bytes, loss, jitter. `None` when the engine
     /// had no session for it (allocation failed or never answered).
@@ -150,7 +150,7 @@ pub struct CoreConfig {
     pub accept: AcceptList,
     pub pts: PtFilter,
     /// The address put in SDP.
-    pub advertise: std::net::IpAddr,
+    pub advertise: IpAddr,
     pub limits: Limits,
 }
 

@@ -1,5 +1,7 @@
 //! Calls, routing and policy: pure, no IO.
 
+#![forbid(unsafe_code)]
+
 mod admission;
 pub mod call;
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! SIP: message parse and print, header views, transactions and dialogs. Pure, no IO.
 
+#![forbid(unsafe_code)]
+
 pub mod digest;
 pub mod hdr;
 pub mod msg;
