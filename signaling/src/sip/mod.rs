@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dialog;
 pub mod digest;
 pub mod hdr;
 pub mod msg;
