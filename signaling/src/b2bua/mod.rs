@@ -13,6 +13,7 @@ mod ids;
 pub mod limits;
 pub mod policy;
 pub mod register;
+mod registrar;
 pub mod route;
 mod table;
 pub mod types;
