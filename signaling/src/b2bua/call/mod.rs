@@ -20,6 +20,8 @@
 
 mod in_dialog;
 mod setup;
+#[cfg(test)]
+mod tests;
 pub mod timers;
 
 use std::collections::VecDeque;
