@@ -2,29 +2,25 @@
 //! port stops start-up with the setting named), runs the signaling thread's event loop, drains
 //! on SIGTERM/SIGINT, and stops the process with a failure when one of its tasks dies.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
-use crate::b2bua::core::{Core, CoreConfig, CoreEvent, Peer};
+use crate::b2bua::core::CoreConfig;
 use crate::config::{Config, ConfigError};
-use crate::metrics::{
-    ByLabels, CodeLabels, EventLabels, MalformedLabels, Metrics, RejectLabels, TransportLabels,
-};
-use crate::sip::msg::SipMsg;
+use crate::metrics::Metrics;
 use crate::sip::txn::TimerValues;
 use crate::tls::{self, TlsMaterial};
+pub use crate::transport::driver::{
+    redact_credentials, Shared, WsEvent, TEST_PANIC_CORE, TEST_STALL, TEST_STALL_CORE,
+};
 use crate::transport::http;
-use crate::transport::limits::{ConnSlot, ConnTable};
-use crate::transport::origin::OriginPolicy;
-use crate::transport::ws::{ConnName, CoreCredit};
+use crate::transport::limits::ConnTable;
 
 /// Connections allowed in total when MAX_CONNS is not set and the file descriptor limit has
 /// room for them.
@@ -32,81 +28,6 @@ pub const DEFAULT_MAX_CONNS: usize = 10_000;
 /// Descriptors kept aside from MAX_CONNS's default besides the RTP ports: listeners, the
 /// engine's rings and eventfds, certificate and web root files, logs.
 const RESERVED_FDS: u64 = 256;
-
-/// Test builds only (engine's `test-hooks`): a WebSocket message with exactly this text makes
-/// the signaling core task panic (the dead-task fault test).
-pub const TEST_PANIC_CORE: &str = "webrtc-phone test hook: panic the signaling core";
-/// Test builds only: a WebSocket message with exactly this text makes the signaling core stop
-/// taking events for [`TEST_STALL`] (the core queue test).
-pub const TEST_STALL_CORE: &str = "webrtc-phone test hook: stall the signaling core";
-/// How long [`TEST_STALL_CORE`] stalls the core.
-pub const TEST_STALL: Duration = Duration::from_secs(2);
-
-/// What the WebSocket tasks tell the signaling core.
-#[derive(Debug)]
-pub enum WsEvent {
-    Opened {
-        conn: ConnName,
-        peer: SocketAddr,
-        tx: mpsc::Sender<String>,
-    },
-    Message {
-        conn: ConnName,
-        text: String,
-        /// Held until the core has handled the message: the connection's queue bound.
-        credit: CoreCredit,
-    },
-    Closed {
-        conn: ConnName,
-    },
-    /// SIGTERM/SIGINT: new calls get 503 from now on.
-    Drain,
-    /// The drain time is over: hang up every call.
-    HangUpAll,
-}
-
-/// State shared by the transport tasks of the signaling thread.
-pub struct Shared {
-    pub metrics: Arc<Metrics>,
-    pub ws_ping_interval: Duration,
-    pub ws_msg_rate: u32,
-    pub allowed_origins: OriginPolicy,
-    /// Open WebSocket connections by client address (IPv6: /64), MAX_WS_PER_IP each.
-    ws_per_ip: Arc<ConnTable>,
-    draining: AtomicBool,
-    /// A task of the signaling thread died; the process is on its way out.
-    failed: AtomicBool,
-    events: mpsc::UnboundedSender<WsEvent>,
-    started: tokio::time::Instant,
-}
-
-impl Shared {
-    /// True once SIGTERM/SIGINT arrived: new calls get 503.
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    /// True once a signaling task died: /healthz says 503 until the process exits.
-    pub fn is_failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
-    }
-
-    pub fn send_event(&self, ev: WsEvent) {
-        // The core outlives every transport task; a send after it stopped is moot.
-        let _ = self.events.send(ev);
-    }
-
-    /// Takes one of `ip`'s WebSocket slots; `None` when its address (IPv6: its /64) has
-    /// MAX_WS_PER_IP open already.
-    pub fn take_ws_slot(&self, ip: std::net::IpAddr) -> Option<ConnSlot> {
-        self.ws_per_ip.take(ip).ok()
-    }
-
-    /// Whole seconds since start: the coarse clock of idle timeouts.
-    pub fn clock_secs(&self) -> u64 {
-        self.started.elapsed().as_secs()
-    }
-}
 
 /// Everything bound and loaded, ready to serve.
 pub struct Gateway {
@@ -205,17 +126,14 @@ impl Gateway {
         // (Drain, HangUpAll), which must never be lost; each connection's messages are bounded
         // by its CORE_QUEUE credits.
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            metrics: metrics.clone(),
-            ws_ping_interval: config.ws_ping_interval,
-            ws_msg_rate: config.ws_msg_rate,
-            allowed_origins: config.allowed_origins.clone(),
-            ws_per_ip: ConnTable::new(config.max_ws_per_ip, usize::MAX),
-            draining: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
-            events: events_tx,
-            started: tokio::time::Instant::now(),
-        });
+        let shared = Arc::new(Shared::new(
+            metrics.clone(),
+            config.ws_ping_interval,
+            config.ws_msg_rate,
+            config.allowed_origins.clone(),
+            config.max_ws_per_ip,
+            events_tx,
+        ));
         let acceptor = TlsAcceptor::from(tls.server_config()?);
         let https = tokio::net::TcpListener::from_std(https)?;
         let wss = tokio::net::TcpListener::from_std(wss)?;
@@ -324,7 +242,7 @@ impl Gateway {
             ),
             (
                 "core",
-                tokio::spawn(core_task(
+                tokio::spawn(crate::transport::driver::run_core(
                     events_rx,
                     sip_udp,
                     metrics.clone(),
@@ -351,7 +269,7 @@ impl Gateway {
             s = signals.recv() => s,
             (name, res) = tasks.first_to_end() => return Err(task_died(&shared, name, res)),
         };
-        shared.draining.store(true, Ordering::Relaxed);
+        shared.start_draining();
         shared.send_event(WsEvent::Drain);
         let active = metrics.calls_active.get();
         info!(
@@ -436,17 +354,14 @@ impl MediaNode {
         } = self;
         let metrics = Metrics::new_with_media(engine.stats_handles());
         let (events_tx, _events_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            metrics: metrics.clone(),
-            ws_ping_interval: config.ws_ping_interval,
-            ws_msg_rate: config.ws_msg_rate,
-            allowed_origins: config.allowed_origins.clone(),
-            ws_per_ip: ConnTable::new(config.max_ws_per_ip, usize::MAX),
-            draining: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
-            events: events_tx,
-            started: tokio::time::Instant::now(),
-        });
+        let shared = Arc::new(Shared::new(
+            metrics.clone(),
+            config.ws_ping_interval,
+            config.ws_msg_rate,
+            config.allowed_origins.clone(),
+            config.max_ws_per_ip,
+            events_tx,
+        ));
         let ng = tokio::net::UdpSocket::from_std(ng)?;
         let mut node_cfg = crate::media_node::NodeConfig::new(config.advertise);
         node_cfg.max_sessions = Some(config.limits.max_calls);
@@ -573,7 +488,7 @@ impl Tasks {
 /// A task died: /healthz says 503 from now on, one ERROR line names the task, and the error
 /// makes the process exit non-zero (a supervisor restarts it; calls cannot go on without it).
 fn task_died(shared: &Shared, name: &'static str, res: Result<(), JoinError>) -> anyhow::Error {
-    shared.failed.store(true, Ordering::Relaxed);
+    shared.mark_failed();
     let how = match res {
         Ok(()) => "returned".to_string(),
         Err(e) if e.is_panic() => {
@@ -674,336 +589,9 @@ impl Signals {
     }
 }
 
-/// The signaling core task: owns the WebSocket connection table, the SIP/UDP socket and the
-/// [`Core`]; everything SIP passes through here, one message at a time.
-async fn core_task(
-    mut rx: mpsc::UnboundedReceiver<WsEvent>,
-    sock: tokio::net::UdpSocket,
-    metrics: Arc<Metrics>,
-    cfg: CoreConfig,
-    mut engine: engine::EngineHandle,
-) {
-    let mut core = Core::new(cfg);
-    // SAFETY: the eventfd belongs to `engine`, a parameter of this function, which outlives
-    // `notify` (a local, dropped first) and never closes or replaces the descriptor meanwhile.
-    let registered = unsafe { tokio::io::unix::AsyncFd::register(NotifyFd(engine.notify_fd())) };
-    let notify = match registered {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch the media engine's notifications");
-            return;
-        }
-    };
-    let mut conns: HashMap<ConnName, (SocketAddr, mpsc::Sender<String>)> = HashMap::new();
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let deadline = core.poll_timeout();
-        let timer = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = timer => {
-                core.handle_timeout(clock());
-            }
-            guard = notify.readable() => {
-                if let Ok(mut g) = guard {
-                    g.clear_ready();
-                }
-            }
-            ev = rx.recv() => match ev {
-                Some(WsEvent::Opened { conn, peer, tx }) => {
-                    core.handle_ws_opened(&conn, peer.ip());
-                    conns.insert(conn, (peer, tx));
-                }
-                Some(WsEvent::Message { conn, text, credit }) => {
-                    if engine::TEST_HOOKS && text == TEST_PANIC_CORE {
-                        panic!("test hook: the signaling core panics");
-                    }
-                    if engine::TEST_HOOKS && text == TEST_STALL_CORE {
-                        tokio::time::sleep(TEST_STALL).await;
-                    }
-                    log_sip("received", &conn, text.as_bytes());
-                    metrics.sip_messages_received.get_or_create(&TransportLabels { transport: "ws" }).inc();
-                    core.handle_message(clock(), Peer::Ws(conn), text.as_bytes());
-                    drop(credit);
-                }
-                Some(WsEvent::Closed { conn }) => {
-                    core.handle_ws_closed(clock(), &conn);
-                    conns.remove(&conn);
-                }
-                Some(WsEvent::Drain) => core.handle_drain(),
-                Some(WsEvent::HangUpAll) => core.hang_up_all(clock()),
-                None => return,
-            },
-            r = sock.recv_from(&mut buf) => match r {
-                Ok((n, from)) => {
-                    let data = &buf[..n];
-                    log_sip("received", &from, data);
-                    metrics.sip_messages_received.get_or_create(&TransportLabels { transport: "udp" }).inc();
-                    core.handle_datagram(clock(), from, data);
-                }
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here on Linux; nothing to do.
-                    debug!(error = %e, "SIP/UDP receive error");
-                }
-            },
-        }
-        // Whatever woke the loop, the engine may have answered meanwhile: take its outputs
-        // before flushing, so what they cause goes out now, not at the next wake-up.
-        while let Some(out) = engine.try_recv() {
-            core.handle_engine(clock(), out);
-        }
-        while let Some(t) = core.poll_transmit() {
-            match t.to {
-                Peer::Ws(conn) => {
-                    log_sip("sent", &conn, &t.bytes);
-                    let text = String::from_utf8_lossy(&t.bytes).into_owned();
-                    match conns.get(&conn) {
-                        // A full queue means a stuck client: dropping its message is what a
-                        // lost datagram would be; the connection's own keepalive ends it.
-                        Some((_, tx)) => {
-                            let _ = tx.try_send(text);
-                        }
-                        None => debug!(%conn, "message for a closed WebSocket dropped"),
-                    }
-                }
-                Peer::Udp(to) => {
-                    log_sip("sent", &to, &t.bytes);
-                    if let Err(e) = sock.send_to(&t.bytes, to).await {
-                        debug!(%to, error = %e, "SIP/UDP send failed");
-                    }
-                }
-            }
-        }
-        while let Some(ev) = core.poll_event() {
-            match ev {
-                CoreEvent::Rejected {
-                    transport,
-                    status,
-                    reason,
-                } => {
-                    metrics
-                        .sip_malformed
-                        .get_or_create(&MalformedLabels {
-                            transport,
-                            action: "rejected",
-                        })
-                        .inc();
-                    debug!(transport, status, reason, "malformed SIP request rejected");
-                }
-                CoreEvent::Dropped { transport, reason } => {
-                    metrics
-                        .sip_malformed
-                        .get_or_create(&MalformedLabels {
-                            transport,
-                            action: "dropped",
-                        })
-                        .inc();
-                    debug!(transport, reason, "SIP message dropped");
-                }
-                CoreEvent::Shed { reason } => {
-                    metrics
-                        .sip_dropped
-                        .get_or_create(&RejectLabels { reason })
-                        .inc();
-                }
-                CoreEvent::CallRefused { reason } => {
-                    metrics
-                        .calls_refused
-                        .get_or_create(&RejectLabels { reason })
-                        .inc();
-                    debug!(reason, "call refused by a limit");
-                }
-                CoreEvent::Responded { status } => {
-                    metrics
-                        .sip_responses_sent
-                        .get_or_create(&CodeLabels { code: status })
-                        .inc();
-                }
-                CoreEvent::Registration {
-                    aor,
-                    conn,
-                    status,
-                    expires,
-                } => {
-                    if (200..300).contains(&status) && expires > 0 {
-                        info!(%aor, %conn, status, expires, "registered");
-                    } else if (200..300).contains(&status) {
-                        info!(%aor, %conn, status, "unregistered");
-                    } else {
-                        info!(%aor, %conn, status, "registration failed");
-                    }
-                }
-                CoreEvent::CallStarted { call_id, from, to } => {
-                    metrics.calls_total.inc();
-                    info!(%call_id, %from, %to, "call started");
-                }
-                CoreEvent::Media { event } => {
-                    metrics
-                        .media_events
-                        .get_or_create(&EventLabels { event })
-                        .inc();
-                }
-                CoreEvent::CallAnswered { id, setup } => {
-                    metrics.call_setup.observe(setup.as_secs_f64());
-                    info!(
-                        session = id.0,
-                        setup_ms = setup.as_millis() as u64,
-                        "call answered"
-                    );
-                }
-                CoreEvent::CallEnded(r) => {
-                    metrics
-                        .calls_ended
-                        .get_or_create(&ByLabels { hung_up_by: r.by })
-                        .inc();
-                    // One line per call (A = the caller's leg, B = the callee's): packets each
-                    // way, RTP lost and jitter (timestamp units) as each leg received them.
-                    let m = r.media.unwrap_or_default();
-                    let [a, b] = m.legs;
-                    info!(
-                        session = r.id.0,
-                        call_id = %r.call_id,
-                        from = %r.from,
-                        to = %r.to,
-                        outcome = r.outcome.as_str(),
-                        status = r.status,
-                        hung_up_by = r.by,
-                        answered = r.answered,
-                        duration_s = r.duration.as_secs_f64(),
-                        media = r.media.is_some(),
-                        a_in = a.packets_in,
-                        a_out = a.packets_out,
-                        a_lost = a.lost,
-                        a_jitter = a.jitter,
-                        b_in = b.packets_in,
-                        b_out = b.packets_out,
-                        b_lost = b.lost,
-                        b_jitter = b.jitter,
-                        "call ended"
-                    );
-                }
-                CoreEvent::MediaStats { id, stats } => {
-                    let [a, b] = stats.legs;
-                    info!(
-                        session = id.0,
-                        a_in = a.packets_in,
-                        a_out = a.packets_out,
-                        a_lost = a.lost,
-                        a_jitter = a.jitter,
-                        b_in = b.packets_in,
-                        b_out = b.packets_out,
-                        b_lost = b.lost,
-                        b_jitter = b.jitter,
-                        "call media"
-                    );
-                }
-            }
-        }
-        metrics.registrations.set(core.registration_count() as i64);
-        metrics.calls_active.set(core.call_count() as i64);
-        while let Some(cmd) = core.poll_command() {
-            engine.send(cmd);
-        }
-    }
-}
-
-/// The engine's notification eventfd, for tokio's `AsyncFd` (the engine owns and closes it).
-struct NotifyFd(std::os::fd::RawFd);
-
-impl std::os::fd::AsRawFd for NotifyFd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0
-    }
-}
-
-/// The signaling thread's clock: read here, passed into the pure core as `now`.
-fn clock() -> std::time::Instant {
-    #[allow(clippy::disallowed_methods, reason = "the IO loop's one clock")]
-    std::time::Instant::now()
-}
-
-/// Full SIP at debug level, with credentials redacted.
-fn log_sip(direction: &str, peer: &dyn std::fmt::Display, bytes: &[u8]) {
-    if tracing::enabled!(tracing::Level::DEBUG) {
-        match redact_credentials(bytes) {
-            Some(text) => debug!(%peer, "SIP {direction}:\n{text}"),
-            None => debug!(
-                %peer,
-                bytes = bytes.len(),
-                "SIP {direction}: not a SIP message (not shown)"
-            ),
-        }
-    }
-}
-
-/// Headers whose values are credentials (RFC 3261 §20.7, §20.28); neither has a compact form.
-const CREDENTIAL_HEADERS: &[&str] = &["Authorization", "Proxy-Authorization"];
-
-/// The message printed from its parsed form with the values of Authorization and
-/// Proxy-Authorization replaced, so no spelling of them (folded lines, odd case or spacing)
-/// slips through; `None` when the bytes do not parse as SIP, whose text must then not be shown.
-pub fn redact_credentials(bytes: &[u8]) -> Option<String> {
-    let mut msg = SipMsg::parse(bytes).ok()?;
-    for h in &mut msg.headers {
-        if CREDENTIAL_HEADERS
-            .iter()
-            .any(|c| h.name.eq_ignore_ascii_case(c))
-        {
-            h.value = "<redacted>".to_string();
-        }
-    }
-    Some(String::from_utf8_lossy(&msg.to_bytes()).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_are_redacted() {
-        let text = include_bytes!("../tests/fixtures/sipjs/invite-with-proxy-authorization.txt");
-        assert!(String::from_utf8_lossy(text).contains("response="));
-        let r = redact_credentials(text).unwrap();
-        assert!(!r.contains("response="), "{r}");
-        assert!(r.contains("Proxy-Authorization: <redacted>"));
-        assert!(r.contains("Call-ID:"));
-    }
-
-    /// A folded Authorization header (RFC 3261 §7.3.1): the continuation lines, which start
-    /// with a space or a tab, carry the digest response.
-    #[test]
-    fn folded_credentials_are_redacted() {
-        let text = "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
-            Via: SIP/2.0/WSS a.invalid;branch=z9hG4bKfold\r\n\
-            Max-Forwards: 70\r\n\
-            To: <sip:alice@127.0.0.1>\r\n\
-            From: <sip:alice@127.0.0.1>;tag=f1\r\n\
-            Call-ID: fold1\r\n\
-            CSeq: 2 REGISTER\r\n\
-            authorization: Digest username=\"alice\", realm=\"127.0.0.1\",\r\n \
-            nonce=\"n1\", uri=\"sip:127.0.0.1\",\r\n\t\
-            response=\"0123456789abcdef0123456789abcdef\", qop=auth, nc=00000001, cnonce=\"c\"\r\n\
-            Proxy-Authorization  :\r\n  Digest username=\"alice\", response=\"fedcba98\"\r\n\
-            Content-Length: 0\r\n\r\n";
-        assert!(text.contains("\r\n\tresponse="));
-        let r = redact_credentials(text.as_bytes()).expect("the message parses");
-        assert!(!r.contains("response="), "{r}");
-        assert!(!r.contains("0123456789abcdef"), "{r}");
-        assert!(!r.contains("fedcba98"), "{r}");
-        assert!(r.contains("Authorization: <redacted>\r\n"), "{r}");
-        assert!(r.contains("Proxy-Authorization: <redacted>\r\n"), "{r}");
-        assert!(r.contains("Call-ID: fold1\r\n"), "{r}");
-    }
-
-    #[test]
-    fn unparsable_text_is_not_shown() {
-        let text = b"GARBAGE\r\nAuthorization: Digest response=\"secret\"\r\n\r\n";
-        assert_eq!(redact_credentials(text), None);
-    }
 
     #[test]
     fn max_conns_fits_the_descriptor_limit() {

@@ -3,7 +3,9 @@
 //! Process figures are read from `/proc` at scrape time; the signaling and media planes update
 //! their own gauges and counters.
 
+use crate::b2bua::core::CoreEvent;
 use std::sync::Arc;
+use tracing::{debug, info};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
@@ -61,6 +63,128 @@ pub struct Metrics {
 pub struct NgLabels {
     pub command: &'static str,
     pub result: &'static str,
+}
+
+impl Metrics {
+    /// What the signaling core reported: counted here, and logged (one line per call).
+    pub fn record(&self, ev: CoreEvent) {
+        match ev {
+            CoreEvent::Rejected {
+                transport,
+                status,
+                reason,
+            } => {
+                self.sip_malformed
+                    .get_or_create(&MalformedLabels {
+                        transport,
+                        action: "rejected",
+                    })
+                    .inc();
+                debug!(transport, status, reason, "malformed SIP request rejected");
+            }
+            CoreEvent::Dropped { transport, reason } => {
+                self.sip_malformed
+                    .get_or_create(&MalformedLabels {
+                        transport,
+                        action: "dropped",
+                    })
+                    .inc();
+                debug!(transport, reason, "SIP message dropped");
+            }
+            CoreEvent::Shed { reason } => {
+                self.sip_dropped
+                    .get_or_create(&RejectLabels { reason })
+                    .inc();
+            }
+            CoreEvent::CallRefused { reason } => {
+                self.calls_refused
+                    .get_or_create(&RejectLabels { reason })
+                    .inc();
+                debug!(reason, "call refused by a limit");
+            }
+            CoreEvent::Responded { status } => {
+                self.sip_responses_sent
+                    .get_or_create(&CodeLabels { code: status })
+                    .inc();
+            }
+            CoreEvent::Registration {
+                aor,
+                conn,
+                status,
+                expires,
+            } => {
+                if (200..300).contains(&status) && expires > 0 {
+                    info!(%aor, %conn, status, expires, "registered");
+                } else if (200..300).contains(&status) {
+                    info!(%aor, %conn, status, "unregistered");
+                } else {
+                    info!(%aor, %conn, status, "registration failed");
+                }
+            }
+            CoreEvent::CallStarted { call_id, from, to } => {
+                self.calls_total.inc();
+                info!(%call_id, %from, %to, "call started");
+            }
+            CoreEvent::Media { event } => {
+                self.media_events
+                    .get_or_create(&EventLabels { event })
+                    .inc();
+            }
+            CoreEvent::CallAnswered { id, setup } => {
+                self.call_setup.observe(setup.as_secs_f64());
+                info!(
+                    session = id.0,
+                    setup_ms = setup.as_millis() as u64,
+                    "call answered"
+                );
+            }
+            CoreEvent::CallEnded(r) => {
+                self.calls_ended
+                    .get_or_create(&ByLabels { hung_up_by: r.by })
+                    .inc();
+                // One line per call (A = the caller's leg, B = the callee's): packets each
+                // way, RTP lost and jitter (timestamp units) as each leg received them.
+                let m = r.media.unwrap_or_default();
+                let [a, b] = m.legs;
+                info!(
+                    session = r.id.0,
+                    call_id = %r.call_id,
+                    from = %r.from,
+                    to = %r.to,
+                    outcome = r.outcome.as_str(),
+                    status = r.status,
+                    hung_up_by = r.by,
+                    answered = r.answered,
+                    duration_s = r.duration.as_secs_f64(),
+                    media = r.media.is_some(),
+                    a_in = a.packets_in,
+                    a_out = a.packets_out,
+                    a_lost = a.lost,
+                    a_jitter = a.jitter,
+                    b_in = b.packets_in,
+                    b_out = b.packets_out,
+                    b_lost = b.lost,
+                    b_jitter = b.jitter,
+                    "call ended"
+                );
+            }
+            CoreEvent::MediaStats { id, stats } => {
+                let [a, b] = stats.legs;
+                info!(
+                    session = id.0,
+                    a_in = a.packets_in,
+                    a_out = a.packets_out,
+                    a_lost = a.lost,
+                    a_jitter = a.jitter,
+                    b_in = b.packets_in,
+                    b_out = b.packets_out,
+                    b_lost = b.lost,
+                    b_jitter = b.jitter,
+                    "call media"
+                );
+            }
+        }
+    }
 }
 
 /// A media engine event name.

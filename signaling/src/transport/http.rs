@@ -27,8 +27,8 @@ use tower::ServiceExt;
 use tower_http::services::ServeDir;
 use tracing::{debug, warn};
 
-use crate::app::Shared;
 use crate::metrics::{ConnLabels, RejectLabels};
+use crate::transport::driver::Shared;
 use crate::transport::limits::{ConnSlot, ConnTable, Refusal};
 use crate::transport::ws;
 

@@ -1,6 +1,7 @@
 //! IO at the edge: HTTPS (web root, /ws, /metrics, /healthz), SIP over WebSocket, SIP/UDP, and
 //! the media node's ng socket.
 
+pub mod driver;
 pub mod http;
 pub mod limits;
 pub mod ng;

@@ -17,8 +17,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use crate::app::{Shared, WsEvent};
 use crate::metrics::{ConnLabels, RejectLabels};
+use crate::transport::driver::{Shared, WsEvent};
 use crate::transport::http::{ConnHold, ListenerName};
 use crate::transport::limits::ConnSlot;
 
