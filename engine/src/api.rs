@@ -161,6 +161,22 @@ pub enum Command {
     Release {
         id: SessionId,
     },
+    /// The session's figures so far (rtpengine's `query`): answered with [`Reply::Stats`].
+    Query {
+        id: SessionId,
+    },
+}
+
+impl Command {
+    /// The session the command is about.
+    pub fn id(&self) -> SessionId {
+        match self {
+            Command::Allocate { id, .. }
+            | Command::Update { id, .. }
+            | Command::Release { id }
+            | Command::Query { id } => *id,
+        }
+    }
 }
 
 /// Why an allocation or update failed.
@@ -190,6 +206,11 @@ pub enum Reply {
     Failed {
         id: SessionId,
         failure: Failure,
+    },
+    /// After a `Query`: the live session's figures.
+    Stats {
+        id: SessionId,
+        stats: SessionStats,
     },
 }
 

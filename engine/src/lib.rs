@@ -236,14 +236,12 @@ impl EngineHandle {
                 self.allocating.insert(*id);
                 Some(r)
             }
-            Command::Update { id, .. } | Command::Release { id } => self.owners.get(id).copied(),
+            Command::Update { id, .. } | Command::Release { id } | Command::Query { id } => {
+                self.owners.get(id).copied()
+            }
         };
         let Some(r) = target else {
-            let id = match &cmd {
-                Command::Allocate { id, .. }
-                | Command::Update { id, .. }
-                | Command::Release { id } => *id,
-            };
+            let id = cmd.id();
             let failure = Failure::UnknownSession;
             return self.answer_locally(Reply::Failed { id, failure });
         };
@@ -253,11 +251,7 @@ impl EngineHandle {
             Err(crossbeam_channel::SendError(msg)) => {
                 // The reactor thread is gone (its ring failed): say so rather than go quiet.
                 if let reactor::Msg::Command(cmd) = msg {
-                    let id = match *cmd {
-                        Command::Allocate { id, .. }
-                        | Command::Update { id, .. }
-                        | Command::Release { id } => id,
-                    };
+                    let id = cmd.id();
                     self.forget(id);
                     let failure = Failure::BadRequest("the media reactor stopped".into());
                     self.answer_locally(Reply::Failed { id, failure });

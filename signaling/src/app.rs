@@ -166,18 +166,7 @@ impl Gateway {
             .set_nonblocking(true)
             .map_err(|e| ConfigError::new("SIP_PORT", e))?;
         raise_receive_buffer(&sip_udp, SIP_RCVBUF);
-        let engine = engine::Engine::start(engine::EngineConfig {
-            shards: config.port_shards.clone(),
-            bind: config.bind,
-            advertise: config.advertise,
-            media_timeout: config.media_timeout,
-            latching: config.rtp_latching,
-            batch_us: config.media_batch_us,
-        })
-        .map_err(|e| match e {
-            engine::EngineError::Bind { .. } => ConfigError::new("MIN_RTP_PORT/MAX_RTP_PORT", e),
-            other => ConfigError::new("MEDIA_THREADS", other),
-        })?;
+        let engine = start_engine(&config)?;
         Ok(Gateway {
             config,
             tls,
@@ -395,6 +384,143 @@ impl Gateway {
         info!("webrtc-phone stopped");
         Ok(())
     }
+}
+
+/// MODE=media: the engine and its ng node, `/metrics` and `/healthz` at METRICS_ADDRESS; no
+/// SIP, WSS or HTTPS. Bound before serving, like the gateway.
+pub struct MediaNode {
+    config: Config,
+    ng: UdpSocket,
+    metrics_listener: Option<TcpListener>,
+    engine: engine::EngineHandle,
+}
+
+impl MediaNode {
+    pub fn bind(config: Config) -> Result<Self, ConfigError> {
+        raise_nofile_limit();
+        let addr = config
+            .ng_listen
+            .ok_or_else(|| ConfigError::new("NG_LISTEN", "not set"))?;
+        let ng = UdpSocket::bind(addr)
+            .map_err(|e| ConfigError::new("NG_LISTEN", format!("cannot bind UDP {addr}: {e}")))?;
+        ng.set_nonblocking(true)
+            .map_err(|e| ConfigError::new("NG_LISTEN", e))?;
+        raise_receive_buffer(&ng, SIP_RCVBUF);
+        let metrics_listener = config
+            .metrics_address
+            .map(|a| bind_tcp(a, "METRICS_ADDRESS"))
+            .transpose()?;
+        let engine = start_engine(&config)?;
+        Ok(MediaNode {
+            config,
+            ng,
+            metrics_listener,
+            engine,
+        })
+    }
+
+    /// Serves until SIGTERM or SIGINT. Calls end with the process, as with rtpengine.
+    pub fn run(self) -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(self.serve())
+    }
+
+    async fn serve(self) -> anyhow::Result<()> {
+        let MediaNode {
+            config,
+            ng,
+            metrics_listener,
+            engine,
+        } = self;
+        let metrics = Metrics::new_with_media(engine.stats_handles());
+        let (events_tx, _events_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            metrics: metrics.clone(),
+            ws_ping_interval: config.ws_ping_interval,
+            ws_msg_rate: config.ws_msg_rate,
+            allowed_origins: config.allowed_origins.clone(),
+            ws_per_ip: ConnTable::new(config.max_ws_per_ip, usize::MAX),
+            draining: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            events: events_tx,
+            started: tokio::time::Instant::now(),
+        });
+        let ng = tokio::net::UdpSocket::from_std(ng)?;
+        let mut node_cfg = crate::media_node::NodeConfig::new(config.advertise);
+        node_cfg.max_sessions = Some(config.limits.max_calls);
+        node_cfg.offer_timeout = config.ng_offer_timeout;
+        let node = crate::media_node::Node::new(node_cfg)
+            .map_err(|e| anyhow::anyhow!("ng reply cache: {e}"))?;
+        let mut signals = Signals::new()?;
+        info!(
+            ng = %ng.local_addr()?,
+            metrics = %match &metrics_listener {
+                Some(l) => l.local_addr()?.to_string(),
+                None => "off".to_string(),
+            },
+            advertise = %config.advertise,
+            rtp = format!("{}-{}", config.rtp_ports.start(), config.rtp_ports.end()),
+            media_threads = config.media_threads,
+            max_calls = config.limits.max_calls,
+            "media batching: {}", engine.batching()
+        );
+        info!("ng listening on {}", ng.local_addr()?);
+        let mut tasks = Tasks(vec![(
+            "ng",
+            tokio::spawn(crate::media_node::server::serve(
+                ng,
+                node,
+                engine,
+                metrics.clone(),
+            )),
+        )]);
+        if let Some(l) = metrics_listener {
+            let l = tokio::net::TcpListener::from_std(l)?;
+            tasks.0.push((
+                "metrics",
+                tokio::spawn(http::serve(
+                    l,
+                    "metrics",
+                    None,
+                    http::metrics_router(shared.clone()),
+                    shared.clone(),
+                    ConnTable::new(http::METRICS_MAX_CONNS, http::METRICS_MAX_CONNS),
+                )),
+            ));
+        }
+        let signal = tokio::select! {
+            s = signals.recv() => s,
+            (name, res) = tasks.first_to_end() => return Err(task_died(&shared, name, res)),
+        };
+        info!(
+            signal,
+            calls = metrics.ng_calls_active.get(),
+            "media node stopping: its calls end with it"
+        );
+        for (_, t) in tasks.0 {
+            t.abort();
+        }
+        info!("webrtc-phone media node stopped");
+        Ok(())
+    }
+}
+
+/// Starts the media engine as `config` lays it out; failures name their setting.
+fn start_engine(config: &Config) -> Result<engine::EngineHandle, ConfigError> {
+    engine::Engine::start(engine::EngineConfig {
+        shards: config.port_shards.clone(),
+        bind: config.bind,
+        advertise: config.advertise,
+        media_timeout: config.media_timeout,
+        latching: config.rtp_latching,
+        batch_us: config.media_batch_us,
+    })
+    .map_err(|e| match e {
+        engine::EngineError::Bind { .. } => ConfigError::new("MIN_RTP_PORT/MAX_RTP_PORT", e),
+        other => ConfigError::new("MEDIA_THREADS", other),
+    })
 }
 
 /// The SIP/UDP socket's receive buffer: room for a burst of a flood's datagrams ahead of

@@ -88,6 +88,7 @@ pub struct Args {
     /// Address to listen on.
     #[arg(
         long,
+        alias = "bind-address",
         env = "BIND_ADDRESS",
         value_name = "BIND_ADDRESS",
         default_value = "0.0.0.0"
@@ -284,6 +285,31 @@ pub struct Args {
         default_value_t = 10000
     )]
     pub max_registrations: usize,
+    /// `gateway` (the phone gateway: HTTPS, WSS, SIP) or `media` (the media engine driven over
+    /// rtpengine's ng protocol at NG_LISTEN, with /metrics at METRICS_ADDRESS; no SIP).
+    #[arg(long, env = "MODE", value_name = "MODE", default_value = "gateway")]
+    pub mode: String,
+    /// UDP `ip:port` of the ng control protocol (Kamailio's `rtpengine_sock`), MODE=media
+    /// only. A specific address: replies must leave from the address Kamailio sent to.
+    #[arg(long, env = "NG_LISTEN", value_name = "NG_LISTEN")]
+    pub ng_listen: Option<String>,
+    /// Seconds a call that was offered but never answered lives (rtpengine's offer-timeout).
+    #[arg(
+        long,
+        env = "NG_OFFER_TIMEOUT",
+        value_name = "NG_OFFER_TIMEOUT",
+        default_value_t = 120
+    )]
+    pub ng_offer_timeout: u64,
+}
+
+/// What the process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The phone gateway (and the ng node too when NG_LISTEN is set).
+    Gateway,
+    /// Only the media engine and its ng node.
+    Media,
 }
 
 /// A bad setting: which one and why. Displayed as one line.
@@ -373,6 +399,9 @@ pub struct Config {
     /// `None`: derived from the file descriptor limit at start-up.
     pub max_conns: Option<usize>,
     pub metrics_address: Option<SocketAddr>,
+    pub mode: Mode,
+    pub ng_listen: Option<SocketAddr>,
+    pub ng_offer_timeout: Duration,
 }
 
 impl Config {
@@ -611,6 +640,61 @@ impl Config {
                 return Err(ConfigError::new(setting, "must be at least 1"));
             }
         }
+        let mode = match args.mode.trim().to_ascii_lowercase().as_str() {
+            "gateway" | "" => Mode::Gateway,
+            "media" => Mode::Media,
+            other => {
+                return Err(ConfigError::new(
+                    "MODE",
+                    format!("'{other}' is not gateway or media"),
+                ))
+            }
+        };
+        let ng_listen = match args
+            .ng_listen
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    "NG_LISTEN",
+                    format!("'{s}' is not an ip:port address like 127.0.0.1:2223"),
+                )
+            })?),
+        };
+        if mode == Mode::Media && ng_listen.is_none() {
+            return Err(ConfigError::new(
+                "NG_LISTEN",
+                "MODE=media needs the ng address (e.g. 127.0.0.1:2223)",
+            ));
+        }
+        if mode == Mode::Gateway && ng_listen.is_some() {
+            return Err(ConfigError::new(
+                "NG_LISTEN",
+                "the ng node runs with MODE=media (the gateway drives its engine itself)",
+            ));
+        }
+        if ng_listen.is_some_and(|a| a.ip().is_unspecified()) {
+            return Err(ConfigError::new(
+                "NG_LISTEN",
+                "needs a specific address, not a wildcard: replies must leave from the \
+                 address the request came to",
+            ));
+        }
+        if ng_listen.is_some_and(|a| rtp_ports.contains(&a.port())) {
+            return Err(ConfigError::new(
+                "NG_LISTEN",
+                "its port lies inside the RTP port range",
+            ));
+        }
+        if args.ng_offer_timeout == 0 {
+            return Err(ConfigError::new(
+                "NG_OFFER_TIMEOUT",
+                "must be at least 1 second",
+            ));
+        }
         let limits = crate::b2bua::core::Limits {
             sip_udp_rate: args.sip_udp_rate,
             sip_proxy_rate: args.sip_proxy_rate,
@@ -652,6 +736,9 @@ impl Config {
             max_conns_per_ip: args.max_conns_per_ip,
             max_conns: args.max_conns,
             metrics_address,
+            mode,
+            ng_listen,
+            ng_offer_timeout: Duration::from_secs(args.ng_offer_timeout),
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod b2bua;
 pub mod config;
 pub mod logging;
+pub mod media_node;
 pub mod metrics;
 pub mod sdp;
 pub mod sip;

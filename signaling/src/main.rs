@@ -31,6 +31,19 @@ fn main() -> ExitCode {
         Err(e) => return config_error(&e),
     };
     signaling::logging::init(config.effective_log_level());
+    if config.mode == signaling::config::Mode::Media {
+        let node = match signaling::app::MediaNode::bind(config) {
+            Ok(n) => n,
+            Err(e) => return config_error(&e),
+        };
+        return match node.run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("webrtc-phone: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let gateway = match Gateway::bind(config) {
         Ok(g) => g,
         Err(e) => return config_error(&e),

@@ -46,6 +46,21 @@ pub struct Metrics {
     pub sip_dropped: Family<RejectLabels, Counter>,
     /// New calls refused by a limit, by which.
     pub calls_refused: Family<RejectLabels, Counter>,
+    /// The ng node (MODE=media or NG_LISTEN): calls in its table.
+    pub ng_calls_active: Gauge,
+    /// The ng node: calls created (first offers).
+    pub ng_calls_created: Counter,
+    /// The ng node: calls ended, by why.
+    pub ng_calls_ended: Family<RejectLabels, Counter>,
+    /// The ng node: requests answered, by command and result.
+    pub ng_requests: Family<NgLabels, Counter>,
+}
+
+/// An ng command and its result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NgLabels {
+    pub command: &'static str,
+    pub result: &'static str,
 }
 
 /// A media engine event name.
@@ -176,6 +191,30 @@ impl Metrics {
             "New calls refused by a limit (per_connection, per_address, total, transactions)",
             calls_refused.clone(),
         );
+        let ng_calls_active = Gauge::default();
+        reg.register(
+            "ng_calls_active",
+            "ng node: calls in the table",
+            ng_calls_active.clone(),
+        );
+        let ng_calls_created = Counter::default();
+        reg.register(
+            "ng_calls_created",
+            "ng node: calls created by an offer",
+            ng_calls_created.clone(),
+        );
+        let ng_calls_ended = Family::<RejectLabels, Counter>::default();
+        reg.register(
+            "ng_calls_ended",
+            "ng node: calls ended (deleted, offer_timeout, media_timeout, allocation_failed)",
+            ng_calls_ended.clone(),
+        );
+        let ng_requests = Family::<NgLabels, Counter>::default();
+        reg.register(
+            "ng_requests",
+            "ng node: requests answered, by command and result (ok, pong, error, load_limit)",
+            ng_requests.clone(),
+        );
         reg.sub_registry_with_prefix("build")
             .register_collector(Box::new(BuildInfo));
         Arc::new(Metrics {
@@ -194,6 +233,10 @@ impl Metrics {
             calls_ended,
             sip_dropped,
             calls_refused,
+            ng_calls_active,
+            ng_calls_created,
+            ng_calls_ended,
+            ng_requests,
         })
     }
 

@@ -1080,6 +1080,19 @@ impl Reactor {
                     failure: Failure::UnknownSession,
                 })),
             },
+            Command::Query { id } => {
+                let reply = match self.by_id.get(&id).and_then(|&k| self.entry(k)) {
+                    Some(e) => Reply::Stats {
+                        id,
+                        stats: e.session.stats(),
+                    },
+                    None => Reply::Failed {
+                        id,
+                        failure: Failure::UnknownSession,
+                    },
+                };
+                self.emit(Output::Reply(reply));
+            }
         }
     }
 

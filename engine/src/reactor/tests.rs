@@ -286,6 +286,23 @@ fn webrtc_and_plain_peers_exchange_media_through_a_reactor() {
         .unwrap();
     assert_eq!(m, 8);
 
+    // A query (the ng node's) sees the live figures, and the session goes on.
+    h.send(Command::Query { id: SessionId(1) });
+    let live = wait_for(&mut h, |o| match o {
+        Output::Reply(Reply::Stats { id, stats }) if *id == SessionId(1) => Some(*stats),
+        _ => None,
+    });
+    assert_eq!(live.legs[0].packets_in, 50);
+    assert_eq!(live.legs[1].packets_in, 51);
+    h.send(Command::Query { id: SessionId(99) });
+    let failed = wait_for(&mut h, |o| match o {
+        Output::Reply(Reply::Failed { id, failure }) if *id == SessionId(99) => {
+            Some(failure.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(failed, Failure::UnknownSession);
+
     h.send(Command::Release { id: SessionId(1) });
     let stats = wait_for(&mut h, |o| match o {
         Output::Event(Event::Released { id, stats }) if *id == SessionId(1) => Some(*stats),

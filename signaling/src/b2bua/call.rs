@@ -477,6 +477,8 @@ impl Core {
                     self.end_call(now, id, "media allocation failed");
                 }
             }
+            // The B2BUA never queries (the ng node does).
+            Output::Reply(Reply::Stats { .. }) => {}
             Output::Event(ev) => {
                 let name = match &ev {
                     Event::IceConnected { .. } => Some("ice_connected"),

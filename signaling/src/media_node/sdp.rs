@@ -1,0 +1,368 @@
+//! The SDP an ng `offer` or `answer` returns, per leg, following rtpengine's rules
+//! (`../shared/notes/ng-protocol.md` §3): everything that describes the media (formats,
+//! rtpmap/fmtp/rtcp-fb, msid, ssrc, extmap, direction, mid) passes through; everything that
+//! describes the transport (addresses, ports, profile, ICE, DTLS, SDES, rtcp/rtcp-mux) is ours.
+//!
+//! Pure: the input SDP and our leg's local parameters in, the SDP out.
+
+use std::net::IpAddr;
+
+use engine::api::{LocalLeg, Setup};
+use ng::request::CodecOps;
+
+use crate::sdp::model::{Media, Sdp};
+use crate::sdp::pts::static_encoding;
+use crate::sdp::translate::{relayed_section, video_section};
+
+/// The transport of one leg of ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// ICE-lite + DTLS-SRTP, rtcp-mux, one bundled port.
+    WebRtc,
+    /// RTP/RTCP on an even/odd pair per section.
+    Plain,
+}
+
+impl Kind {
+    /// What an SDP section's profile asks for: DTLS-SRTP (`UDP/TLS/...`, or SAVP(F) with a
+    /// fingerprint) is WebRTC, the rest plain.
+    pub fn of_section(sdp: &Sdp, m: &Media) -> Kind {
+        let p = m.proto.to_ascii_uppercase();
+        let fingerprint = m.has_attr("fingerprint") || sdp.attr("fingerprint").is_some();
+        if p.starts_with("UDP/TLS/") || (p.contains("SAVP") && fingerprint) {
+            Kind::WebRtc
+        } else {
+            Kind::Plain
+        }
+    }
+}
+
+/// Offer or answer: decides `a=setup` and `a=end-of-candidates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Offer,
+    Answer,
+}
+
+/// How to write one leg's SDP.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub kind: Kind,
+    /// The `m=` profile to write in relayed sections.
+    pub profile: &'a str,
+    pub local: &'a LocalLeg,
+    pub role: Role,
+    /// The address in `c=` (and `o=` with `replace_origin`): ours, or `media-address`.
+    pub address: IpAddr,
+    pub replace_origin: bool,
+    /// Plain legs: offer/accept `a=rtcp-mux`.
+    pub rtcp_mux: bool,
+    /// Add `a=mid` to sections without one (`generate-mid`).
+    pub generate_mid: bool,
+    /// Answers: the mids of the offer they answer, by section (a section the offer gave no
+    /// mid gets none). Offers: `None`, the input's mids pass.
+    pub mids: Option<&'a [Option<String>]>,
+    pub codec: &'a CodecOps,
+}
+
+/// Why the output SDP cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("no audio or video RTP section")]
+    NoRtpSection,
+    #[error("no codecs left after the codec operations")]
+    NoCodec,
+    #[error("the engine's leg does not match the SDP")]
+    WrongLeg,
+}
+
+/// What the output says, besides the SDP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    pub sdp: Vec<u8>,
+    /// `a=crypto` lines were removed (we do not do SDES-SRTP).
+    pub stripped_crypto: bool,
+}
+
+/// Transport attributes: removed from every relayed section and from the session level.
+const TRANSPORT_ATTRS: &[&str] = &[
+    "ice-ufrag",
+    "ice-pwd",
+    "ice-options",
+    "ice-lite",
+    "ice-mismatch",
+    "candidate",
+    "remote-candidates",
+    "end-of-candidates",
+    "fingerprint",
+    "setup",
+    "tls-id",
+    "crypto",
+    "rtcp",
+    "rtcp-mux",
+    "rtcp-mux-only",
+];
+
+fn ip_family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IP4"
+    } else {
+        "IP6"
+    }
+}
+
+fn setup_attr(s: Setup) -> &'static str {
+    match s {
+        Setup::Active => "active",
+        Setup::Passive => "passive",
+        Setup::ActPass => "actpass",
+    }
+}
+
+/// Rewrites `input` (the other party's SDP) for the party `t` describes.
+pub fn render(input: &Sdp, t: &Target<'_>) -> Result<Rendered, RenderError> {
+    let audio = relayed_section(input).ok_or(RenderError::NoRtpSection)?;
+    let video = video_section(input);
+    let mut out = input.clone();
+    let mut stripped_crypto = false;
+    let conn = format!("IN {} {}", ip_family(t.address), t.address);
+
+    // Session level.
+    out.session.retain(|(k, v)| {
+        if *k != 'a' {
+            return true;
+        }
+        let name = v.split(':').next().unwrap_or(v);
+        if name.eq_ignore_ascii_case("crypto") {
+            stripped_crypto = true;
+        }
+        let bundle = name.eq_ignore_ascii_case("group")
+            && v.split_once(':')
+                .is_some_and(|(_, g)| g.trim_start().starts_with("BUNDLE"));
+        !(bundle || TRANSPORT_ATTRS.iter().any(|a| name.eq_ignore_ascii_case(a)))
+    });
+    let mut has_session_c = false;
+    for (k, v) in &mut out.session {
+        match k {
+            'c' => {
+                *v = conn.clone();
+                has_session_c = true;
+            }
+            'o' if t.replace_origin => {
+                let mut parts: Vec<&str> = v.split_whitespace().collect();
+                if parts.len() == 6 {
+                    parts[4] = ip_family(t.address);
+                    let addr = t.address.to_string();
+                    parts[5] = &addr;
+                    *v = parts.join(" ");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Media sections.
+    let relayed: Vec<usize> = std::iter::once(audio).chain(video).collect();
+    // Sections on one port must be bundled (RFC 8843); one section needs no group (rtpengine
+    // writes none either), but keeps the offer's mid.
+    let bundle = t.kind == Kind::WebRtc && relayed.len() > 1;
+    let mut mids = Vec::new();
+    for (i, m) in out.media.iter_mut().enumerate() {
+        let Some(slot) = relayed.iter().position(|&r| r == i) else {
+            // Not relayed: rejected (RFC 3264 §6: port 0, the section kept).
+            m.port = 0;
+            continue;
+        };
+        let (port, rtcp_port) = match (t.local, slot) {
+            (LocalLeg::WebRtc { addr, .. }, _) => (addr.port(), addr.port()),
+            (LocalLeg::Plain { rtp, .. }, 0) => (rtp.port(), rtp.port() + 1),
+            (LocalLeg::Plain { video_rtp, .. }, _) => match video_rtp {
+                Some(v) => (v.port(), v.port() + 1),
+                None => (0, 0),
+            },
+            (LocalLeg::Echo, _) => return Err(RenderError::WrongLeg),
+        };
+        m.port = port;
+        m.proto = t.profile.to_string();
+        m.lines.retain(|(k, v)| {
+            if *k != 'a' {
+                return true;
+            }
+            let name = v.split(':').next().unwrap_or(v);
+            if name.eq_ignore_ascii_case("crypto") {
+                stripped_crypto = true;
+            }
+            !TRANSPORT_ATTRS.iter().any(|a| name.eq_ignore_ascii_case(a))
+        });
+        let mut has_c = false;
+        for (k, v) in &mut m.lines {
+            if *k == 'c' {
+                *v = conn.clone();
+                has_c = true;
+            }
+        }
+        if !has_c && !has_session_c {
+            m.lines.insert(0, ('c', conn.clone()));
+        }
+        apply_codec_ops(m, t.codec)?;
+        if port == 0 {
+            continue;
+        }
+        // The mid: in answers the offer's (RFC 8843 §7.3), in offers the section's own, or a
+        // new one when the sections are bundled or `generate-mid` asks.
+        let mid = match t.mids {
+            Some(offer) => {
+                m.lines
+                    .retain(|(k, v)| !(*k == 'a' && v.starts_with("mid:")));
+                offer.get(i).cloned().flatten()
+            }
+            None => m.attr("mid").map(str::to_string),
+        };
+        let mid = match mid {
+            Some(mid) => {
+                if m.attr("mid").is_none() {
+                    m.lines.push(('a', format!("mid:{mid}")));
+                }
+                Some(mid)
+            }
+            None if t.mids.is_none() && (bundle || t.generate_mid) => {
+                let mid = i.to_string();
+                m.lines.push(('a', format!("mid:{mid}")));
+                Some(mid)
+            }
+            None => None,
+        };
+        if let Some(mid) = mid {
+            mids.push(mid);
+        }
+        match t.local {
+            LocalLeg::WebRtc {
+                addr,
+                ice_ufrag,
+                ice_pwd,
+                fingerprint,
+                setup,
+            } => {
+                let setup = match t.role {
+                    Role::Offer => Setup::ActPass,
+                    Role::Answer => *setup,
+                };
+                m.lines.push(('a', format!("rtcp:{rtcp_port}")));
+                m.lines.push(('a', "rtcp-mux".into()));
+                m.lines.push(('a', format!("setup:{}", setup_attr(setup))));
+                m.lines.push(('a', format!("fingerprint:{fingerprint}")));
+                m.lines.push(('a', format!("ice-ufrag:{ice_ufrag}")));
+                m.lines.push(('a', format!("ice-pwd:{ice_pwd}")));
+                let ip = if addr.ip().is_unspecified() {
+                    t.address
+                } else {
+                    addr.ip()
+                };
+                m.lines.push((
+                    'a',
+                    format!("candidate:1 1 UDP 2130706431 {ip} {} typ host", addr.port()),
+                ));
+                if t.role == Role::Answer {
+                    m.lines.push(('a', "end-of-candidates".into()));
+                }
+            }
+            LocalLeg::Plain { .. } => {
+                m.lines.push(('a', format!("rtcp:{rtcp_port}")));
+                if t.rtcp_mux {
+                    m.lines.push(('a', "rtcp-mux".into()));
+                }
+            }
+            LocalLeg::Echo => return Err(RenderError::WrongLeg),
+        }
+    }
+    if t.kind == Kind::WebRtc {
+        out.session.push(('a', "ice-lite".into()));
+        if bundle && !mids.is_empty() {
+            out.session
+                .push(('a', format!("group:BUNDLE {}", mids.join(" "))));
+        }
+    }
+    Ok(Rendered {
+        sdp: out.to_bytes(),
+        stripped_crypto,
+    })
+}
+
+/// The encoding name of format `fmt` in `m` (`PCMU`, `opus`), from its rtpmap or the static
+/// table.
+fn encoding_name(m: &Media, fmt: &str) -> Option<String> {
+    let enc = m
+        .rtpmap(fmt)
+        .map(str::to_string)
+        .or_else(|| static_encoding(fmt.parse().ok()?).map(str::to_string))?;
+    Some(enc.split('/').next().unwrap_or_default().to_string())
+}
+
+/// Whether `fmt` is named by a codec list entry: a payload type number, an encoding name, or
+/// `all`.
+fn named(m: &Media, fmt: &str, list: &[String]) -> bool {
+    let name = encoding_name(m, fmt);
+    list.iter().any(|e| {
+        e.eq_ignore_ascii_case("all")
+            || e == fmt
+            || name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(e.split('/').next().unwrap_or(e)))
+    })
+}
+
+/// `codec: {strip, mask, except}`: formats removed from the output section. `offer`, `set`,
+/// `transcode`, `accept` and `consume` need a transcoder, which we do not have: they are ignored
+/// (the caller logs them once).
+fn apply_codec_ops(m: &mut Media, ops: &CodecOps) -> Result<(), RenderError> {
+    if ops.strip.is_empty() && ops.mask.is_empty() && ops.except.is_empty() {
+        return Ok(());
+    }
+    let removed: Vec<String> = m
+        .fmts
+        .iter()
+        .filter(|f| {
+            let stripped = named(m, f, &ops.strip) || named(m, f, &ops.mask);
+            let excepted = !ops.except.is_empty() && named(m, f, &ops.except);
+            // `except` alone keeps only what it names (rtpengine: strip all but these).
+            (stripped && !excepted)
+                || (!ops.except.is_empty()
+                    && ops.strip.is_empty()
+                    && ops.mask.is_empty()
+                    && !excepted)
+        })
+        .cloned()
+        .collect();
+    if removed.is_empty() {
+        return Ok(());
+    }
+    m.fmts.retain(|f| !removed.contains(f));
+    if m.fmts.is_empty() {
+        return Err(RenderError::NoCodec);
+    }
+    m.lines.retain(|(k, v)| {
+        if *k != 'a' {
+            return true;
+        }
+        let (name, rest) = v.split_once(':').unwrap_or((v, ""));
+        let per_format = ["rtpmap", "fmtp", "rtcp-fb"]
+            .iter()
+            .any(|a| name.eq_ignore_ascii_case(a));
+        let fmt = rest.split_whitespace().next().unwrap_or("");
+        !(per_format && removed.iter().any(|r| r == fmt))
+    });
+    Ok(())
+}
+
+/// The mids of `sdp`'s sections, by index.
+pub fn mids_of(sdp: &Sdp) -> Vec<Option<String>> {
+    sdp.media
+        .iter()
+        .map(|m| m.attr("mid").map(str::to_string))
+        .collect()
+}
+
+/// Whether any section (or the session) has an `a=crypto` line.
+pub fn has_crypto(sdp: &Sdp) -> bool {
+    sdp.attr("crypto").is_some() || sdp.media.iter().any(|m| m.has_attr("crypto"))
+}
