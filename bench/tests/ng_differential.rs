@@ -559,6 +559,54 @@ fn sipp_answer(port: u16) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `str::replace` on SDP bytes (the fixtures are ASCII).
+trait ReplaceStr {
+    fn replace_str(&self, from: &str, to: &str) -> Vec<u8>;
+}
+
+impl ReplaceStr for Vec<u8> {
+    fn replace_str(&self, from: &str, to: &str) -> Vec<u8> {
+        let s = std::str::from_utf8(self).unwrap();
+        assert!(s.contains(from), "{from:?} not in {s}");
+        s.replace(from, to).into_bytes()
+    }
+}
+
+/// Chrome's answer to `offer` (a plain SIP offer): the offer's formats that Chrome has
+/// (PCMU/PCMA here), its ICE and DTLS (`a=setup:active`), one host candidate, rtcp-mux, and
+/// `direction`.
+fn chrome_answer_to(offer: &[u8], direction: &str) -> Vec<u8> {
+    let offer = String::from_utf8_lossy(offer);
+    let fmts: Vec<&str> = offer
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .unwrap()
+        .split_whitespace()
+        .skip(2)
+        .filter(|f| ["0", "8"].contains(f))
+        .collect();
+    let ice = browser_ice();
+    let mut s = format!(
+        "v=0\r\no=- 4611731400430051337 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+         a=msid-semantic: WMS stream\r\n\
+         m=audio 45421 UDP/TLS/RTP/SAVPF {}\r\nc=IN IP4 127.0.0.1\r\n\
+         a=rtcp:9 IN IP4 0.0.0.0\r\n\
+         a=candidate:274159896 1 udp 2122260223 127.0.0.1 45421 typ host generation 0 network-id 1\r\n\
+         a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=ice-options:trickle\r\na=fingerprint:{}\r\n\
+         a=setup:active\r\n{direction}\r\na=msid:stream track\r\na=rtcp-mux\r\n",
+        fmts.join(" "),
+        ice.ufrag,
+        ice.pwd,
+        browser_fingerprint().to_sdp(),
+    );
+    for f in &fmts {
+        let name = if *f == "0" { "PCMU" } else { "PCMA" };
+        let _ = write!(s, "a=rtpmap:{f} {name}/8000\r\n");
+    }
+    s.push_str("a=ssrc:7 cname:stream\r\n");
+    s.into_bytes()
+}
+
 fn browser_fingerprint() -> Fingerprint {
     Fingerprint::parse(
         "sha-256 9C:2C:E7:4E:C1:75:AF:F9:74:0B:55:5F:93:73:20:16:AB:03:EC:18:52:D3:8D:22:77:16:D8:F2:73:73:17:D1",
@@ -1204,13 +1252,17 @@ fn differential(reference: &mut Engine, candidate: &mut Engine) -> Vec<String> {
         );
     }
 
-    // SIP -> WebRTC: SIPp offers, the browser answers.
+    // SIP -> WebRTC: SIPp offers, the browser answers; the SIP side holds and resumes.
     {
         let call = format!("s2w-{tag}");
         let (ft, tt) = ("sipp-tag", "browser-tag");
         let offer = sipp_offer(6000);
-        let answer = bench::sdp::chrome_answer(7, 45421, &browser_ice(), &browser_fingerprint())
-            .into_bytes();
+        let hold = sipp_offer(6000)
+            .replace_str("a=sendrecv", "a=sendonly")
+            .replace_str("o=sipp-uac 1 1", "o=sipp-uac 1 2");
+        let resume = sipp_offer(6000).replace_str("o=sipp-uac 1 1", "o=sipp-uac 1 3");
+        let answer = chrome_answer_to(&offer, "a=sendrecv");
+        let hold_answer = chrome_answer_to(&offer, "a=recvonly");
         let kam = Call {
             id: call.clone(),
             from_tag: ft,
@@ -1239,9 +1291,80 @@ fn differential(reference: &mut Engine, candidate: &mut Engine) -> Vec<String> {
             &kam.req("answer", Some(tt), Some(&answer), &to_sip),
         );
         d.same_values("s2w: re-INVITE answer keeps values", &a1, &a2);
+        let o4 = d.step(
+            "s2w: hold re-INVITE (a=sendonly)",
+            &kam.req("offer", Some(tt), Some(&hold), &to_webrtc),
+        );
+        d.same_values("s2w: hold keeps ports/ICE/fingerprint", &o1, &o4);
+        d.step(
+            "s2w: hold answer (a=recvonly)",
+            &kam.req("answer", Some(tt), Some(&hold_answer), &to_sip),
+        );
+        let o5 = d.step(
+            "s2w: resume re-INVITE (a=sendrecv)",
+            &kam.req("offer", Some(tt), Some(&resume), &to_webrtc),
+        );
+        d.same_values("s2w: resume keeps ports/ICE/fingerprint", &o1, &o5);
+        d.step(
+            "s2w: resume answer",
+            &kam.req("answer", Some(tt), Some(&answer), &to_sip),
+        );
         let q = d.step("s2w: query", &kam.req("query", Some(tt), None, ""));
         d.totals("s2w: query totals", &q);
         d.step("s2w: delete", &kam.req("delete", Some(tt), None, ""));
+    }
+
+    // SIP -> WebRTC, an answer listing codecs the offer did not have (RFC 3264 forbids it; a
+    // relay may pass it on or filter it).
+    {
+        let kam = Call {
+            id: format!("s2w-superset-{tag}"),
+            from_tag: "sipp-tag",
+        };
+        let offer = sipp_offer(6000);
+        let answer = bench::sdp::chrome_answer(7, 45421, &browser_ice(), &browser_fingerprint())
+            .into_bytes();
+        d.step(
+            "s2w superset: offer",
+            &kam.req("offer", None, Some(&offer), &to_webrtc),
+        );
+        d.step(
+            "s2w superset: answer with opus, G722, CN, telephone-event the offer lacked",
+            &kam.req("answer", Some("browser-tag"), Some(&answer), &to_sip),
+        );
+        d.step("s2w superset: delete", &kam.req("delete", None, None, ""));
+    }
+
+    // SIP UAs' terse SDPs: a static payload type without rtpmap, no direction attribute; a
+    // session-level direction.
+    for (name, sdp, flags) in [
+        (
+            "no rtpmap for PT 8, no direction, to WebRTC",
+            sipp_offer(6000)
+                .replace_str("a=rtpmap:8 PCMA/8000\r\n", "")
+                .replace_str("a=sendrecv\r\n", ""),
+            &to_webrtc,
+        ),
+        (
+            "session-level a=sendonly, plain",
+            sipp_offer(6000)
+                .replace_str("a=sendrecv\r\n", "")
+                .replace_str("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n"),
+            &plain.to_string(),
+        ),
+    ] {
+        let kam = Call {
+            id: format!("terse-{}-{tag}", name.len()),
+            from_tag: "uac-tag",
+        };
+        d.step(
+            &format!("terse SIP offer ({name})"),
+            &kam.req("offer", None, Some(&sdp), flags),
+        );
+        d.step(
+            &format!("terse SIP offer ({name}): delete"),
+            &kam.req("delete", None, None, ""),
+        );
     }
 
     // Plain to plain.
