@@ -127,10 +127,19 @@ pub fn render(input: &Sdp, t: &Target<'_>) -> Result<Rendered, RenderError> {
     let mut stripped_crypto = false;
     let conn = format!("IN {} {}", ip_family(t.address), t.address);
 
-    // Session level.
+    // Session level. A session-level direction moves into each relayed section that has none
+    // (rtpengine writes directions per section only).
+    let session_direction = out
+        .session
+        .iter()
+        .find(|(k, v)| *k == 'a' && is_direction(v))
+        .map(|(_, v)| v.clone());
     out.session.retain(|(k, v)| {
         if *k != 'a' {
             return true;
+        }
+        if is_direction(v) {
+            return false;
         }
         let name = v.split(':').next().unwrap_or(v);
         if name.eq_ignore_ascii_case("crypto") {
@@ -207,6 +216,13 @@ pub fn render(input: &Sdp, t: &Target<'_>) -> Result<Rendered, RenderError> {
         apply_codec_ops(m, t.codec)?;
         if port == 0 {
             continue;
+        }
+        add_static_rtpmaps(m);
+        // Every section says its direction, as rtpengine writes it: its own, else the
+        // session's, else the default (RFC 4566 §6).
+        if !m.lines.iter().any(|(k, v)| *k == 'a' && is_direction(v)) {
+            let dir = session_direction.as_deref().unwrap_or("sendrecv");
+            m.lines.push(('a', dir.to_string()));
         }
         // The mid: in answers the offer's (RFC 8843 §7.3), in offers the section's own, or a
         // new one when the sections are bundled or `generate-mid` asks.
@@ -288,6 +304,38 @@ pub fn render(input: &Sdp, t: &Target<'_>) -> Result<Rendered, RenderError> {
     })
 }
 
+/// `a=sendrecv` / `sendonly` / `recvonly` / `inactive`.
+fn is_direction(attr: &str) -> bool {
+    ["sendrecv", "sendonly", "recvonly", "inactive"]
+        .iter()
+        .any(|d| attr.eq_ignore_ascii_case(d))
+}
+
+/// An `a=rtpmap` for each static payload type that has none (rtpengine writes them all), after
+/// the section's last rtpmap.
+fn add_static_rtpmaps(m: &mut Media) {
+    let missing: Vec<(char, String)> = m
+        .fmts
+        .iter()
+        .filter(|f| m.rtpmap(f).is_none())
+        .filter_map(|f| {
+            Some((
+                'a',
+                format!("rtpmap:{f} {}", static_encoding(f.parse().ok()?)?),
+            ))
+        })
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let at = m
+        .lines
+        .iter()
+        .rposition(|(k, v)| *k == 'a' && v.starts_with("rtpmap:"))
+        .map_or(m.lines.len(), |i| i + 1);
+    m.lines.splice(at..at, missing);
+}
+
 /// The encoding name of format `fmt` in `m` (`PCMU`, `opus`), from its rtpmap or the static
 /// table.
 fn encoding_name(m: &Media, fmt: &str) -> Option<String> {
@@ -365,4 +413,65 @@ pub fn mids_of(sdp: &Sdp) -> Vec<Option<String>> {
 /// Whether any section (or the session) has an `a=crypto` line.
 pub fn has_crypto(sdp: &Sdp) -> bool {
     sdp.attr("crypto").is_some() || sdp.media.iter().any(|m| m.has_attr("crypto"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain_offer(input: &str) -> String {
+        let leg = LocalLeg::Plain {
+            rtp: "127.0.0.1:17002".parse().unwrap(),
+            video_rtp: None,
+        };
+        let codec = CodecOps::default();
+        let t = Target {
+            kind: Kind::Plain,
+            profile: "RTP/AVP",
+            local: &leg,
+            role: Role::Offer,
+            address: "127.0.0.1".parse().unwrap(),
+            replace_origin: true,
+            rtcp_mux: false,
+            generate_mid: false,
+            mids: None,
+            codec: &codec,
+        };
+        let out = render(&Sdp::parse(input.as_bytes()).unwrap(), &t).unwrap();
+        String::from_utf8(out.sdp).unwrap()
+    }
+
+    const TERSE: &str = "v=0\r\no=uac 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n\
+        t=0 0\r\nm=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n\
+        a=rtpmap:101 telephone-event/8000\r\n";
+
+    /// A terse SIP offer (no direction, a static payload type without rtpmap) comes out as
+    /// rtpengine writes it (found by bench/tests/ng_differential.rs): `a=sendrecv` and
+    /// `a=rtpmap:8 PCMA/8000` in the section.
+    #[test]
+    fn terse_offer_gets_direction_and_static_rtpmaps() {
+        let out = plain_offer(TERSE);
+        let media = &out[out.find("m=audio").unwrap()..];
+        assert!(media.contains("a=sendrecv\r\n"), "{out}");
+        assert!(media.contains("a=rtpmap:8 PCMA/8000\r\n"), "{out}");
+        assert_eq!(out.matches("a=rtpmap:0 ").count(), 1, "{out}");
+        // The dynamic type keeps its own rtpmap; none is invented for it.
+        assert_eq!(out.matches("a=rtpmap:101 ").count(), 1, "{out}");
+    }
+
+    /// A session-level direction moves into the section; a section's own direction stays the
+    /// only one.
+    #[test]
+    fn session_direction_moves_into_the_section() {
+        let held = TERSE.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+        let out = plain_offer(&held);
+        let (session, media) = out.split_at(out.find("m=audio").unwrap());
+        assert!(!session.contains("a=sendonly"), "{out}");
+        assert!(media.contains("a=sendonly\r\n"), "{out}");
+        assert!(!media.contains("a=sendrecv"), "{out}");
+        let own = format!("{TERSE}a=recvonly\r\n");
+        let out = plain_offer(&own);
+        assert_eq!(out.matches("a=recvonly").count(), 1, "{out}");
+        assert!(!out.contains("a=sendrecv"), "{out}");
+    }
 }
