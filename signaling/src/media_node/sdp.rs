@@ -62,6 +62,9 @@ pub struct Target<'a> {
     /// Answers: the mids of the offer they answer, by section (a section the offer gave no
     /// mid gets none). Offers: `None`, the input's mids pass.
     pub mids: Option<&'a [Option<String>]>,
+    /// Answers: the offer they answer. Formats its section did not have are dropped from the
+    /// answer (RFC 3264 §6.1 forbids them; rtpengine drops them too). Offers: `None`.
+    pub offer: Option<&'a Sdp>,
     pub codec: &'a CodecOps,
 }
 
@@ -214,6 +217,9 @@ pub fn render(input: &Sdp, t: &Target<'_>) -> Result<Rendered, RenderError> {
             m.lines.insert(0, ('c', conn.clone()));
         }
         apply_codec_ops(m, t.codec)?;
+        if let Some(offered) = t.offer.and_then(|o| o.media.get(i)) {
+            keep_offered(m, offered)?;
+        }
         if port == 0 {
             continue;
         }
@@ -381,6 +387,43 @@ fn apply_codec_ops(m: &mut Media, ops: &CodecOps) -> Result<(), RenderError> {
         })
         .cloned()
         .collect();
+    remove_formats(m, &removed)
+}
+
+/// `name/rate` of format `fmt` in `m`, case-folded (`pcmu/8000`, `opus/48000`).
+fn encoding_key(m: &Media, fmt: &str) -> Option<String> {
+    let enc = m
+        .rtpmap(fmt)
+        .map(str::to_string)
+        .or_else(|| static_encoding(fmt.parse().ok()?).map(str::to_string))?;
+    let mut parts = enc.split('/');
+    let (name, rate) = (parts.next()?, parts.next()?);
+    Some(format!("{}/{}", name.to_ascii_lowercase(), rate.trim()))
+}
+
+/// Answers: keeps only the formats of `m` that the offer's section `offered` had, by payload
+/// type number or by encoding (name and clock rate).
+fn keep_offered(m: &mut Media, offered: &Media) -> Result<(), RenderError> {
+    let offered_encodings: Vec<String> = offered
+        .fmts
+        .iter()
+        .filter_map(|f| encoding_key(offered, f))
+        .collect();
+    let removed: Vec<String> = m
+        .fmts
+        .iter()
+        .filter(|f| {
+            !offered.fmts.contains(f)
+                && !encoding_key(m, f).is_some_and(|e| offered_encodings.contains(&e))
+        })
+        .cloned()
+        .collect();
+    remove_formats(m, &removed)
+}
+
+/// Removes `removed` from `m`'s formats with their rtpmap/fmtp/rtcp-fb lines; an error when no
+/// format is left.
+fn remove_formats(m: &mut Media, removed: &[String]) -> Result<(), RenderError> {
     if removed.is_empty() {
         return Ok(());
     }
@@ -435,6 +478,7 @@ mod tests {
             rtcp_mux: false,
             generate_mid: false,
             mids: None,
+            offer: None,
             codec: &codec,
         };
         let out = render(&Sdp::parse(input.as_bytes()).unwrap(), &t).unwrap();
@@ -457,6 +501,46 @@ mod tests {
         assert_eq!(out.matches("a=rtpmap:0 ").count(), 1, "{out}");
         // The dynamic type keeps its own rtpmap; none is invented for it.
         assert_eq!(out.matches("a=rtpmap:101 ").count(), 1, "{out}");
+    }
+
+    /// An answer keeps only what the offer had (by payload type, or by encoding when the
+    /// answerer renumbered a dynamic type), with those formats' attributes.
+    #[test]
+    fn answer_keeps_only_offered_formats() {
+        let offer = Sdp::parse(TERSE.as_bytes()).unwrap();
+        let answer = "v=0\r\no=- 7 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            m=audio 45421 UDP/TLS/RTP/SAVPF 111 0 8 126\r\na=rtpmap:111 opus/48000/2\r\n\
+            a=fmtp:111 minptime=10\r\na=rtcp-fb:111 transport-cc\r\na=rtpmap:0 PCMU/8000\r\n\
+            a=rtpmap:8 PCMA/8000\r\na=rtpmap:126 telephone-event/8000\r\na=sendrecv\r\n";
+        let leg = LocalLeg::Plain {
+            rtp: "127.0.0.1:17002".parse().unwrap(),
+            video_rtp: None,
+        };
+        let codec = CodecOps::default();
+        let t = Target {
+            kind: Kind::Plain,
+            profile: "RTP/AVP",
+            local: &leg,
+            role: Role::Answer,
+            address: "127.0.0.1".parse().unwrap(),
+            replace_origin: true,
+            rtcp_mux: false,
+            generate_mid: false,
+            mids: None,
+            offer: Some(&offer),
+            codec: &codec,
+        };
+        let out = render(&Sdp::parse(answer.as_bytes()).unwrap(), &t).unwrap();
+        let out = String::from_utf8(out.sdp).unwrap();
+        assert!(out.contains("m=audio 17002 RTP/AVP 0 8 126\r\n"), "{out}");
+        assert!(!out.contains(":111"), "{out}");
+        assert!(out.contains("a=rtpmap:126 telephone-event/8000"), "{out}");
+        // Nothing in common: no answer.
+        let none = answer.replace(" 111 0 8 126", " 111");
+        assert_eq!(
+            render(&Sdp::parse(none.as_bytes()).unwrap(), &t),
+            Err(RenderError::NoCodec)
+        );
     }
 
     /// A session-level direction moves into the section; a section's own direction stays the
