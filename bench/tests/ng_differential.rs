@@ -55,11 +55,14 @@
 //!   rtpengine 10.5 passes Firefox's line through after `ICE=remove`; stripping it with the rest
 //!   of ICE is what the notes (§3) ask of us.
 //!
-//! Media: for a WebRTC ↔ SIP call on each engine, a real WebRTC leg (`engine::proto::client`,
-//! the load generator's: ICE controlling, DTLS-SRTP in the role the answer gives it) on the
-//! browser side and a plain UDP socket on the SIP side; `MEDIA_PACKETS` RTP packets each way
-//! must all arrive, counted and checked by sequence number and payload. rtpengine (full ICE,
-//! `a=setup:active`) interoperates with that client as it is.
+//! Media: WebRTC ↔ SIP calls on each engine, the browser offering and the SIP side offering,
+//! with a real WebRTC leg (`engine::proto::client`, the load generator's: ICE controlling,
+//! DTLS-SRTP in the role the SDP gives it) on the browser side and a plain UDP socket on the
+//! SIP side; `MEDIA_PACKETS` RTP packets each way must all arrive (counted and checked by
+//! sequence number and payload), and the engine's `query` must count them in
+//! `totals.RTP.packets`. rtpengine (full ICE, `a=setup:active` in its answers) interoperates with
+//! that client as it is; when rtpengine offers it is the controlling agent too, and the
+//! client's highest tie-breaker makes it yield (RFC 8445 §7.3.1.1).
 //!
 //! `rtpengine_matches_itself` validates the harness: two rtpengines must compare equal.
 //! Needs `rtpengine` (scripts/deps.sh test) and, for `node_matches_rtpengine`, the gateway
@@ -1467,49 +1470,71 @@ fn rtp_seq(p: &[u8], marker: u8) -> Option<u16> {
 /// A WebRTC ↔ SIP call on `eng`: a real WebRTC client leg on the browser side, a plain socket
 /// on the SIP side, `MEDIA_PACKETS` RTP packets each way. Returns (browser→SIP, SIP→browser)
 /// packets received and the query's RTP packet total, or why the leg did not connect.
-fn media(eng: &mut Engine) -> Result<Media, String> {
+fn media(eng: &mut Engine, sip_calls: bool) -> Result<Media, String> {
     let browser = UdpSocket::bind((LOOPBACK, 0)).unwrap();
     let sip = UdpSocket::bind((LOOPBACK, 0)).unwrap();
     browser.set_nonblocking(true).unwrap();
     sip.set_nonblocking(true).unwrap();
+    let (browser_port, sip_port) = (
+        browser.local_addr().unwrap().port(),
+        sip.local_addr().unwrap().port(),
+    );
     let ice = IceCredentials::random().unwrap();
     let identity = DtlsIdentity::generate(SystemTime::now()).unwrap();
-    let offer = bench::sdp::chrome_offer(
-        u64::from(std::process::id()),
-        browser.local_addr().unwrap().port(),
-        &ice,
-        identity.fingerprint(),
-    );
-    let call = format!(
-        "media-{}-{}",
-        eng.name.replace(' ', "-"),
-        std::process::id()
-    );
+    let session_id = u64::from(std::process::id());
     let kam = Call {
-        id: call.clone(),
-        from_tag: "browser",
+        id: format!(
+            "media-{}-{}-{}",
+            if sip_calls { "s2w" } else { "w2s" },
+            eng.name.replace(' ', "-"),
+            std::process::id()
+        ),
+        from_tag: if sip_calls { "sip" } else { "browser" },
     };
+    let to_tag = if sip_calls { "browser" } else { "sip" };
     let to_sip = edge_flags("FLAGS_TO_SIP");
     let to_webrtc = edge_flags("FLAGS_TO_WEBRTC");
-    let (_, o) = eng.call(
-        &kam.req("offer", None, Some(offer.as_bytes()), &to_sip)
-            .encode(),
-    );
-    let sip_sdp = o.sdp().ok_or_else(|| format!("offer: {}", o.text()))?;
+    // (the SIP side's SDP from the engine, the browser's SDP from the engine)
+    let (sip_sdp, web_sdp) = if sip_calls {
+        let offer = sipp_offer(sip_port);
+        let (_, o) = eng.call(&kam.req("offer", None, Some(&offer), &to_webrtc).encode());
+        let web = o.sdp().ok_or_else(|| format!("offer: {}", o.text()))?;
+        let answer =
+            bench::sdp::chrome_answer(session_id, browser_port, &ice, identity.fingerprint());
+        let (_, a) = eng.call(
+            &kam.req("answer", Some(to_tag), Some(answer.as_bytes()), &to_sip)
+                .encode(),
+        );
+        (a.sdp().ok_or_else(|| format!("answer: {}", a.text()))?, web)
+    } else {
+        let offer =
+            bench::sdp::chrome_offer(session_id, browser_port, &ice, identity.fingerprint());
+        let (_, o) = eng.call(
+            &kam.req("offer", None, Some(offer.as_bytes()), &to_sip)
+                .encode(),
+        );
+        let sip_sdp = o.sdp().ok_or_else(|| format!("offer: {}", o.text()))?;
+        let answer = sipp_answer(sip_port);
+        let (_, a) = eng.call(
+            &kam.req("answer", Some(to_tag), Some(&answer), &to_webrtc)
+                .encode(),
+        );
+        (
+            sip_sdp,
+            a.sdp().ok_or_else(|| format!("answer: {}", a.text()))?,
+        )
+    };
     let sip_side = shape(&sip_sdp);
-    let m = sip_side.media.first().ok_or("offer: no media")?;
+    let m = sip_side.media.first().ok_or("no SIP-side media")?;
     let engine_sip: SocketAddr = format!("{}:{}", m.conn.clone().unwrap_or_default(), m.port)
         .parse()
         .map_err(|e| format!("SIP-side address: {e}"))?;
-    let answer = sipp_answer(sip.local_addr().unwrap().port());
-    let (_, a) = eng.call(
-        &kam.req("answer", Some("sip"), Some(&answer), &to_webrtc)
-            .encode(),
-    );
-    let web_sdp = a.sdp().ok_or_else(|| format!("answer: {}", a.text()))?;
     let remote = bench::sdp::remote_media(web_sdp.as_bytes())?;
     let t0 = Instant::now();
-    let mut leg = ClientLeg::new(ice, identity, remote, 0x5eed, t0);
+    // The client is always the controlling agent (as a browser facing an ICE-lite gateway).
+    // When a full-ICE engine offered, it is controlling too: the highest tie-breaker makes it
+    // yield (RFC 8445 §7.3.1.1) instead of answering 487.
+    let mut leg = ClientLeg::new(ice, identity, remote, u64::MAX, t0);
     let mut buf = vec![0u8; 2048];
     let (mut to_sip_seen, mut to_browser_seen) = (BTreeSet::new(), BTreeSet::new());
     let mut step = |leg: &mut ClientLeg,
@@ -1573,7 +1598,7 @@ fn media(eng: &mut Engine) -> Result<Media, String> {
     {
         step(&mut leg, &mut to_sip_seen, &mut to_browser_seen);
     }
-    let (_, q) = eng.call(&kam.req("query", Some("sip"), None, "").encode());
+    let (_, q) = eng.call(&kam.req("query", Some(to_tag), None, "").encode());
     let total = |kind: &str, what: &str| {
         q.dict
             .get(&b"totals"[..])
@@ -1585,16 +1610,21 @@ fn media(eng: &mut Engine) -> Result<Media, String> {
     };
     let rtp_packets = total("RTP", "packets");
     eprintln!(
-        "{}: media browser->SIP {}/{MEDIA_PACKETS}, SIP->browser {}/{MEDIA_PACKETS}; \
+        "{} ({}): media browser->SIP {}/{MEDIA_PACKETS}, SIP->browser {}/{MEDIA_PACKETS}; \
          query totals RTP packets {rtp_packets:?} bytes {:?} errors {:?}, RTCP packets {:?}",
         eng.name,
+        if sip_calls {
+            "SIP calls WebRTC"
+        } else {
+            "WebRTC calls SIP"
+        },
         to_sip_seen.len(),
         to_browser_seen.len(),
         total("RTP", "bytes"),
         total("RTP", "errors"),
         total("RTCP", "packets"),
     );
-    let (_, del) = eng.call(&kam.req("delete", Some("sip"), None, "").encode());
+    let (_, del) = eng.call(&kam.req("delete", Some(to_tag), None, "").encode());
     assert_eq!(del.result(), "ok", "{}: delete: {}", eng.name, del.text());
     Ok(Media {
         to_sip: to_sip_seen.len(),
@@ -1611,13 +1641,14 @@ struct Media {
     rtp_packets: Option<i64>,
 }
 
-fn assert_media(eng: &mut Engine) {
-    match media(eng) {
+fn assert_media(eng: &mut Engine, sip_calls: bool) {
+    match media(eng, sip_calls) {
         Ok(m) => {
             let n = usize::from(MEDIA_PACKETS);
             assert!(
                 m.to_sip == n && m.to_browser == n,
-                "{}: media end to end: browser->SIP {}/{n}, SIP->browser {}/{n}\nlog tail:\n{}",
+                "{} (SIP offers: {sip_calls}): media end to end: browser->SIP {}/{n}, \
+                 SIP->browser {}/{n}\nlog tail:\n{}",
                 eng.name,
                 m.to_sip,
                 m.to_browser,
@@ -1627,11 +1658,15 @@ fn assert_media(eng: &mut Engine) {
             assert_eq!(
                 m.rtp_packets,
                 Some(2 * i64::from(MEDIA_PACKETS)),
-                "{}: query totals.RTP.packets after {n} packets each way",
+                "{} (SIP offers: {sip_calls}): query totals.RTP.packets after {n} packets each way",
                 eng.name
             );
         }
-        Err(e) => panic!("{}: media: {e}\nlog tail:\n{}", eng.name, eng.log_tail()),
+        Err(e) => panic!(
+            "{} (SIP offers: {sip_calls}): media: {e}\nlog tail:\n{}",
+            eng.name,
+            eng.log_tail()
+        ),
     }
 }
 
@@ -1751,7 +1786,8 @@ fn rtpengine_matches_itself() {
     let mut b = rtpengine(&dir, "rtpengine-b", SELF_B_PORTS);
     let problems = differential(&mut a, &mut b);
     assert!(problems.is_empty(), "{}", report(&problems));
-    assert_media(&mut a);
+    assert_media(&mut a, false);
+    assert_media(&mut a, true);
 }
 
 /// rtpengine 10.5 against our node: the same replies' structure, and media end to end on both.
@@ -1761,8 +1797,10 @@ fn node_matches_rtpengine() {
     let mut reference = rtpengine(&dir, "rtpengine", RTPENGINE_PORTS);
     let mut node = our_node(&dir, NODE_PORTS);
     let problems = differential(&mut reference, &mut node);
-    assert_media(&mut node);
-    assert_media(&mut reference);
+    for sip_calls in [false, true] {
+        assert_media(&mut node, sip_calls);
+        assert_media(&mut reference, sip_calls);
+    }
     assert!(
         problems.is_empty(),
         "{} differences between rtpengine and our node:\n\n{}",
