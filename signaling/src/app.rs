@@ -469,7 +469,7 @@ impl MediaNode {
         info!("ng listening on {}", ng.local_addr()?);
         let mut tasks = Tasks(vec![(
             "ng",
-            tokio::spawn(crate::media_node::server::serve(
+            tokio::spawn(crate::transport::ng::serve(
                 ng,
                 node,
                 engine,
@@ -542,7 +542,7 @@ fn raise_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
                 libc::SOL_SOCKET,
                 opt,
                 (&bytes as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
         if rc == 0 {

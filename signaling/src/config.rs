@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::b2bua::policy::AcceptList;
-use crate::b2bua::route::{parse_hostport, resolve_host, StaticRoute};
+use crate::b2bua::route::{parse_hostport, RouteError, StaticRoute};
 use crate::sdp::pts::PtFilter;
 use crate::transport::origin::OriginPolicy;
 
@@ -470,7 +470,7 @@ impl Config {
             Some(text) => {
                 let mut r =
                     StaticRoute::parse(&text).map_err(|e| ConfigError::new("OUTBOUND_ROUTE", e))?;
-                r.resolve()
+                r.resolve(resolve_host)
                     .map_err(|e| ConfigError::new("OUTBOUND_ROUTE", e))?;
                 Some(r)
             }
@@ -767,6 +767,28 @@ fn default_state_dir() -> PathBuf {
     }
 }
 
+/// Resolves a host name or literal to its socket addresses (getaddrinfo): configuration's
+/// job, once at start-up; the B2BUA gets the addresses.
+pub fn resolve_host(host: &str, port: u16) -> Result<Vec<SocketAddr>, RouteError> {
+    use std::net::ToSocketAddrs as _;
+    let unresolvable = |reason: String| RouteError::Unresolvable {
+        host: host.to_string(),
+        reason,
+    };
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "configuration resolves names once at start-up; nothing pure does"
+    )]
+    let found = (host.trim_start_matches('[').trim_end_matches(']'), port).to_socket_addrs();
+    let mut addrs: Vec<SocketAddr> = found.map_err(|e| unresolvable(e.to_string()))?.collect();
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(unresolvable("no address".into()));
+    }
+    Ok(addrs)
+}
+
 /// The first IPv4 address of an interface that is up and not loopback.
 fn first_non_loopback_ipv4() -> Option<IpAddr> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
@@ -781,12 +803,12 @@ fn first_non_loopback_ipv4() -> Option<IpAddr> {
         let ifa = unsafe { &*cur };
         let up = ifa.ifa_flags & (libc::IFF_UP as u32) != 0;
         let lo = ifa.ifa_flags & (libc::IFF_LOOPBACK as u32) != 0;
-        // SAFETY: ifa_addr is null or points to a sockaddr owned by the list.
-        if up
-            && !lo
-            && !ifa.ifa_addr.is_null()
-            && i32::from(unsafe { (*ifa.ifa_addr).sa_family }) == libc::AF_INET
-        {
+        let inet = !ifa.ifa_addr.is_null() && {
+            // SAFETY: ifa_addr is not null, so it points to a sockaddr owned by the list.
+            let family = unsafe { (*ifa.ifa_addr).sa_family };
+            i32::from(family) == libc::AF_INET
+        };
+        if up && !lo && inet {
             // SAFETY: the family is AF_INET, so the sockaddr is a sockaddr_in.
             let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
             found = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(

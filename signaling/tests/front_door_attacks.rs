@@ -191,8 +191,7 @@ async fn the_file_descriptor_limit_is_raised_to_the_hard_limit() {
     assert!(line.contains(&format!("nofile={hard}")), "{line}");
 }
 
-type Wss =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+type Wss = tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
 
 async fn ws_connect_from(from: std::net::IpAddr, port: u16) -> Wss {
     let tls = tls_connect_from(from, port).await;

@@ -114,16 +114,12 @@ impl Core {
             .get(&(msg.call_id().to_string(), tag.clone()))
             .ok_or(DialogMiss::NoDialog)?;
         let c = self.calls.get(&id).ok_or(DialogMiss::NoDialog)?;
-        let leg = if c.a.local_tag == tag && c.a.call_id == msg.call_id() {
-            &c.a
-        } else {
-            &c.b
-        };
+        let leg = c.leg(c.leg_of(msg.call_id(), &tag));
         if !self.is_leg_peer(leg, from) {
             return Err(DialogMiss::NotAPeer);
         }
         let from_tag = msg.from_hdr().and_then(|f| f.tag().map(str::to_string));
-        if leg.remote_tag.is_some() && from_tag != leg.remote_tag {
+        if leg.dialog.remote_tag.is_some() && from_tag != leg.dialog.remote_tag {
             return Err(DialogMiss::NoDialog);
         }
         Ok(id)
@@ -135,7 +131,7 @@ impl Core {
         match (&leg.peer, from) {
             (Peer::Ws(a), Peer::Ws(b)) => a == b,
             (Peer::Udp(a), Peer::Udp(b)) => {
-                a == b || self.is_upstream(*b) || target_addr(&leg.remote_target) == Some(*b)
+                a == b || self.is_upstream(*b) || target_addr(&leg.dialog.remote_target) == Some(*b)
             }
             _ => false,
         }

@@ -36,7 +36,7 @@ fn pbx() -> SocketAddr {
 
 fn cfg(demo: bool) -> CoreConfig {
     let mut route = StaticRoute::parse("127.0.0.1:5090").unwrap();
-    route.resolve().unwrap();
+    route.resolve(crate::b2bua::route::literal_host).unwrap();
     CoreConfig {
         own_host: "127.0.0.1".into(),
         sip_port: 5060,
@@ -585,7 +585,7 @@ fn info_is_relayed_and_answered() {
 fn cfg_route(route: &str) -> CoreConfig {
     let mut c = cfg(false);
     let mut r = StaticRoute::parse(route).unwrap();
-    r.resolve().unwrap();
+    r.resolve(crate::b2bua::route::literal_host).unwrap();
     c.route = Some(r);
     c
 }
@@ -1467,7 +1467,7 @@ fn an_answer_from_another_address_of_the_route_is_taken() {
     let mut c = cfg(false);
     c.proxy = None;
     let mut r = StaticRoute::parse("127.0.0.1:5090").unwrap();
-    r.resolve().unwrap();
+    r.resolve(crate::b2bua::route::literal_host).unwrap();
     if let super::route::Dest::Host { addrs, .. } = &mut r.dest {
         addrs.push("127.0.0.2:5090".parse().unwrap());
     }

@@ -10,201 +10,37 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use engine::api::{Command, SessionId, SessionStats};
+use engine::api::{Command, SessionId};
 
 use super::admission::DialogMiss;
 use super::call::{Call, CallTxn};
 use super::demo::DemoRegistrar;
 use super::ids::Ids;
 use super::limits::{source_key, SourceBudget};
-use super::policy::{AcceptList, Source};
+use super::policy::Source;
 use super::register;
-use super::route::{Dest, StaticRoute};
+use super::route::Dest;
 use super::table::Table;
-use crate::sdp::pts::PtFilter;
+pub use super::types::{
+    CallRecord, ConnName, CoreConfig, CoreEvent, Limits, Peer, ServerKey, Transmit, ALLOW,
+};
 use crate::sip::hdr::{NameAddr, SipUri, Via};
 use crate::sip::msg::{error_response_for, reason_phrase, Method, SipMsg};
-use crate::sip::txn::{ClientEvent, ClientTxn, Kind, ServerEvent, ServerTxn, TimerValues};
-use crate::transport::ws::ConnName;
+use crate::sip::txn::{ClientEvent, ClientTxn, Kind, ServerEvent, ServerTxn};
 
-/// Where a message came from or goes to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Peer {
-    Ws(ConnName),
-    Udp(SocketAddr),
-}
-
-impl Peer {
-    /// The transport label used in metrics.
-    pub fn transport(&self) -> &'static str {
-        match self {
-            Peer::Ws(_) => "ws",
-            Peer::Udp(_) => "udp",
-        }
-    }
-
-    /// WebSocket is reliable: no retransmissions.
-    pub fn is_reliable(&self) -> bool {
-        matches!(self, Peer::Ws(_))
-    }
-}
-
-/// A message to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    pub to: Peer,
-    pub bytes: Vec<u8>,
-}
-
-/// What happened, for metrics and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CoreEvent {
-    /// A request that did not parse was answered with this status.
-    Rejected {
-        transport: &'static str,
-        status: u16,
-        reason: String,
-    },
-    /// A message that did not parse and could not be answered, or that matched nothing.
-    Dropped {
-        transport: &'static str,
-        reason: String,
-    },
-    /// A message shed for safety (rate, source, budget), by reason: `rate_limited`,
-    /// `response_source`, `not_a_peer`, `refusal_budget`, `too_large_answer`.
-    Shed { reason: &'static str },
-    /// A new call refused by a limit: `per_connection`, `per_address`, `total`,
-    /// `transactions`.
-    CallRefused { reason: &'static str },
-    /// A response was sent with this status.
-    Responded { status: u16 },
-    /// A REGISTER ended: status from the registrar (or the demo PBX), lifetime granted.
-    Registration {
-        aor: String,
-        conn: String,
-        status: u16,
-        expires: u32,
-    },
-    CallStarted {
-        call_id: String,
-        from: String,
-        to: String,
-    },
-    CallAnswered {
-        id: SessionId,
-        /// INVITE received to 2xx sent.
-        setup: std::time::Duration,
-    },
-    /// A call is over, with the engine's final media figures when it had a session: one log
-    /// line per call.
-    CallEnded(CallRecord),
-    /// Something the media engine reported (`ice_connected`, `dtls_connected`, `dtls_failed`,
-    /// `consent_lost`, `media_timeout`).
-    Media { event: &'static str },
-    /// The engine's final figures for a session no call waited for (a session torn down on its
-    /// own).
-    MediaStats { id: SessionId, stats: SessionStats },
-}
-
-/// What is known of a call when it is over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallRecord {
-    pub id: SessionId,
-    pub call_id: String,
-    pub from: String,
-    pub to: String,
-    pub outcome: String,
-    pub status: u16,
-    pub by: &'static str,
-    pub duration: std::time::Duration,
-    pub answered: bool,
-    /// Per leg (A = the caller's side): packets, bytes, loss, jitter. `None` when the engine
-    /// had no session for it (allocation failed or never answered).
-    pub media: Option<SessionStats>,
-}
-
-/// Methods this gateway answers or relays.
 /// The extra headers of the 503 that new calls and OPTIONS probes get while draining.
 const DRAINING: &[(&str, &str)] = &[
     ("Retry-After", "30"),
     ("Reason", "SIP;cause=503;text=\"shutting down\""),
 ];
 
-pub const ALLOW: &str =
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, MESSAGE, NOTIFY, REGISTER, SUBSCRIBE";
-
-/// The core's view of the configuration.
-#[derive(Debug, Clone)]
-pub struct CoreConfig {
-    /// Host the gateway puts in its Via, Path and Contact (the advertise address).
-    pub own_host: String,
-    /// The SIP/UDP port actually bound.
-    pub sip_port: u16,
-    /// The outbound proxy's addresses; `None` runs the demo PBX registrar.
-    pub proxy: Option<Vec<SocketAddr>>,
-    pub timers: TimerValues,
-    /// Where browser calls go (None: the demo PBX).
-    pub route: Option<StaticRoute>,
-    pub accept: AcceptList,
-    pub pts: PtFilter,
-    /// The address put in SDP.
-    pub advertise: std::net::IpAddr,
-    pub limits: Limits,
-}
-
-/// What one source, one connection and the whole gateway may hold or send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// SIP/UDP messages per second from one source address (bursts of twice that).
-    pub sip_udp_rate: u32,
-    /// The same for the outbound proxy's and the route's addresses.
-    pub sip_proxy_rate: u32,
-    /// Live transactions; new requests beyond get 503.
-    pub max_transactions: usize,
-    /// Calls in progress in all.
-    pub max_calls: usize,
-    /// Calls in progress on one WebSocket connection (as caller or callee).
-    pub max_calls_per_ws: usize,
-    /// Calls in progress from one client address (IPv6: one /64).
-    pub max_calls_per_ip: usize,
-    /// An unanswered call ends after this long (408 to the caller, CANCEL to the callee).
-    pub no_answer_timeout: Duration,
-    /// Demo PBX bindings.
-    pub max_registrations: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            sip_udp_rate: 100,
-            sip_proxy_rate: 10_000,
-            max_transactions: 20_000,
-            max_calls: 5_000,
-            max_calls_per_ws: 4,
-            max_calls_per_ip: 64,
-            no_answer_timeout: Duration::from_secs(60),
-            max_registrations: 10_000,
-        }
-    }
-}
-
 /// Answers a source that may not use the gateway gets: a burst, then one per 10 s.
 const REFUSALS_BURST: f64 = 10.0;
 const REFUSALS_PER_SEC: f64 = 0.1;
 /// Sources with a budget of their own (beyond: see [`SourceBudget`]).
 const BUDGET_SOURCES: usize = 65_536;
-
-impl CoreConfig {
-    fn own_hostport(&self) -> String {
-        format!("{}:{}", self.own_host, self.sip_port)
-    }
-}
-
-/// Server transactions are matched by branch, sent-by and method (ACK matches INVITE),
-/// RFC 3261 §17.2.3.
-pub(super) type ServerKey = (String, String, String);
 
 fn server_key(msg: &SipMsg) -> Option<ServerKey> {
     let via = msg.top_via()?;
@@ -259,12 +95,10 @@ pub struct Core {
     pub(super) ids: Ids,
     pub(super) clients: Table<String, ClientEntry>,
     pub(super) servers: Table<ServerKey, ServerEntry>,
-    /// Requests being relayed to the other leg, by their server transaction.
-    pub(super) server_requests: HashMap<ServerKey, SipMsg>,
     /// AORs registered through each WebSocket connection (upstream registrar), and how many in
     /// all.
-    registrations: HashMap<ConnName, HashSet<String>>,
-    registration_total: usize,
+    pub(super) registrations: HashMap<ConnName, HashSet<String>>,
+    pub(super) registration_total: usize,
     pub(super) demo: Option<DemoRegistrar>,
     pub(super) calls: Table<SessionId, Call>,
     /// (Call-ID, our tag) of each leg, to the call.
@@ -309,7 +143,6 @@ impl Core {
             ids: Ids::default(),
             clients: Table::default(),
             servers: Table::default(),
-            server_requests: HashMap::new(),
             registrations: HashMap::new(),
             registration_total: 0,
             demo,
@@ -592,7 +425,6 @@ impl Core {
                 }
             }
             _ => {
-                self.server_requests.insert(key.clone(), msg.clone());
                 if !self.handle_in_dialog(now, &from, key.clone(), msg.clone()) {
                     self.reply(now, &key, &msg, 481);
                 }
@@ -698,146 +530,17 @@ impl Core {
         }
     }
 
-    /// Relays a REGISTER or SUBSCRIBE from a browser to the outbound proxy.
-    fn proxy_to_registrar(
-        &mut self,
-        now: Instant,
-        key: ServerKey,
-        conn: ConnName,
-        mut msg: SipMsg,
-    ) {
-        if !register::decrement_max_forwards(&mut msg) {
-            return self.reply(now, &key, &msg, 483);
-        }
-        let Some(&dest) = self.cfg.proxy.as_ref().and_then(|p| p.first()) else {
-            return self.reply(now, &key, &msg, 503);
-        };
-        let is_register = msg.method() == Some(&Method::Register);
-        let branch = format!("z9hG4bK{}", self.new_id());
-        register::to_proxy(&mut msg, &self.cfg.own_hostport(), &branch, is_register);
-        let aor = msg.to_hdr().map(|t| t.uri).unwrap_or_default();
-        let txn = ClientTxn::new(now, msg, false, self.cfg.timers);
-        self.clients.insert(
-            branch,
-            ClientEntry {
-                txn,
-                to: Peer::Udp(dest),
-                purpose: ClientPurpose::Proxy {
-                    server: key,
-                    conn,
-                    aor,
-                    is_register,
-                },
-            },
-        );
-    }
-
-    fn demo_register(&mut self, now: Instant, key: ServerKey, from: Peer, msg: &SipMsg) {
-        let tag = self.new_id();
-        let Some(demo) = &mut self.demo else { return };
-        let out = demo.handle_register(now, from.clone(), msg, &tag);
-        let status = out.response.status().unwrap_or(500);
-        self.events.push_back(CoreEvent::Registration {
-            aor: out.user,
-            conn: peer_name(&from),
-            status,
-            expires: out.expires,
-        });
-        self.send_on(now, &key, out.response);
-    }
-
     /// A client transaction's response or timeout, for its purpose.
     fn handle_client_event(&mut self, now: Instant, branch: &str, ev: ClientEvent) {
         let Some(entry) = self.clients.get(branch) else {
             return;
         };
         match &entry.purpose {
-            ClientPurpose::Call { id, what, .. } => {
+            ClientPurpose::Call { id, what } => {
                 let (id, what) = (*id, what.clone());
-                match (what, ev) {
-                    (CallTxn::Invite, ClientEvent::Response(r)) => {
-                        self.on_b_invite_response(now, id, r)
-                    }
-                    (CallTxn::Invite, ClientEvent::Timeout) => {
-                        if let Some(c) = self.calls.get(&id) {
-                            let (key, inv) = (c.a_key.clone(), c.a_invite.clone());
-                            let r = self.response(&inv, 408);
-                            self.send_on(now, &key, r);
-                            self.end_call(now, id, "no answer");
-                        }
-                    }
-                    (CallTxn::Relay { server, method }, ClientEvent::Response(r)) => {
-                        self.on_relay_response(now, id, &server, &method, Some(r))
-                    }
-                    (CallTxn::Relay { server, method }, ClientEvent::Timeout) => {
-                        self.on_relay_response(now, id, &server, &method, None)
-                    }
-                    (CallTxn::Refresh, ClientEvent::Response(r)) => {
-                        self.on_refresh_response(now, id, Some(r))
-                    }
-                    (CallTxn::Refresh, ClientEvent::Timeout) => {
-                        self.on_refresh_response(now, id, None)
-                    }
-                    (CallTxn::Bye | CallTxn::Cancel, _) => {}
-                }
+                self.call_client_event(now, id, branch, what, ev);
             }
-            ClientPurpose::Proxy {
-                server,
-                conn,
-                aor,
-                is_register,
-            } => {
-                let (server, conn, aor, is_register) =
-                    (server.clone(), conn.clone(), aor.clone(), *is_register);
-                match ev {
-                    ClientEvent::Response(mut resp) => {
-                        let status = resp.status().unwrap_or(500);
-                        if status == 100 || register::pop_own_via(&mut resp, branch).is_none() {
-                            return;
-                        }
-                        // A connection closed meanwhile has nothing registered any more.
-                        if is_register && status >= 200 && self.ws_open.contains_key(&conn) {
-                            let expires = if (200..300).contains(&status) {
-                                register::granted_expires(&resp, &conn)
-                            } else {
-                                0
-                            };
-                            let set = self.registrations.entry(conn.clone()).or_default();
-                            if expires > 0 {
-                                if set.insert(aor.clone()) {
-                                    self.registration_total += 1;
-                                }
-                            } else if (200..300).contains(&status) && set.remove(&aor) {
-                                self.registration_total -= 1;
-                            }
-                            if status != 401 && status != 407 {
-                                self.events.push_back(CoreEvent::Registration {
-                                    aor,
-                                    conn: conn.0.clone(),
-                                    status,
-                                    expires,
-                                });
-                            }
-                        }
-                        self.send_on(now, &server, resp);
-                    }
-                    ClientEvent::Timeout => {
-                        let req = entry.txn.request().clone();
-                        if is_register {
-                            self.events.push_back(CoreEvent::Registration {
-                                aor,
-                                conn: conn.0.clone(),
-                                status: 408,
-                                expires: 0,
-                            });
-                        }
-                        // The original request, as the browser sent it, minus our Via.
-                        let mut original = req;
-                        register::pop_own_via(&mut original, branch);
-                        self.reply(now, &server, &original, 408);
-                    }
-                }
-            }
+            ClientPurpose::Proxy { .. } => self.on_proxy_event(now, branch, ev),
         }
     }
 
@@ -1003,7 +706,6 @@ impl Core {
             }
             if s.txn.is_terminated() {
                 self.servers.remove(&key);
-                self.server_requests.remove(&key);
             } else {
                 let at = s.txn.poll_timeout();
                 self.servers.arm(&key, at);
@@ -1042,13 +744,6 @@ impl Core {
     }
 }
 
-fn peer_name(p: &Peer) -> String {
-    match p {
-        Peer::Ws(c) => c.0.clone(),
-        Peer::Udp(a) => a.to_string(),
-    }
-}
-
 /// Whether a URI points at this gateway's own SIP address (a Route to remove, RFC 3261 §16.4).
 pub fn is_own_uri(uri: &str, cfg: &CoreConfig) -> bool {
     SipUri::parse(uri).is_some_and(|u| {
@@ -1067,6 +762,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::b2bua::policy::AcceptList;
+    use crate::sdp::pts::PtFilter;
+    use crate::sip::txn::TimerValues;
 
     const INVITE: &[u8] = include_bytes!("../../tests/fixtures/sipjs/invite.txt");
     const REGISTER: &[u8] = include_bytes!("../../tests/fixtures/sipjs/register.txt");

@@ -7,7 +7,7 @@
 //!
 //! Parsing is pure; [`StaticRoute::resolve`] turns the host into addresses once, at start-up.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 
 /// What happens to the Request-URI user (the called number) on the outgoing leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,14 +246,19 @@ impl StaticRoute {
         })
     }
 
-    /// Resolves the destination host once (getaddrinfo), as the replaced system does at
-    /// start-up. Fails when it has no address.
-    pub fn resolve(&mut self) -> Result<(), RouteError> {
+    /// Gives the destination host (and `op`) their addresses once, as the replaced system does
+    /// at start-up. `resolve` is the caller's: configuration passes its name resolver
+    /// (getaddrinfo, `config::resolve_host`), tests [`literal_host`]; this module stays pure.
+    /// Fails when a host has no address.
+    pub fn resolve(
+        &mut self,
+        mut resolve: impl FnMut(&str, u16) -> Result<Vec<SocketAddr>, RouteError>,
+    ) -> Result<(), RouteError> {
         if let Dest::Host { host, port, addrs } = &mut self.dest {
-            *addrs = resolve_host(host, *port)?;
+            *addrs = resolve(host, *port)?;
         }
         if let Some((host, port)) = &self.params.op {
-            self.op_addrs = resolve_host(host, *port)?;
+            self.op_addrs = resolve(host, *port)?;
         }
         Ok(())
     }
@@ -303,22 +308,16 @@ pub fn parse_hostport(s: &str) -> Result<(String, Option<u16>), RouteError> {
     Ok((host.to_string(), port))
 }
 
-/// Resolves a host name or literal to its socket addresses.
-pub fn resolve_host(host: &str, port: u16) -> Result<Vec<SocketAddr>, RouteError> {
-    let unresolvable = |reason: String| RouteError::Unresolvable {
-        host: host.to_string(),
-        reason,
-    };
-    let mut addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| unresolvable(e.to_string()))?
-        .collect();
-    addrs.sort();
-    addrs.dedup();
-    if addrs.is_empty() {
-        return Err(unresolvable("no address".into()));
-    }
-    Ok(addrs)
+/// A host that is an IP literal (`127.0.0.1`, `::1`, `[::1]`), without name resolution: the
+/// pure resolver for [`StaticRoute::resolve`] (tests, and literal-only configurations).
+pub fn literal_host(host: &str, port: u16) -> Result<Vec<SocketAddr>, RouteError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>()
+        .map(|ip| vec![SocketAddr::new(ip, port)])
+        .map_err(|_| RouteError::Unresolvable {
+            host: host.to_string(),
+            reason: "not an IP address (names are resolved by configuration)".into(),
+        })
 }
 
 fn is_token_char(b: u8) -> bool {
@@ -482,16 +481,23 @@ mod tests {
     }
 
     #[test]
-    fn resolves_literals_and_localhost() {
+    fn resolves_literals_and_leaves_names_to_configuration() {
         let mut r = StaticRoute::parse("127.0.0.1:5090").unwrap();
-        r.resolve().unwrap();
+        r.resolve(literal_host).unwrap();
         assert!(
             matches!(&r.dest, Dest::Host { addrs, .. } if addrs == &["127.0.0.1:5090".parse().unwrap()])
         );
         let mut r = StaticRoute::parse("localhost").unwrap();
-        r.resolve().unwrap();
-        assert!(
-            matches!(&r.dest, Dest::Host { addrs, .. } if addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty())
-        );
+        assert!(matches!(
+            r.resolve(literal_host),
+            Err(RouteError::Unresolvable { .. })
+        ));
+        let seen = std::cell::RefCell::new(Vec::new());
+        r.resolve(|h, p| {
+            seen.borrow_mut().push((h.to_string(), p));
+            Ok(vec![SocketAddr::new(IpAddr::from([127, 0, 0, 1]), p)])
+        })
+        .unwrap();
+        assert_eq!(seen.into_inner(), vec![("localhost".to_string(), 5060)]);
     }
 }

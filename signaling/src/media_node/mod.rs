@@ -3,7 +3,7 @@
 //!
 //! [`Node`] is pure: datagrams in with `now` (and the wall clock's seconds for `created`),
 //! engine [`Output`]s in; reply datagrams, engine [`Command`]s and [`NodeEvent`]s out. The IO
-//! edge is `server` (one UDP socket, the engine handle, `/metrics`).
+//! edge is `transport::ng` (one UDP socket, the engine handle, the loop).
 //!
 //! The model (notes §2): a call is a Call-ID; it has two parties, each a SIP tag, which are the
 //! engine session's two legs. Leg A is the party that sent the first offer, leg B the other.
@@ -21,8 +21,9 @@
 //! Engine replies for one session come back in the order of its commands, so each call keeps a
 //! FIFO of the requests waiting on the engine.
 
+#![forbid(unsafe_code)]
+
 pub mod sdp;
-pub mod server;
 
 #[cfg(test)]
 mod tests;

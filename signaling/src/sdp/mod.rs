@@ -1,5 +1,7 @@
 //! SDP handling: pure, no IO.
 
+#![forbid(unsafe_code)]
+
 pub mod model;
 pub mod pts;
 pub mod translate;

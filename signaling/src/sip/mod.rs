@@ -1,5 +1,8 @@
 //! SIP: message parse and print, header views, transactions and dialogs. Pure, no IO.
 
+#![forbid(unsafe_code)]
+
+pub mod dialog;
 pub mod digest;
 pub mod hdr;
 pub mod msg;

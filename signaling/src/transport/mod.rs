@@ -1,6 +1,8 @@
-//! IO at the edge: HTTPS (web root, /ws, /metrics, /healthz), SIP over WebSocket, SIP/UDP.
+//! IO at the edge: HTTPS (web root, /ws, /metrics, /healthz), SIP over WebSocket, SIP/UDP, and
+//! the media node's ng socket.
 
 pub mod http;
 pub mod limits;
+pub mod ng;
 pub mod origin;
 pub mod ws;

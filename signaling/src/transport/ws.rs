@@ -2,6 +2,7 @@
 //! and one task per connection that passes SIP text to the signaling core and writes what the
 //! core sends back. Each connection is named `<uuid>.invalid`, the name SIP uses for it.
 
+pub use crate::b2bua::types::ConnName;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,35 +40,6 @@ pub struct CoreCredit(Arc<AtomicUsize>);
 impl Drop for CoreCredit {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The name SIP uses for a WebSocket connection: `<uuid v4>.invalid`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ConnName(pub String);
-
-impl ConnName {
-    pub fn random() -> Self {
-        let mut b = [0u8; 16];
-        // The OpenSSL CSPRNG only fails when it cannot seed, which start-up already exercised.
-        openssl::rand::rand_bytes(&mut b).expect("OpenSSL RNG seeded at start-up");
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        ConnName(format!(
-            "{}-{}-{}-{}-{}.invalid",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        ))
-    }
-}
-
-impl std::fmt::Display for ConnName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

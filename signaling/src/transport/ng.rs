@@ -1,12 +1,12 @@
 //! The media node's IO edge: the ng UDP socket, the engine's notifications and the node's
-//! timers, in one loop on the signaling thread. Everything else is [`super::Node`].
+//! timers, in one loop on the signaling thread. Everything else is [`crate::media_node::Node`].
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
 
-use super::{EndWhy, Node, NodeEvent};
+use crate::media_node::{EndWhy, Node, NodeEvent};
 use crate::metrics::{Metrics, NgLabels, RejectLabels};
 
 /// The largest ng datagram read (Kamailio's own buffer is 256 KiB; a UDP datagram is < 64 KiB).

@@ -3,23 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use engine::api::SessionId;
-
-use super::call::CallState;
-use super::core::Core;
-use super::route::RouteParams;
+use crate::b2bua::route::RouteParams;
 use crate::sip::msg::SipMsg;
 
 /// The timers of one call, a fixed table indexed by [`CallTimer`].
 #[derive(Debug, Clone, Default)]
-pub(super) struct CallTimers {
-    pub(super) at: [Option<Instant>; 7],
+pub(in crate::b2bua) struct CallTimers {
+    pub(in crate::b2bua) at: [Option<Instant>; 7],
     /// Session interval negotiated on the SIP leg, and who refreshes.
-    pub(super) session: Option<(Duration, Refresher)>,
+    pub(in crate::b2bua) session: Option<(Duration, Refresher)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CallTimer {
+pub(in crate::b2bua) enum CallTimer {
     /// `nr_expires`: no provisional response at all.
     NoReply = 0,
     /// `np_expires`: no 180/183 or answer.
@@ -36,9 +32,21 @@ pub(super) enum CallTimer {
     NoAnswer = 6,
 }
 
+impl CallTimer {
+    const ALL: [CallTimer; 7] = [
+        CallTimer::NoReply,
+        CallTimer::NoProgress,
+        CallTimer::NotConnected,
+        CallTimer::Credit,
+        CallTimer::Refresh,
+        CallTimer::SessionExpired,
+        CallTimer::NoAnswer,
+    ];
+}
+
 /// RFC 4028 §9: who refreshes the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refresher {
+pub(in crate::b2bua) enum Refresher {
     Gateway,
     FarEnd,
 }
@@ -48,16 +56,28 @@ pub const SESSION_EXPIRES: u32 = 1800;
 pub const MIN_SE: u32 = 90;
 
 impl CallTimers {
-    pub(super) fn set(&mut self, t: CallTimer, at: Option<Instant>) {
+    pub(in crate::b2bua) fn set(&mut self, t: CallTimer, at: Option<Instant>) {
         self.at[t as usize] = at;
     }
 
-    pub(super) fn next(&self) -> Option<Instant> {
+    pub(in crate::b2bua) fn next(&self) -> Option<Instant> {
         self.at.iter().flatten().min().copied()
     }
 
+    /// The timers due by `now`, disarmed, in table order.
+    pub(in crate::b2bua) fn take_due(&mut self, now: Instant) -> Vec<CallTimer> {
+        let due: Vec<CallTimer> = CallTimer::ALL
+            .into_iter()
+            .filter(|t| self.at[*t as usize].is_some_and(|at| at <= now))
+            .collect();
+        for t in &due {
+            self.set(*t, None);
+        }
+        due
+    }
+
     /// Arms the route's set-up timers when the INVITE goes out on leg B.
-    pub(super) fn start_setup(&mut self, now: Instant, p: &RouteParams) {
+    pub(in crate::b2bua) fn start_setup(&mut self, now: Instant, p: &RouteParams) {
         let secs = |v: Option<i64>| {
             v.filter(|s| *s > 0)
                 .map(|s| now + Duration::from_secs(s as u64))
@@ -74,7 +94,7 @@ impl CallTimers {
     }
 
     /// A provisional response arrived on leg B.
-    pub(super) fn on_provisional(&mut self, code: u16) {
+    pub(in crate::b2bua) fn on_provisional(&mut self, code: u16) {
         self.set(CallTimer::NoReply, None);
         if code == 180 || code == 183 {
             self.set(CallTimer::NoProgress, None);
@@ -82,7 +102,7 @@ impl CallTimers {
     }
 
     /// The call was answered.
-    pub(super) fn on_answer(&mut self, now: Instant, p: Option<&RouteParams>) {
+    pub(in crate::b2bua) fn on_answer(&mut self, now: Instant, p: Option<&RouteParams>) {
         for t in [
             CallTimer::NoReply,
             CallTimer::NoProgress,
@@ -97,7 +117,12 @@ impl CallTimers {
     }
 
     /// A 2xx on the SIP leg set (or refreshed) the session interval (RFC 4028 §7.2, §9).
-    pub(super) fn on_session(&mut self, now: Instant, interval: Duration, refresher: Refresher) {
+    pub(in crate::b2bua) fn on_session(
+        &mut self,
+        now: Instant,
+        interval: Duration,
+        refresher: Refresher,
+    ) {
         self.session = Some((interval, refresher));
         match refresher {
             Refresher::Gateway => {
@@ -115,7 +140,7 @@ impl CallTimers {
 }
 
 /// Reads `Session-Expires: <secs>[;refresher=uac|uas]` (compact `x`).
-pub(super) fn session_expires(msg: &SipMsg) -> Option<(u32, Option<String>)> {
+pub(in crate::b2bua) fn session_expires(msg: &SipMsg) -> Option<(u32, Option<String>)> {
     let v = msg.header("Session-Expires")?;
     let (secs, params) = v.split_once(';').unwrap_or((v, ""));
     let secs = secs.trim().parse().ok()?;
@@ -125,65 +150,4 @@ pub(super) fn session_expires(msg: &SipMsg) -> Option<(u32, Option<String>)> {
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("refresher"))
         .map(|(_, v)| v.trim().to_ascii_lowercase());
     Some((secs, refresher))
-}
-
-impl Core {
-    /// Fires the call timers that are due: only the calls due, from the deadline index.
-    pub(super) fn handle_call_timeouts(&mut self, now: Instant) {
-        while let Some(id) = self.calls.pop_due(now) {
-            let Some(c) = self.calls.get(&id) else {
-                continue;
-            };
-            let due: Vec<CallTimer> = [
-                CallTimer::NoReply,
-                CallTimer::NoProgress,
-                CallTimer::NotConnected,
-                CallTimer::Credit,
-                CallTimer::Refresh,
-                CallTimer::SessionExpired,
-                CallTimer::NoAnswer,
-            ]
-            .into_iter()
-            .filter(|t| c.timers.at[*t as usize].is_some_and(|at| at <= now))
-            .collect();
-            for t in due {
-                self.fire_call_timer(now, id, t);
-            }
-        }
-    }
-
-    fn fire_call_timer(&mut self, now: Instant, id: SessionId, t: CallTimer) {
-        let Some(c) = self.calls.get_mut(&id) else {
-            return;
-        };
-        c.timers.set(t, None);
-        match t {
-            CallTimer::NoReply | CallTimer::NoProgress | CallTimer::NotConnected => {
-                if c.state == CallState::Calling {
-                    let why = match t {
-                        CallTimer::NoReply => "no reply (nr_expires)",
-                        CallTimer::NoProgress => "no progress (np_expires)",
-                        _ => "not connected in time (expires)",
-                    };
-                    self.hang_up_both(now, id, why);
-                }
-            }
-            CallTimer::NoAnswer => {
-                if !c.answered {
-                    self.give_up_unanswered(now, id, 408, "no answer (NO_ANSWER_TIMEOUT)");
-                }
-            }
-            CallTimer::Credit => self.hang_up_both(now, id, "maximum call length (credit-time)"),
-            CallTimer::SessionExpired => self.hang_up_both(now, id, "session timer expired"),
-            CallTimer::Refresh => self.refresh_session(now, id),
-        }
-    }
-
-    /// Re-arms the deadlines of the calls touched since the last time.
-    pub(super) fn arm_calls(&mut self) {
-        for id in self.calls.take_touched() {
-            let at = self.calls.get(&id).and_then(|c| c.timers.next());
-            self.calls.arm(&id, at);
-        }
-    }
 }
