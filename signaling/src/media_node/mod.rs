@@ -620,10 +620,11 @@ impl Node {
         } else {
             local_ip
         });
-        let mids = match (role, &party.remote) {
-            (Role::Answer, Some((offer, _))) => Some(sdp::mids_of(offer)),
+        let offer = match (role, &party.remote) {
+            (Role::Answer, Some((offer, _))) => Some(offer),
             _ => None,
         };
+        let mids = offer.map(sdp::mids_of);
         let target = Target {
             kind: party.kind,
             profile: &party.profile,
@@ -634,6 +635,7 @@ impl Node {
             rtcp_mux: party.kind == Kind::Plain && party.rtcp_mux,
             generate_mid: opts.generate_mid,
             mids: mids.as_deref(),
+            offer,
             codec: &opts.codec,
         };
         match sdp::render(&input, &target) {

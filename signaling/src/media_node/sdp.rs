@@ -62,6 +62,9 @@ pub struct Target<'a> {
     /// Answers: the mids of the offer they answer, by section (a section the offer gave no
     /// mid gets none). Offers: `None`, the input's mids pass.
     pub mids: Option<&'a [Option<String>]>,
+    /// Answers: the offer they answer. Formats its section did not have are dropped from the
+    /// answer (RFC 3264 §6.1 forbids them; rtpengine drops them too). Offers: `None`.
+    pub offer: Option<&'a Sdp>,
     pub codec: &'a CodecOps,
 }
 
@@ -127,10 +130,19 @@ pub fn render(input: &Sdp, t: &Target<'_>) -> Result<Rendered, RenderError> {
     let mut stripped_crypto = false;
     let conn = format!("IN {} {}", ip_family(t.address), t.address);
 
-    // Session level.
+    // Session level. A session-level direction moves into each relayed section that has none
+    // (rtpengine writes directions per section only).
+    let session_direction = out
+        .session
+        .iter()
+        .find(|(k, v)| *k == 'a' && is_direction(v))
+        .map(|(_, v)| v.clone());
     out.session.retain(|(k, v)| {
         if *k != 'a' {
             return true;
+        }
+        if is_direction(v) {
+            return false;
         }
         let name = v.split(':').next().unwrap_or(v);
         if name.eq_ignore_ascii_case("crypto") {
@@ -205,8 +217,18 @@ pub fn render(input: &Sdp, t: &Target<'_>) -> Result<Rendered, RenderError> {
             m.lines.insert(0, ('c', conn.clone()));
         }
         apply_codec_ops(m, t.codec)?;
+        if let Some(offered) = t.offer.and_then(|o| o.media.get(i)) {
+            keep_offered(m, offered)?;
+        }
         if port == 0 {
             continue;
+        }
+        add_static_rtpmaps(m);
+        // Every section says its direction, as rtpengine writes it: its own, else the
+        // session's, else the default (RFC 4566 §6).
+        if !m.lines.iter().any(|(k, v)| *k == 'a' && is_direction(v)) {
+            let dir = session_direction.as_deref().unwrap_or("sendrecv");
+            m.lines.push(('a', dir.to_string()));
         }
         // The mid: in answers the offer's (RFC 8843 §7.3), in offers the section's own, or a
         // new one when the sections are bundled or `generate-mid` asks.
@@ -288,6 +310,38 @@ pub fn render(input: &Sdp, t: &Target<'_>) -> Result<Rendered, RenderError> {
     })
 }
 
+/// `a=sendrecv` / `sendonly` / `recvonly` / `inactive`.
+fn is_direction(attr: &str) -> bool {
+    ["sendrecv", "sendonly", "recvonly", "inactive"]
+        .iter()
+        .any(|d| attr.eq_ignore_ascii_case(d))
+}
+
+/// An `a=rtpmap` for each static payload type that has none (rtpengine writes them all), after
+/// the section's last rtpmap.
+fn add_static_rtpmaps(m: &mut Media) {
+    let missing: Vec<(char, String)> = m
+        .fmts
+        .iter()
+        .filter(|f| m.rtpmap(f).is_none())
+        .filter_map(|f| {
+            Some((
+                'a',
+                format!("rtpmap:{f} {}", static_encoding(f.parse().ok()?)?),
+            ))
+        })
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let at = m
+        .lines
+        .iter()
+        .rposition(|(k, v)| *k == 'a' && v.starts_with("rtpmap:"))
+        .map_or(m.lines.len(), |i| i + 1);
+    m.lines.splice(at..at, missing);
+}
+
 /// The encoding name of format `fmt` in `m` (`PCMU`, `opus`), from its rtpmap or the static
 /// table.
 fn encoding_name(m: &Media, fmt: &str) -> Option<String> {
@@ -333,6 +387,43 @@ fn apply_codec_ops(m: &mut Media, ops: &CodecOps) -> Result<(), RenderError> {
         })
         .cloned()
         .collect();
+    remove_formats(m, &removed)
+}
+
+/// `name/rate` of format `fmt` in `m`, case-folded (`pcmu/8000`, `opus/48000`).
+fn encoding_key(m: &Media, fmt: &str) -> Option<String> {
+    let enc = m
+        .rtpmap(fmt)
+        .map(str::to_string)
+        .or_else(|| static_encoding(fmt.parse().ok()?).map(str::to_string))?;
+    let mut parts = enc.split('/');
+    let (name, rate) = (parts.next()?, parts.next()?);
+    Some(format!("{}/{}", name.to_ascii_lowercase(), rate.trim()))
+}
+
+/// Answers: keeps only the formats of `m` that the offer's section `offered` had, by payload
+/// type number or by encoding (name and clock rate).
+fn keep_offered(m: &mut Media, offered: &Media) -> Result<(), RenderError> {
+    let offered_encodings: Vec<String> = offered
+        .fmts
+        .iter()
+        .filter_map(|f| encoding_key(offered, f))
+        .collect();
+    let removed: Vec<String> = m
+        .fmts
+        .iter()
+        .filter(|f| {
+            !offered.fmts.contains(f)
+                && !encoding_key(m, f).is_some_and(|e| offered_encodings.contains(&e))
+        })
+        .cloned()
+        .collect();
+    remove_formats(m, &removed)
+}
+
+/// Removes `removed` from `m`'s formats with their rtpmap/fmtp/rtcp-fb lines; an error when no
+/// format is left.
+fn remove_formats(m: &mut Media, removed: &[String]) -> Result<(), RenderError> {
     if removed.is_empty() {
         return Ok(());
     }
@@ -365,4 +456,106 @@ pub fn mids_of(sdp: &Sdp) -> Vec<Option<String>> {
 /// Whether any section (or the session) has an `a=crypto` line.
 pub fn has_crypto(sdp: &Sdp) -> bool {
     sdp.attr("crypto").is_some() || sdp.media.iter().any(|m| m.has_attr("crypto"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain_offer(input: &str) -> String {
+        let leg = LocalLeg::Plain {
+            rtp: "127.0.0.1:17002".parse().unwrap(),
+            video_rtp: None,
+        };
+        let codec = CodecOps::default();
+        let t = Target {
+            kind: Kind::Plain,
+            profile: "RTP/AVP",
+            local: &leg,
+            role: Role::Offer,
+            address: "127.0.0.1".parse().unwrap(),
+            replace_origin: true,
+            rtcp_mux: false,
+            generate_mid: false,
+            mids: None,
+            offer: None,
+            codec: &codec,
+        };
+        let out = render(&Sdp::parse(input.as_bytes()).unwrap(), &t).unwrap();
+        String::from_utf8(out.sdp).unwrap()
+    }
+
+    const TERSE: &str = "v=0\r\no=uac 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n\
+        t=0 0\r\nm=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n\
+        a=rtpmap:101 telephone-event/8000\r\n";
+
+    /// A terse SIP offer (no direction, a static payload type without rtpmap) comes out as
+    /// rtpengine writes it (found by bench/tests/ng_differential.rs): `a=sendrecv` and
+    /// `a=rtpmap:8 PCMA/8000` in the section.
+    #[test]
+    fn terse_offer_gets_direction_and_static_rtpmaps() {
+        let out = plain_offer(TERSE);
+        let media = &out[out.find("m=audio").unwrap()..];
+        assert!(media.contains("a=sendrecv\r\n"), "{out}");
+        assert!(media.contains("a=rtpmap:8 PCMA/8000\r\n"), "{out}");
+        assert_eq!(out.matches("a=rtpmap:0 ").count(), 1, "{out}");
+        // The dynamic type keeps its own rtpmap; none is invented for it.
+        assert_eq!(out.matches("a=rtpmap:101 ").count(), 1, "{out}");
+    }
+
+    /// An answer keeps only what the offer had (by payload type, or by encoding when the
+    /// answerer renumbered a dynamic type), with those formats' attributes.
+    #[test]
+    fn answer_keeps_only_offered_formats() {
+        let offer = Sdp::parse(TERSE.as_bytes()).unwrap();
+        let answer = "v=0\r\no=- 7 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            m=audio 45421 UDP/TLS/RTP/SAVPF 111 0 8 126\r\na=rtpmap:111 opus/48000/2\r\n\
+            a=fmtp:111 minptime=10\r\na=rtcp-fb:111 transport-cc\r\na=rtpmap:0 PCMU/8000\r\n\
+            a=rtpmap:8 PCMA/8000\r\na=rtpmap:126 telephone-event/8000\r\na=sendrecv\r\n";
+        let leg = LocalLeg::Plain {
+            rtp: "127.0.0.1:17002".parse().unwrap(),
+            video_rtp: None,
+        };
+        let codec = CodecOps::default();
+        let t = Target {
+            kind: Kind::Plain,
+            profile: "RTP/AVP",
+            local: &leg,
+            role: Role::Answer,
+            address: "127.0.0.1".parse().unwrap(),
+            replace_origin: true,
+            rtcp_mux: false,
+            generate_mid: false,
+            mids: None,
+            offer: Some(&offer),
+            codec: &codec,
+        };
+        let out = render(&Sdp::parse(answer.as_bytes()).unwrap(), &t).unwrap();
+        let out = String::from_utf8(out.sdp).unwrap();
+        assert!(out.contains("m=audio 17002 RTP/AVP 0 8 126\r\n"), "{out}");
+        assert!(!out.contains(":111"), "{out}");
+        assert!(out.contains("a=rtpmap:126 telephone-event/8000"), "{out}");
+        // Nothing in common: no answer.
+        let none = answer.replace(" 111 0 8 126", " 111");
+        assert_eq!(
+            render(&Sdp::parse(none.as_bytes()).unwrap(), &t),
+            Err(RenderError::NoCodec)
+        );
+    }
+
+    /// A session-level direction moves into the section; a section's own direction stays the
+    /// only one.
+    #[test]
+    fn session_direction_moves_into_the_section() {
+        let held = TERSE.replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n");
+        let out = plain_offer(&held);
+        let (session, media) = out.split_at(out.find("m=audio").unwrap());
+        assert!(!session.contains("a=sendonly"), "{out}");
+        assert!(media.contains("a=sendonly\r\n"), "{out}");
+        assert!(!media.contains("a=sendrecv"), "{out}");
+        let own = format!("{TERSE}a=recvonly\r\n");
+        let out = plain_offer(&own);
+        assert_eq!(out.matches("a=recvonly").count(), 1, "{out}");
+        assert!(!out.contains("a=sendrecv"), "{out}");
+    }
 }
