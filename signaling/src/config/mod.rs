@@ -540,6 +540,7 @@ fn first_non_loopback_ipv4() -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
 
     fn parse(extra: &[&str]) -> Result<Config, ConfigError> {
         let mut argv = vec!["webrtc-phone"];

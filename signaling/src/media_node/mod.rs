@@ -636,6 +636,12 @@ impl Node {
             generate_mid: opts.generate_mid,
             mids: mids.as_deref(),
             offer,
+            trickle: party.remote.as_ref().is_some_and(|(sdp, _)| {
+                sdp.media.iter().any(|m| {
+                    m.attrs("ice-options")
+                        .any(|v| v.split_whitespace().any(|o| o == "trickle"))
+                })
+            }),
             codec: &opts.codec,
         };
         match sdp::render(&input, &target) {

@@ -37,7 +37,7 @@ impl Kind {
     }
 }
 
-/// Offer or answer: decides `a=setup` and `a=end-of-candidates`.
+/// Offer or answer: decides `a=setup` (and the mids and formats of answers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Offer,
@@ -65,6 +65,10 @@ pub struct Target<'a> {
     /// Answers: the offer they answer. Formats its section did not have are dropped from the
     /// answer (RFC 3264 §6.1 forbids them; rtpengine drops them too). Offers: `None`.
     pub offer: Option<&'a Sdp>,
+    /// The party's own last SDP says `a=ice-options:trickle` in its sections (Chrome does;
+    /// Firefox says it at session level): then, as rtpengine does, we write
+    /// `a=ice-options:trickle` and `a=end-of-candidates` (all our candidates are in the SDP).
+    pub trickle: bool,
     pub codec: &'a CodecOps,
 }
 
@@ -284,7 +288,8 @@ pub fn render(input: &Sdp, t: &Target<'_>) -> Result<Rendered, RenderError> {
                     'a',
                     format!("candidate:1 1 UDP 2130706431 {ip} {} typ host", addr.port()),
                 ));
-                if t.role == Role::Answer {
+                if t.trickle {
+                    m.lines.push(('a', "ice-options:trickle".into()));
                     m.lines.push(('a', "end-of-candidates".into()));
                 }
             }
@@ -479,6 +484,7 @@ mod tests {
             generate_mid: false,
             mids: None,
             offer: None,
+            trickle: false,
             codec: &codec,
         };
         let out = render(&Sdp::parse(input.as_bytes()).unwrap(), &t).unwrap();
@@ -528,6 +534,7 @@ mod tests {
             generate_mid: false,
             mids: None,
             offer: Some(&offer),
+            trickle: false,
             codec: &codec,
         };
         let out = render(&Sdp::parse(answer.as_bytes()).unwrap(), &t).unwrap();
