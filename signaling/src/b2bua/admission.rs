@@ -8,20 +8,12 @@ use std::net::SocketAddr;
 use engine::api::SessionId;
 
 use super::call::{Holder, Leg};
-use super::core::{Core, Peer};
+use super::core::Core;
 use super::limits::source_key;
+use super::types::ConnName;
+use super::types::{DialogMiss, Peer};
 use crate::sip::hdr::SipUri;
 use crate::sip::msg::SipMsg;
-use crate::transport::ws::ConnName;
-
-/// Why an in-dialog request found no dialog to act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum DialogMiss {
-    /// No such dialog, or the From-tag is not the dialog's: 481.
-    NoDialog,
-    /// The dialog exists but the sender is not its peer: no answer at all.
-    NotAPeer,
-}
 
 impl Core {
     /// What a new call between `caller` and `callee` counts against.

@@ -9,10 +9,10 @@ use engine::api::{Command, LegIndex, LegSpec, LocalLeg, Output, Reply, SessionId
 use super::core::{Core, CoreConfig, CoreEvent, Limits, Peer};
 use super::policy::AcceptList;
 use super::route::StaticRoute;
+use super::types::ConnName;
 use crate::sdp::pts::PtFilter;
 use crate::sip::msg::{Method, SipMsg};
 use crate::sip::txn::TimerValues;
-use crate::transport::ws::ConnName;
 
 const INVITE: &[u8] = include_bytes!("../../tests/fixtures/sipjs/invite.txt");
 const INVITE_AUTH: &[u8] =

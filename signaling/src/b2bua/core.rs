@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use engine::api::{Command, SessionId};
 
-use super::admission::DialogMiss;
 use super::call::{Call, CallTxn};
 use super::demo::DemoRegistrar;
 use super::ids::Ids;
@@ -23,6 +22,7 @@ use super::policy::Source;
 use super::register;
 use super::route::Dest;
 use super::table::Table;
+use super::types::DialogMiss;
 pub use super::types::{
     CallRecord, ConnName, CoreConfig, CoreEvent, Limits, Peer, ServerKey, Transmit, ALLOW,
 };

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::core::Peer;
+use super::types::Peer;
 use crate::sip::hdr::{NameAddr, SipUri};
 use crate::sip::msg::SipMsg;
 

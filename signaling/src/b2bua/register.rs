@@ -1,9 +1,9 @@
 //! REGISTER towards the outbound proxy, and the rewrites every request from a WebSocket gets
 //! (seed-system.md §2.1-2.2, RFC 7118 §5, RFC 3327).
 
+use super::types::ConnName;
 use crate::sip::hdr::{NameAddr, SipUri, Via};
 use crate::sip::msg::SipMsg;
-use crate::transport::ws::ConnName;
 
 /// Adds `received=<conn>` to the top Via of a request that came over WebSocket conn `conn`
 /// (RFC 3261 §18.2.1: the sent-by never matches the connection's name).

@@ -204,3 +204,12 @@ impl CoreConfig {
 /// Server transactions are matched by branch, sent-by and method (ACK matches INVITE),
 /// RFC 3261 §17.2.3.
 pub type ServerKey = (String, String, String);
+
+/// Why an in-dialog request found no dialog to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogMiss {
+    /// No such dialog, or the From-tag is not the dialog's: 481.
+    NoDialog,
+    /// The dialog exists but the sender is not its peer: no answer at all.
+    NotAPeer,
+}

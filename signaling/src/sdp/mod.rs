@@ -4,4 +4,5 @@
 
 pub mod model;
 pub mod pts;
+pub mod remote;
 pub mod translate;

@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::msg::Method;
+use super::method::Method;
 
 /// Why a header value is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,5 +5,6 @@
 pub mod dialog;
 pub mod digest;
 pub mod hdr;
+pub mod method;
 pub mod msg;
 pub mod txn;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +12,11 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::b2bua::core::{Core, CoreConfig, Peer};
+use crate::b2bua::types::ConnName;
 use crate::metrics::{Metrics, TransportLabels};
 use crate::sip::msg::SipMsg;
 use crate::transport::limits::{ConnSlot, ConnTable};
 use crate::transport::origin::OriginPolicy;
-use crate::transport::ws::{ConnName, CoreCredit};
 
 /// Test builds only (engine's `test-hooks`): a WebSocket message with exactly this text makes
 /// the signaling core task panic (the dead-task fault test).
@@ -26,6 +26,24 @@ pub const TEST_PANIC_CORE: &str = "webrtc-phone test hook: panic the signaling c
 pub const TEST_STALL_CORE: &str = "webrtc-phone test hook: stall the signaling core";
 /// How long [`TEST_STALL_CORE`] stalls the core.
 pub const TEST_STALL: Duration = Duration::from_secs(2);
+
+/// One message's place in its connection's queue to the core, given back when the core has
+/// handled the message and drops it.
+#[derive(Debug)]
+pub struct CoreCredit(Arc<AtomicUsize>);
+
+impl CoreCredit {
+    /// A place taken in `queued`, given back on drop.
+    pub fn new(queued: Arc<AtomicUsize>) -> CoreCredit {
+        CoreCredit(queued)
+    }
+}
+
+impl Drop for CoreCredit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// What the WebSocket tasks tell the signaling core.
 #[derive(Debug)]

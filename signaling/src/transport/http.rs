@@ -29,8 +29,8 @@ use tracing::{debug, warn};
 
 use crate::metrics::{ConnLabels, RejectLabels};
 use crate::transport::driver::Shared;
-use crate::transport::limits::{ConnSlot, ConnTable, Refusal};
-use crate::transport::ws;
+use crate::transport::limits::{ConnTable, Refusal};
+use crate::transport::ws::{self, ConnHold, ListenerName};
 
 /// Time a client has to finish the TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,15 +43,6 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Connections open at once on the metrics listener (an operator's scraper needs one or two).
 pub const METRICS_MAX_CONNS: usize = 16;
-
-/// Which listener a request came in on.
-#[derive(Clone, Copy, Debug)]
-pub struct ListenerName(pub &'static str);
-
-/// The connection's place in the connection counts, held by every request of the connection
-/// and by the WebSocket it may become, so an upgraded connection keeps counting.
-#[derive(Clone, Debug)]
-pub struct ConnHold(pub Arc<ConnSlot>);
 
 /// The router of the HTTPS port: the web root, `/ws`, `/healthz`, and `/metrics` unless
 /// `metrics_elsewhere` (METRICS_ADDRESS is set: 404 here).

@@ -18,8 +18,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use crate::metrics::{ConnLabels, RejectLabels};
-use crate::transport::driver::{Shared, WsEvent};
-use crate::transport::http::{ConnHold, ListenerName};
+use crate::transport::driver::{CoreCredit, Shared, WsEvent};
 use crate::transport::limits::ConnSlot;
 
 /// Largest SIP message or frame accepted over a WebSocket.
@@ -32,16 +31,14 @@ pub const OUTBOUND_QUEUE: usize = 256;
 /// task yields to the core after each message, so a burst does not fill it while the core runs.
 pub const CORE_QUEUE: usize = 64;
 
-/// One message's place in its connection's queue to the core, given back when the core has
-/// handled the message and drops it.
-#[derive(Debug)]
-pub struct CoreCredit(Arc<AtomicUsize>);
+/// Which listener a request came in on.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenerName(pub &'static str);
 
-impl Drop for CoreCredit {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
+/// The connection's place in the connection counts, held by every request of the connection
+/// and by the WebSocket it may become, so an upgraded connection keeps counting.
+#[derive(Clone, Debug)]
+pub struct ConnHold(pub Arc<ConnSlot>);
 
 /// Whether the client offered the `sip` subprotocol.
 pub fn offers_sip(headers: &HeaderMap) -> bool {
@@ -184,7 +181,7 @@ async fn run(
                     break close(&mut sink, &shared, 1008, "too many messages waiting", "core_queue").await;
                 }
                 queued.fetch_add(1, Ordering::Relaxed);
-                let credit = CoreCredit(queued.clone());
+                let credit = CoreCredit::new(queued.clone());
                 shared.send_event(WsEvent::Message { conn: name.clone(), text, credit });
                 // The core runs on this thread: let it take the message before the next frame
                 // is read, so a burst from an honest client never piles up while the core is

@@ -9,7 +9,7 @@ use engine::api::{LegIndex, LegSpec, LocalLeg, Setup};
 use super::setup::webrtc_local;
 use super::timers::{self, Refresher};
 use super::{resp_reason, sip_leg, user_of, Action, Call, CallKind, CallState, CallTxn, Env};
-use crate::b2bua::core::{Peer, ServerKey, ALLOW};
+use crate::b2bua::types::{Peer, ServerKey, ALLOW};
 use crate::sdp::model::Sdp;
 use crate::sdp::translate::{self, TranslateError};
 use crate::sip::dialog::contact_uri;

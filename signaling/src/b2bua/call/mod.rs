@@ -30,15 +30,14 @@ use std::time::{Duration, Instant};
 
 use engine::api::{Command, Event, LegIndex, LocalLeg, Output, Reply, SessionId, SessionStats};
 
-use super::core::{CallRecord, CoreConfig, CoreEvent, Peer, ServerKey};
 use super::ids::Ids;
+use super::types::{CallRecord, ConnName, CoreConfig, CoreEvent, Peer, ServerKey};
 use crate::sdp::model::Sdp;
 use crate::sdp::translate::Origin;
 use crate::sip::dialog::Dialog;
 use crate::sip::hdr::{NameAddr, SipUri};
 use crate::sip::msg::{reason_phrase, Method, SipMsg};
 use crate::sip::txn::ClientEvent;
-use crate::transport::ws::ConnName;
 use timers::{CallTimer, CallTimers};
 
 /// What kind of media each side has.

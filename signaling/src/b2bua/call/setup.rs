@@ -9,8 +9,8 @@ use engine::api::{LegIndex, LegSpec, LocalLeg, Setup};
 use super::timers::{self, Refresher};
 use super::{resp_reason, sip_leg, user_of, Action, Call, CallKind, CallState, CallTxn, Env};
 use super::{OutInvite, ServerKey};
-use crate::b2bua::core::{CoreEvent, Peer};
 use crate::b2bua::route::RouteAuth;
+use crate::b2bua::types::{CoreEvent, Peer};
 use crate::sdp::model::Sdp;
 use crate::sdp::translate::{self, LocalWebRtc, TranslateError};
 use crate::sip::dialog::DialogState;
@@ -201,7 +201,7 @@ impl Call {
         }
         let contact = env.contact_for(&self.a.peer, &user_of(&self.a.dialog.local_uri));
         r.push_header("Contact", contact);
-        r.push_header("Allow", crate::b2bua::core::ALLOW);
+        r.push_header("Allow", crate::b2bua::types::ALLOW);
         r
     }
 
