@@ -134,7 +134,7 @@ fn imports(module: &[String], text: &str) -> Vec<Vec<String>> {
             continue;
         };
         let path: Vec<&str> = rest
-            .split(|c: char| c == '{' || c == ';' || c == ' ')
+            .split(['{', ';', ' '])
             .next()
             .unwrap_or("")
             .split("::")
@@ -225,9 +225,7 @@ fn no_import_cycle_between_sibling_modules() {
 fn no_source_file_is_over_800_lines_before_its_tests() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["src"] {
-        rust_files(&root.join(dir), &mut files);
-    }
+    rust_files(&root.join("src"), &mut files);
     let mut long = Vec::new();
     for f in &files {
         // Whole-file test modules (`tests.rs`, `call_tests.rs`) are the test part.
