@@ -14,6 +14,7 @@ use super::types::ConnName;
 use super::types::{DialogMiss, Peer};
 use crate::sip::hdr::SipUri;
 use crate::sip::msg::SipMsg;
+use crate::sip::names::{CallId, Tag};
 
 impl Core {
     /// What a new call between `caller` and `callee` counts against.
@@ -103,14 +104,14 @@ impl Core {
             .ok_or(DialogMiss::NoDialog)?;
         let id = *self
             .call_index
-            .get(&(msg.call_id().to_string(), tag.clone()))
+            .get(&(CallId::from(msg.call_id()), Tag::from(tag.as_str())))
             .ok_or(DialogMiss::NoDialog)?;
         let c = self.calls.get(&id).ok_or(DialogMiss::NoDialog)?;
         let leg = c.leg(c.leg_of(msg.call_id(), &tag));
         if !self.is_leg_peer(leg, from) {
             return Err(DialogMiss::NotAPeer);
         }
-        let from_tag = msg.from_hdr().and_then(|f| f.tag().map(str::to_string));
+        let from_tag = msg.from_hdr().and_then(|f| f.tag().map(Tag::from));
         if leg.dialog.remote_tag.is_some() && from_tag != leg.dialog.remote_tag {
             return Err(DialogMiss::NoDialog);
         }

@@ -28,6 +28,7 @@ pub use super::types::{
 };
 use crate::sip::hdr::{NameAddr, SipUri, Via};
 use crate::sip::msg::{error_response_for, reason_phrase, Method, SipMsg};
+use crate::sip::names::{Branch, CallId, Tag};
 use crate::sip::txn::{ClientEvent, ClientTxn, Kind, ServerEvent, ServerTxn};
 
 /// The extra headers of the 503 that new calls and OPTIONS probes get while draining.
@@ -52,11 +53,11 @@ fn server_key(msg: &SipMsg) -> Option<ServerKey> {
         Some(p) => format!("{}:{p}", via.host),
         None => via.host.clone(),
     };
-    Some((
-        via.branch()?.to_string(),
-        sent_by.to_ascii_lowercase(),
+    Some(ServerKey {
+        branch: via.branch()?.into(),
+        sent_by: sent_by.to_ascii_lowercase(),
         method,
-    ))
+    })
 }
 
 /// Why a client transaction exists.
@@ -93,7 +94,7 @@ pub struct Core {
     pub(super) draining: bool,
     pub(super) seq: u64,
     pub(super) ids: Ids,
-    pub(super) clients: Table<String, ClientEntry>,
+    pub(super) clients: Table<Branch, ClientEntry>,
     pub(super) servers: Table<ServerKey, ServerEntry>,
     /// AORs registered through each WebSocket connection (upstream registrar), and how many in
     /// all.
@@ -102,7 +103,7 @@ pub struct Core {
     pub(super) demo: Option<DemoRegistrar>,
     pub(super) calls: Table<SessionId, Call>,
     /// (Call-ID, our tag) of each leg, to the call.
-    pub(super) call_index: HashMap<(String, String), SessionId>,
+    pub(super) call_index: HashMap<(CallId, Tag), SessionId>,
     /// The caller's INVITE transaction, to the call (for CANCEL).
     pub(super) invite_index: HashMap<ServerKey, SessionId>,
     /// Calls over whose session release the engine has not confirmed yet (their figures come
@@ -375,7 +376,7 @@ impl Core {
                 Method::Cancel => {
                     // Only the INVITE's own sender may cancel it (RFC 3261 §9.2: a CANCEL
                     // follows its INVITE hop by hop); anything else is answered, statelessly.
-                    let invite_key = (key.0.clone(), key.1.clone(), "INVITE".to_string());
+                    let invite_key = key.invite();
                     if self
                         .servers
                         .get(&invite_key)
@@ -512,9 +513,9 @@ impl Core {
     /// forgery). A CANCEL's response goes to the CANCEL's own transaction (it shares the
     /// INVITE's branch, RFC 3261 §9.1).
     fn handle_response(&mut self, now: Instant, from: Peer, msg: SipMsg) {
-        let branch = msg.top_via().and_then(|v| v.branch().map(str::to_string));
+        let branch = msg.top_via().and_then(|v| v.branch().map(Branch::from));
         let branch = match branch {
-            Some(b) if msg.cseq().method == Method::Cancel => Some(format!("{b}-cancel")),
+            Some(b) if msg.cseq().method == Method::Cancel => Some(b.cancel()),
             other => other,
         };
         let Some((branch, to)) =
@@ -531,7 +532,7 @@ impl Core {
     }
 
     /// A client transaction's response or timeout, for its purpose.
-    fn handle_client_event(&mut self, now: Instant, branch: &str, ev: ClientEvent) {
+    fn handle_client_event(&mut self, now: Instant, branch: &Branch, ev: ClientEvent) {
         let Some(entry) = self.clients.get(branch) else {
             return;
         };
@@ -558,7 +559,7 @@ impl Core {
 
     pub(super) fn add_client(
         &mut self,
-        branch: String,
+        branch: Branch,
         txn: ClientTxn,
         to: Peer,
         purpose: ClientPurpose,

@@ -15,6 +15,7 @@ use crate::sdp::translate::{self, Origin};
 use crate::sip::dialog::{contact_uri, Dialog, DialogState};
 use crate::sip::hdr::{NameAddr, SipUri};
 use crate::sip::msg::{SipMsg, StartLine};
+use crate::sip::names::{Branch, CallId, Tag};
 use crate::sip::txn::{ClientEvent, ClientTxn};
 
 /// Where a new INVITE goes: the kind of call, leg B's peer and its Request-URI. `Err`: the
@@ -188,9 +189,9 @@ impl Core {
             peer: from.clone(),
             dialog: Dialog {
                 state: DialogState::Early,
-                call_id: msg.call_id().to_string(),
-                local_tag: self.new_id(),
-                remote_tag: msg.from_hdr().and_then(|f| f.tag().map(str::to_string)),
+                call_id: msg.call_id().into(),
+                local_tag: self.new_id().into(),
+                remote_tag: msg.from_hdr().and_then(|f| f.tag().map(Tag::from)),
                 local_uri: to_na.clone(),
                 remote_uri: from_na.clone(),
                 remote_target: contact_uri(&msg).unwrap_or_else(|| r.ruri.clone()),
@@ -212,8 +213,8 @@ impl Core {
             dialog: Dialog {
                 state: DialogState::Early,
                 // Nothing of leg A's Call-ID leaks to leg B, and nothing in it can be guessed.
-                call_id: self.ids.call_id(),
-                local_tag: self.new_id(),
+                call_id: self.ids.call_id().into(),
+                local_tag: self.new_id().into(),
                 remote_tag: None,
                 local_uri: b_from,
                 remote_uri: to_na,
@@ -368,7 +369,7 @@ impl Core {
         &mut self,
         now: Instant,
         id: SessionId,
-        branch: &str,
+        branch: &Branch,
         what: CallTxn,
         ev: ClientEvent,
     ) {
@@ -399,7 +400,7 @@ impl Core {
         };
         let Some(&id) = self
             .call_index
-            .get(&(msg.call_id().to_string(), tag.clone()))
+            .get(&(CallId::from(msg.call_id()), Tag::from(tag.as_str())))
         else {
             return false;
         };
@@ -421,11 +422,7 @@ impl Core {
         cancel_key: &ServerKey,
         msg: &SipMsg,
     ) -> bool {
-        let invite_key = (
-            cancel_key.0.clone(),
-            cancel_key.1.clone(),
-            "INVITE".to_string(),
-        );
+        let invite_key = cancel_key.invite();
         let Some(&id) = self.invite_index.get(&invite_key) else {
             return false;
         };

@@ -8,6 +8,7 @@ use super::core::{ClientEntry, ClientPurpose, Core};
 use super::register;
 use super::types::{ConnName, CoreEvent, Peer, ServerKey};
 use crate::sip::msg::{Method, SipMsg};
+use crate::sip::names::Branch;
 use crate::sip::txn::{ClientEvent, ClientTxn};
 
 fn peer_name(p: &Peer) -> String {
@@ -33,8 +34,13 @@ impl Core {
             return self.reply(now, &key, &msg, 503);
         };
         let is_register = msg.method() == Some(&Method::Register);
-        let branch = format!("z9hG4bK{}", self.new_id());
-        register::to_proxy(&mut msg, &self.cfg.own_hostport(), &branch, is_register);
+        let branch = Branch::new(format!("z9hG4bK{}", self.new_id()));
+        register::to_proxy(
+            &mut msg,
+            &self.cfg.own_hostport(),
+            branch.as_str(),
+            is_register,
+        );
         let aor = msg.to_hdr().map(|t| t.uri).unwrap_or_default();
         let txn = ClientTxn::new(now, msg, false, self.cfg.timers);
         self.clients.insert(
@@ -67,7 +73,7 @@ impl Core {
     }
 
     /// The registrar's answer (or silence) to a relayed REGISTER or SUBSCRIBE.
-    pub(super) fn on_proxy_event(&mut self, now: Instant, branch: &str, ev: ClientEvent) {
+    pub(super) fn on_proxy_event(&mut self, now: Instant, branch: &Branch, ev: ClientEvent) {
         let Some(entry) = self.clients.get(branch) else {
             return;
         };
@@ -85,7 +91,7 @@ impl Core {
         match ev {
             ClientEvent::Response(mut resp) => {
                 let status = resp.status().unwrap_or(500);
-                if status == 100 || register::pop_own_via(&mut resp, branch).is_none() {
+                if status == 100 || register::pop_own_via(&mut resp, branch.as_str()).is_none() {
                     return;
                 }
                 // A connection closed meanwhile has nothing registered any more.
@@ -126,7 +132,7 @@ impl Core {
                 }
                 // The original request, as the browser sent it, minus our Via.
                 let mut original = req;
-                register::pop_own_via(&mut original, branch);
+                register::pop_own_via(&mut original, branch.as_str());
                 self.reply(now, &server, &original, 408);
             }
         }

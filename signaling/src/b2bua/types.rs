@@ -201,9 +201,7 @@ impl CoreConfig {
     }
 }
 
-/// Server transactions are matched by branch, sent-by and method (ACK matches INVITE),
-/// RFC 3261 §17.2.3.
-pub type ServerKey = (String, String, String);
+pub use crate::sip::names::ServerKey;
 
 /// Why an in-dialog request found no dialog to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

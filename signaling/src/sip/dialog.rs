@@ -3,6 +3,7 @@
 
 use super::hdr::NameAddr;
 use super::msg::{Method, SipMsg, StartLine};
+use super::names::{CallId, Tag};
 
 /// Where a dialog stands (RFC 3261 §12: early until a 2xx, then confirmed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +20,10 @@ pub enum DialogState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dialog {
     pub state: DialogState,
-    pub call_id: String,
-    pub local_tag: String,
+    pub call_id: CallId,
+    pub local_tag: Tag,
     /// `None` until the far end's tag is known (an INVITE we sent, not yet answered).
-    pub remote_tag: Option<String>,
+    pub remote_tag: Option<Tag>,
     /// Our name-addr without tag: From of the requests we send.
     pub local_uri: String,
     /// The far end's name-addr without tag: To of the requests we send.
@@ -54,7 +55,7 @@ impl Dialog {
             None => self.remote_uri.clone(),
         };
         m.push_header("To", to);
-        m.push_header("Call-ID", self.call_id.clone());
+        m.push_header("Call-ID", self.call_id.to_string());
         m.push_header("CSeq", format!("{cseq} {method}"));
         for r in &self.route_set {
             m.push_header("Route", r.clone());
@@ -75,7 +76,7 @@ impl Dialog {
     pub fn update_from_response(&mut self, resp: &SipMsg, keep_order: bool) {
         let code = resp.status().unwrap_or(0);
         if self.remote_tag.is_none() || (200..300).contains(&code) {
-            if let Some(tag) = resp.to_hdr().and_then(|t| t.tag().map(str::to_string)) {
+            if let Some(tag) = resp.to_hdr().and_then(|t| t.tag().map(Tag::from)) {
                 self.remote_tag = Some(tag);
             }
         }
@@ -158,7 +159,7 @@ mod tests {
             false,
         );
         assert_eq!(d.state, DialogState::Early);
-        assert_eq!(d.remote_tag.as_deref(), Some("early"));
+        assert_eq!(d.remote_tag, Some(Tag::from("early")));
         d.update_from_response(
             &response(
                 200,
@@ -168,7 +169,7 @@ mod tests {
             false,
         );
         assert_eq!(d.state, DialogState::Confirmed);
-        assert_eq!(d.remote_tag.as_deref(), Some("final"));
+        assert_eq!(d.remote_tag, Some(Tag::from("final")));
         assert_eq!(d.remote_target, "sip:b@10.0.0.2");
         assert_eq!(d.route_set, vec!["<sip:p2;lr>", "<sip:p1;lr>"]);
         let bye = d.next_request(Method::Bye, "SIP/2.0/UDP gw;branch=z9hG4bK2".into());

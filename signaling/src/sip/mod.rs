@@ -7,4 +7,5 @@ pub mod digest;
 pub mod hdr;
 pub mod method;
 pub mod msg;
+pub mod names;
 pub mod txn;

@@ -364,14 +364,14 @@ impl Call {
             None,
         );
         // The request came in on the leg that is not the response's.
-        let in_leg = if self.a.dialog.call_id == req.call_id() {
+        let in_leg = if self.a.dialog.call_id == *req.call_id() {
             LegIndex::A
         } else {
             LegIndex::B
         };
         if let Ok(mut to) = NameAddr::parse(r.header("To").unwrap_or_default(), "To") {
             to.params
-                .set("tag", Some(&self.leg(in_leg).dialog.local_tag));
+                .set("tag", Some(self.leg(in_leg).dialog.local_tag.as_str()));
             r.set_header("To", to.to_string());
         }
         if matches!(method, Method::Invite | Method::Update) && (200..300).contains(&code) {

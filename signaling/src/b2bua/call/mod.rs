@@ -37,6 +37,7 @@ use crate::sdp::translate::Origin;
 use crate::sip::dialog::Dialog;
 use crate::sip::hdr::{NameAddr, SipUri};
 use crate::sip::msg::{reason_phrase, Method, SipMsg};
+use crate::sip::names::Branch;
 use crate::sip::txn::ClientEvent;
 use timers::{CallTimer, CallTimers};
 
@@ -68,7 +69,7 @@ pub enum CallState {
 #[derive(Debug, Clone)]
 pub(super) struct OutInvite {
     pub(super) msg: SipMsg,
-    pub(super) branch: String,
+    pub(super) branch: Branch,
     /// A provisional response came (a CANCEL may go, RFC 3261 §9.1).
     pub(super) provisional: bool,
     /// The caller cancelled before any provisional response: CANCEL with the first one.
@@ -130,7 +131,7 @@ pub(super) enum Action {
     },
     /// A request on a new client transaction.
     Request {
-        branch: String,
+        branch: Branch,
         to: Peer,
         req: SipMsg,
         what: CallTxn,
@@ -143,7 +144,7 @@ pub(super) enum Action {
     Engine(Command),
     /// This client transaction's request was cancelled (it ends within 64*T1).
     Cancelled {
-        branch: String,
+        branch: Branch,
     },
     /// An ACK for the 2xx sent on this server transaction arrived.
     AckFor2xx {
@@ -177,8 +178,8 @@ impl Env<'_> {
     }
 
     /// A Via for a request to `peer`, and its branch.
-    pub(super) fn via_for(&mut self, peer: &Peer) -> (String, String) {
-        let branch = format!("z9hG4bK{}", self.new_id());
+    pub(super) fn via_for(&mut self, peer: &Peer) -> (String, Branch) {
+        let branch = Branch::new(format!("z9hG4bK{}", self.new_id()));
         let via = match peer {
             Peer::Udp(_) => format!("SIP/2.0/UDP {};rport;branch={branch}", self.own_hostport()),
             Peer::Ws(_) => format!("SIP/2.0/WSS {};branch={branch}", self.cfg.own_host),
@@ -232,7 +233,7 @@ pub(super) struct Call {
     pub(super) holders: Vec<Holder>,
     /// Branches of re-INVITEs/UPDATEs relayed for this call with no final response yet (for
     /// glare, RFC 3261 §14.2).
-    pub(super) pending_offers: Vec<String>,
+    pub(super) pending_offers: Vec<Branch>,
     actions: VecDeque<Action>,
 }
 
@@ -299,7 +300,7 @@ impl Call {
         };
         call.actions.push_back(Action::Engine(n.allocate));
         call.event(CoreEvent::CallStarted {
-            call_id: call.a.dialog.call_id.clone(),
+            call_id: call.a.dialog.call_id.to_string(),
             from: call.from_user.clone(),
             to: call.to_user.clone(),
         });
@@ -348,7 +349,7 @@ impl Call {
 
     /// The leg of an in-dialog message of this call (by Call-ID and our tag).
     pub(super) fn leg_of(&self, call_id: &str, our_tag: &str) -> LegIndex {
-        if self.a.dialog.local_tag == our_tag && self.a.dialog.call_id == call_id {
+        if self.a.dialog.local_tag == *our_tag && self.a.dialog.call_id == *call_id {
             LegIndex::A
         } else {
             LegIndex::B
@@ -376,7 +377,7 @@ impl Call {
     }
 
     /// Starts a client transaction of this call to `peer`.
-    fn start_txn(&mut self, branch: String, to: Peer, req: SipMsg, what: CallTxn) {
+    fn start_txn(&mut self, branch: Branch, to: Peer, req: SipMsg, what: CallTxn) {
         if let CallTxn::Relay {
             method: Method::Invite | Method::Update,
             ..
@@ -397,7 +398,7 @@ impl Call {
         &mut self,
         env: &mut Env<'_>,
         now: Instant,
-        branch: &str,
+        branch: &Branch,
         what: CallTxn,
         ev: ClientEvent,
     ) {
@@ -439,7 +440,7 @@ impl Call {
 
     /// A relayed request's server transaction is gone before its answer came: nothing to
     /// relay back, only the glare bookkeeping.
-    pub(super) fn forget_relay(&mut self, branch: &str) {
+    pub(super) fn forget_relay(&mut self, branch: &Branch) {
         self.pending_offers.retain(|b| b != branch);
     }
 
@@ -557,7 +558,7 @@ impl Call {
         }
         let record = CallRecord {
             id: self.id,
-            call_id: self.a.dialog.call_id.clone(),
+            call_id: self.a.dialog.call_id.to_string(),
             from: self.from_user.clone(),
             to: self.to_user.clone(),
             outcome: outcome.to_string(),
@@ -585,7 +586,7 @@ impl Call {
         }
         if let Ok(mut to) = NameAddr::parse(resp.header("To").unwrap_or_default(), "To") {
             if resp.status() != Some(100) {
-                to.params.set("tag", Some(&self.a.dialog.local_tag));
+                to.params.set("tag", Some(self.a.dialog.local_tag.as_str()));
                 resp.set_header("To", to.to_string());
             }
         }

@@ -15,6 +15,7 @@ use crate::sdp::model::Sdp;
 use crate::sdp::translate::{self, LocalWebRtc, TranslateError};
 use crate::sip::dialog::DialogState;
 use crate::sip::msg::{reason_phrase, Method, SipMsg, StartLine};
+use crate::sip::names::Tag;
 
 pub(in crate::b2bua) fn webrtc_local(l: &LocalLeg) -> LocalWebRtc {
     match l {
@@ -129,7 +130,7 @@ impl Call {
         inv.push_header("Max-Forwards", mf);
         inv.push_header("From", format!("{};tag={}", d.local_uri, d.local_tag));
         inv.push_header("To", d.remote_uri.clone());
-        inv.push_header("Call-ID", d.call_id.clone());
+        inv.push_header("Call-ID", d.call_id.to_string());
         inv.push_header("CSeq", format!("{} INVITE", d.local_cseq));
         inv.push_header("Contact", contact);
         if self.kind == CallKind::BrowserToSip {
@@ -310,7 +311,7 @@ impl Call {
         if code < 300 {
             self.b.dialog.update_from_response(&resp, keep_order);
         } else if self.b.dialog.remote_tag.is_none() {
-            if let Some(tag) = resp.to_hdr().and_then(|t| t.tag().map(str::to_string)) {
+            if let Some(tag) = resp.to_hdr().and_then(|t| t.tag().map(Tag::from)) {
                 self.b.dialog.remote_tag = Some(tag);
             }
         }
@@ -576,7 +577,7 @@ impl Call {
         self.actions.push_back(Action::Cancelled {
             branch: branch.clone(),
         });
-        self.start_txn(format!("{branch}-cancel"), peer, cancel, CallTxn::Cancel);
+        self.start_txn(branch.cancel(), peer, cancel, CallTxn::Cancel);
     }
 
     /// The caller's CANCEL, already answered 200 by the core: 487 for the INVITE, and the

@@ -14,6 +14,7 @@ use crate::sdp::pts::PtFilter;
 use crate::sdp::translate::Origin;
 use crate::sip::dialog::{Dialog, DialogState};
 use crate::sip::msg::{Method, SipMsg};
+use crate::sip::names::Tag;
 use crate::sip::txn::{ClientEvent, TimerValues};
 
 const INVITE: &[u8] = include_bytes!("../../../tests/fixtures/sipjs/invite.txt");
@@ -48,7 +49,7 @@ fn leg(peer: Peer, call_id: &str, tag: &str, remote_tag: Option<&str>) -> Leg {
             state: DialogState::Early,
             call_id: call_id.into(),
             local_tag: tag.into(),
-            remote_tag: remote_tag.map(str::to_string),
+            remote_tag: remote_tag.map(Tag::from),
             local_uri: "<sip:bob@gw>".into(),
             remote_uri: "<sip:alice@gw>".into(),
             remote_target: "sip:bob@127.0.0.1:5090".into(),
@@ -90,7 +91,11 @@ fn calling(now: Instant, env: &mut Env<'_>) -> (Call, SipMsg) {
             a,
             b,
             a_invite: invite,
-            a_key: ("z9hG4bKa".into(), "x".into(), "INVITE".into()),
+            a_key: crate::sip::names::ServerKey {
+                branch: "z9hG4bKa".into(),
+                sent_by: "x".into(),
+                method: "INVITE".into(),
+            },
             from_user: "alice".into(),
             to_user: "bob".into(),
             holders: Vec::new(),
@@ -157,7 +162,13 @@ fn a_call_answers_acks_and_ends_on_its_own() {
         ok.push_header("Contact", "<sip:bob@127.0.0.9:5090>");
         ok.push_header("Content-Type", "application/sdp");
         ok.body = SIP_SDP.as_bytes().to_vec();
-        call.handle_client_event(env, now, "b1", CallTxn::Invite, ClientEvent::Response(ok));
+        call.handle_client_event(
+            env,
+            now,
+            &"b1".into(),
+            CallTxn::Invite,
+            ClientEvent::Response(ok),
+        );
         let acts: Vec<Action> = std::iter::from_fn(|| call.poll_action()).collect();
         // The engine learns the answer, leg B gets its ACK, the caller its 200 with our SDP.
         assert!(matches!(
@@ -224,7 +235,7 @@ fn no_answer_in_time_gives_408_and_cancels_after_a_provisional() {
         call.handle_client_event(
             env,
             now,
-            "b1",
+            &"b1".into(),
             CallTxn::Invite,
             ClientEvent::Response(ringing),
         );
