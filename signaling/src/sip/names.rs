@@ -97,7 +97,8 @@ mod tests {
         let b = Branch::from("z9hG4bK1");
         assert_eq!(b.to_string(), "z9hG4bK1");
         assert_eq!(b.cancel().as_str(), "z9hG4bK1-cancel");
-        assert!(Tag::from("t") == *"t");
+        let t = Tag::from("t");
+        assert!(t == *"t");
         let k = ServerKey {
             branch: b,
             sent_by: "a:5060".into(),
