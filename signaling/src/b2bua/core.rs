@@ -16,6 +16,7 @@ use engine::api::{Command, SessionId};
 
 use super::call::{Call, CallTxn};
 use super::demo::DemoRegistrar;
+use super::errors::SipError;
 use super::ids::Ids;
 use super::limits::{source_key, SourceBudget};
 use super::policy::Source;
@@ -324,7 +325,13 @@ impl Core {
                         return self.shed("not_a_peer");
                     }
                     if method != Method::Ack {
-                        self.answer_stateless(now, &from, &msg, 481, &[]);
+                        self.answer_stateless(
+                            now,
+                            &from,
+                            &msg,
+                            SipError::NoSuchDialog.status(),
+                            &[],
+                        );
                     }
                     return;
                 }
@@ -345,7 +352,13 @@ impl Core {
                     // A health probe (Kamailio's dispatcher, an SBC): 503 while draining, so
                     // that new calls go to another instance; the calls here go on.
                     if self.draining {
-                        return self.answer_stateless(now, &from, &msg, 503, DRAINING);
+                        return self.answer_stateless(
+                            now,
+                            &from,
+                            &msg,
+                            SipError::ServiceUnavailable.status(),
+                            DRAINING,
+                        );
                     }
                     return self.answer_stateless(
                         now,
@@ -361,16 +374,34 @@ impl Core {
                 }
                 Method::Invite => {
                     if self.draining {
-                        return self.answer_stateless(now, &from, &msg, 503, DRAINING);
+                        return self.answer_stateless(
+                            now,
+                            &from,
+                            &msg,
+                            SipError::ServiceUnavailable.status(),
+                            DRAINING,
+                        );
                     }
                     if !self.cfg.accept.is_allowed(self.source_of(&from)) {
-                        return self.answer_stateless(now, &from, &msg, 403, &[]);
+                        return self.answer_stateless(
+                            now,
+                            &from,
+                            &msg,
+                            SipError::Forbidden.status(),
+                            &[],
+                        );
                     }
                 }
                 Method::Register | Method::Subscribe => {
                     if !matches!(from, Peer::Ws(_)) {
                         // Registrations and subscriptions are the browsers' alone.
-                        return self.answer_stateless(now, &from, &msg, 403, &[]);
+                        return self.answer_stateless(
+                            now,
+                            &from,
+                            &msg,
+                            SipError::Forbidden.status(),
+                            &[],
+                        );
                     }
                 }
                 Method::Cancel => {
@@ -382,17 +413,37 @@ impl Core {
                         .get(&invite_key)
                         .is_none_or(|s| !self.is_same_peer(&s.peer, &from))
                     {
-                        return self.answer_stateless(now, &from, &msg, 481, &[]);
+                        return self.answer_stateless(
+                            now,
+                            &from,
+                            &msg,
+                            SipError::NoSuchDialog.status(),
+                            &[],
+                        );
                     }
                 }
-                _ => return self.answer_stateless(now, &from, &msg, 501, &[]),
+                _ => {
+                    return self.answer_stateless(
+                        now,
+                        &from,
+                        &msg,
+                        SipError::NotImplemented.status(),
+                        &[],
+                    )
+                }
             }
         }
         if self.servers.len() + self.clients.len() >= self.cfg.limits.max_transactions {
             self.events.push_back(CoreEvent::CallRefused {
                 reason: "transactions",
             });
-            return self.answer_stateless(now, &from, &msg, 503, &[("Retry-After", "5")]);
+            return self.answer_stateless(
+                now,
+                &from,
+                &msg,
+                SipError::ServiceUnavailable.status(),
+                &[("Retry-After", "5")],
+            );
         }
         self.servers.insert(
             key.clone(),
@@ -416,18 +467,18 @@ impl Core {
                         self.demo_register(now, key, from, &msg)
                     }
                     // No registrar to send it to (OUTBOUND_ROUTE alone), or SUBSCRIBE to the demo.
-                    _ => self.reply(now, &key, &msg, 501),
+                    _ => self.refuse(now, &key, &msg, SipError::NotImplemented),
                 }
             }
             Method::Invite if !in_dialog => self.handle_new_invite(now, from, key, msg),
             Method::Cancel => {
                 if !self.handle_cancel(now, &from, &key, &msg) {
-                    self.reply(now, &key, &msg, 481);
+                    self.refuse(now, &key, &msg, SipError::NoSuchDialog);
                 }
             }
             _ => {
                 if !self.handle_in_dialog(now, &from, key.clone(), msg.clone()) {
-                    self.reply(now, &key, &msg, 481);
+                    self.refuse(now, &key, &msg, SipError::NoSuchDialog);
                 }
             }
         }
@@ -578,8 +629,15 @@ impl Core {
         }
     }
 
-    pub(super) fn reply(&mut self, now: Instant, key: &ServerKey, req: &SipMsg, code: u16) {
-        let r = self.response(req, code);
+    /// 200 OK on a server transaction.
+    pub(super) fn reply_ok(&mut self, now: Instant, key: &ServerKey, req: &SipMsg) {
+        let r = self.response(req, 200);
+        self.send_on(now, key, r);
+    }
+
+    /// The refusal `err` on a server transaction, its status from the one table.
+    pub(super) fn refuse(&mut self, now: Instant, key: &ServerKey, req: &SipMsg, err: SipError) {
+        let r = self.response(req, err.status());
         self.send_on(now, key, r);
     }
 

@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use super::errors::SipError;
 use super::types::Peer;
 use crate::sip::hdr::{NameAddr, SipUri};
 use crate::sip::msg::SipMsg;
@@ -93,7 +94,7 @@ impl DemoRegistrar {
             return RegisterOutcome {
                 user,
                 expires: 0,
-                response: req.response(404, "Not Found", Some(tag)),
+                response: req.response(SipError::UnknownUser.status(), "Not Found", Some(tag)),
             };
         }
         let mut expires = 0;
@@ -114,7 +115,11 @@ impl DemoRegistrar {
                 self.remove(&user);
             } else if !self.bindings.contains_key(&user) && self.bindings.len() >= self.max {
                 // Full: no new user until bindings expire or are removed.
-                let mut response = req.response(503, "Service Unavailable", Some(tag));
+                let mut response = req.response(
+                    SipError::ServiceUnavailable.status(),
+                    "Service Unavailable",
+                    Some(tag),
+                );
                 response.push_header("Retry-After", "60");
                 return RegisterOutcome {
                     user,

@@ -8,6 +8,7 @@ use engine::api::{Command, Event, LegSpec, Output, Reply, SessionId};
 
 use super::call::{strip_tag, user_of, Action, Call, CallKind, CallTxn, Env, Leg, NewCall};
 use super::core::{ClientPurpose, Core};
+use super::errors::SipError;
 use super::route::{Cld, Dest};
 use super::types::{ConnName, CoreEvent, Peer, ServerKey};
 use crate::sdp::model::Sdp;
@@ -20,10 +21,10 @@ use crate::sip::txn::{ClientEvent, ClientTxn};
 
 /// Where a new INVITE goes: the kind of call, leg B's peer and its Request-URI. `Err`: the
 /// status that refuses it.
-fn route_invite(core: &Core, now: Instant, from: &Peer, msg: &SipMsg) -> Result<Routed, u16> {
+fn route_invite(core: &Core, now: Instant, from: &Peer, msg: &SipMsg) -> Result<Routed, SipError> {
     let ruri = match &msg.start {
         StartLine::Request { uri, .. } => uri.clone(),
-        StartLine::Response { .. } => return Err(400),
+        StartLine::Response { .. } => return Err(SipError::BadRequest),
     };
     let ruri_parsed = SipUri::parse(&ruri);
     let to_user = ruri_parsed
@@ -45,7 +46,7 @@ fn route_invite(core: &Core, now: Instant, from: &Peer, msg: &SipMsg) -> Result<
                     .demo
                     .as_ref()
                     .and_then(|d| d.lookup(now, &to_user))
-                    .ok_or(404u16)?;
+                    .ok_or(SipError::UnknownUser)?;
                 match &b.peer {
                     Peer::Ws(_) => (
                         CallKind::DemoBrowserToBrowser,
@@ -68,18 +69,26 @@ fn route_invite(core: &Core, now: Instant, from: &Peer, msg: &SipMsg) -> Result<
                 Some(c) if core.ws_open.contains_key(&c) => {
                     (CallKind::DemoBrowserToBrowser, Peer::Ws(c), ruri.clone())
                 }
-                Some(_) => return Err(480),
-                None => return Err(404),
+                Some(_) => return Err(SipError::Unavailable),
+                None => return Err(SipError::UnknownUser),
             }
         }
         Peer::Ws(_) => {
-            let route = core.cfg.route.as_ref().ok_or(503u16)?;
+            let route = core
+                .cfg
+                .route
+                .as_ref()
+                .ok_or(SipError::ServiceUnavailable)?;
             let Dest::Host { addrs, host, port } = &route.dest else {
                 // `sip-ua` ("back to the source") has no meaning for a browser's call.
-                return Err(501);
+                return Err(SipError::NotImplemented);
             };
             // `op=` names an outbound proxy for this leg: the request goes there instead.
-            let addr = *route.op_addrs.first().or(addrs.first()).ok_or(503u16)?;
+            let addr = *route
+                .op_addrs
+                .first()
+                .or(addrs.first())
+                .ok_or(SipError::ServiceUnavailable)?;
             // Keep the Request-URI the browser signed (its digest `uri`), with the user the
             // route forces; the request goes to the route's address.
             let mut u = ruri_parsed.clone().unwrap_or(SipUri {
@@ -99,10 +108,10 @@ fn route_invite(core: &Core, now: Instant, from: &Peer, msg: &SipMsg) -> Result<
         }
         Peer::Udp(_) => {
             // From the SIP side: the Request-URI names a browser's connection.
-            let conn = ws_conn().ok_or(404u16)?;
+            let conn = ws_conn().ok_or(SipError::UnknownUser)?;
             if !core.ws_open.contains_key(&conn) {
                 // The browser is gone: say so at once (seed defect 19).
-                return Err(480);
+                return Err(SipError::Unavailable);
             }
             (CallKind::SipToBrowser, Peer::Ws(conn), ruri.clone())
         }
@@ -135,30 +144,30 @@ impl Core {
     ) {
         // Draining and ACCEPT_IPS were answered before any state was kept (core.rs).
         if !super::register::decrement_max_forwards(&mut msg) {
-            return self.reply(now, &key, &msg, 483);
+            return self.refuse(now, &key, &msg, SipError::TooManyHops);
         }
         let Some(offer) = (!msg.body.is_empty())
             .then(|| Sdp::parse(&msg.body).ok())
             .flatten()
         else {
             // Offer-less INVITEs (RFC 3261 §14.1) are not supported for new calls.
-            return self.reply(now, &key, &msg, 488);
+            return self.refuse(now, &key, &msg, SipError::NotAcceptableHere);
         };
         let trying = self.response(&msg, 100);
         self.send_on(now, &key, trying);
         let r = match route_invite(self, now, &from, &msg) {
             Ok(r) => r,
-            Err(code) => return self.reply(now, &key, &msg, code),
+            Err(err) => return self.refuse(now, &key, &msg, err),
         };
         let holders = self.call_holders(&from, &r.b_peer);
         if let Err(reason) = self.check_call_caps(&holders) {
             self.events.push_back(CoreEvent::CallRefused { reason });
             let mut resp = if reason == "total" {
-                let mut resp = self.response(&msg, 503);
+                let mut resp = self.response(&msg, SipError::ServiceUnavailable.status());
                 resp.push_header("Retry-After", "10");
                 resp
             } else {
-                self.response(&msg, 486)
+                self.response(&msg, SipError::BusyHere.status())
             };
             resp.push_header(
                 "Reason",
@@ -171,13 +180,13 @@ impl Core {
             CallKind::BrowserToSip => [webrtc_spec(&offer), LegSpec::Plain(None)],
             CallKind::SipToBrowser => match translate::plain_remote(&offer) {
                 Ok(p) => [LegSpec::Plain(Some(p)), LegSpec::WebRtc(None)],
-                Err(e) => return self.reply(now, &key, &msg, e.status()),
+                Err(e) => return self.refuse(now, &key, &msg, (&e).into()),
             },
             CallKind::DemoEcho => [webrtc_spec(&offer), LegSpec::Echo],
             CallKind::DemoBrowserToBrowser => [webrtc_spec(&offer), LegSpec::WebRtc(None)],
         };
         if matches!(legs[0], LegSpec::WebRtc(None)) {
-            return self.reply(now, &key, &msg, 488);
+            return self.refuse(now, &key, &msg, SipError::NotAcceptableHere);
         }
         self.seq += 1;
         let id = SessionId(self.seq);
@@ -435,7 +444,7 @@ impl Core {
         {
             return false;
         }
-        self.reply(now, cancel_key, msg, 200);
+        self.reply_ok(now, cancel_key, msg);
         // The 200 for the CANCEL leaves before the INVITE's 487 (strict peers expect that order).
         self.flush_server(cancel_key);
         self.run_call(now, id, |c, _| c.handle_cancel(now));

@@ -9,6 +9,7 @@ mod call_tests;
 pub mod core;
 pub mod demo;
 mod dispatch;
+pub mod errors;
 mod ids;
 pub mod limits;
 pub mod policy;

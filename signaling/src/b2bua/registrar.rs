@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::core::{ClientEntry, ClientPurpose, Core};
+use super::errors::SipError;
 use super::register;
 use super::types::{ConnName, CoreEvent, Peer, ServerKey};
 use crate::sip::msg::{Method, SipMsg};
@@ -28,10 +29,10 @@ impl Core {
         mut msg: SipMsg,
     ) {
         if !register::decrement_max_forwards(&mut msg) {
-            return self.reply(now, &key, &msg, 483);
+            return self.refuse(now, &key, &msg, SipError::TooManyHops);
         }
         let Some(&dest) = self.cfg.proxy.as_ref().and_then(|p| p.first()) else {
-            return self.reply(now, &key, &msg, 503);
+            return self.refuse(now, &key, &msg, SipError::ServiceUnavailable);
         };
         let is_register = msg.method() == Some(&Method::Register);
         let branch = Branch::new(format!("z9hG4bK{}", self.new_id()));
@@ -133,7 +134,7 @@ impl Core {
                 // The original request, as the browser sent it, minus our Via.
                 let mut original = req;
                 register::pop_own_via(&mut original, branch.as_str());
-                self.reply(now, &server, &original, 408);
+                self.refuse(now, &server, &original, SipError::Timeout);
             }
         }
     }

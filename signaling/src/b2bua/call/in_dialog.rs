@@ -9,6 +9,7 @@ use engine::api::{LegIndex, LegSpec, LocalLeg, Setup};
 use super::setup::webrtc_local;
 use super::timers::{self, Refresher};
 use super::{resp_reason, sip_leg, user_of, Action, Call, CallKind, CallState, CallTxn, Env};
+use crate::b2bua::errors::SipError;
 use crate::b2bua::types::{Peer, ServerKey, ALLOW};
 use crate::sdp::model::Sdp;
 use crate::sdp::translate::{self, TranslateError};
@@ -34,12 +35,12 @@ impl Call {
         msg: SipMsg,
     ) {
         if self.is_ended() {
-            return self.reply(env, &key, &msg, 481);
+            return self.refuse(env, &key, &msg, SipError::NoSuchDialog);
         }
         let method = msg.method().cloned().unwrap_or(Method::Options);
         let this = self.leg_mut(leg);
         if this.dialog.take_request(&msg).is_err() {
-            return self.reply(env, &key, &msg, 500);
+            return self.refuse(env, &key, &msg, SipError::CseqOutOfOrder);
         }
         if let (Some(t), Peer::Ws(_)) = (contact_uri(&msg), from) {
             this.dialog.remote_target = t;
@@ -56,7 +57,7 @@ impl Call {
                 }
             }
             Method::Bye => {
-                self.reply(env, &key, &msg, 200);
+                self.reply_ok(env, &key, &msg);
                 self.ended_by = Some(if leg == LegIndex::A {
                     "caller"
                 } else {
@@ -65,7 +66,11 @@ impl Call {
                 if !self.is_answered() {
                     // A BYE on an early dialog: the INVITE still needs its final response and
                     // the callee its CANCEL (RFC 3261 §15), or both transactions stay.
-                    let code = if leg == LegIndex::A { 487 } else { 480 };
+                    let code = if leg == LegIndex::A {
+                        SipError::Terminated
+                    } else {
+                        SipError::Unavailable
+                    };
                     return self.give_up_unanswered(now, code, "hung up before the answer");
                 }
                 self.send_bye(env, leg.other(), "");
@@ -103,11 +108,11 @@ impl Call {
             }
             Method::Prack => {
                 // Reliable provisionals are not used towards either side.
-                self.reply(env, &key, &msg, 481);
+                self.refuse(env, &key, &msg, SipError::NoSuchDialog);
             }
             Method::Refer => {
                 // Transfers are not supported: say so instead of pretending.
-                self.reply(env, &key, &msg, 501);
+                self.refuse(env, &key, &msg, SipError::NotImplemented);
             }
             Method::Info | Method::Message | Method::Notify | Method::Options => {
                 if self.kind == CallKind::DemoEcho {
@@ -116,7 +121,7 @@ impl Call {
                     self.relay_request(env, leg, key, msg, None);
                 }
             }
-            _ => self.reply(env, &key, &msg, 501),
+            _ => self.refuse(env, &key, &msg, SipError::NotImplemented),
         }
     }
 
@@ -133,17 +138,17 @@ impl Call {
             return self.answer_echo_reoffer(env, key, msg);
         }
         if !confirmed {
-            return self.reply(env, &key, &msg, 491);
+            return self.refuse(env, &key, &msg, SipError::OfferPending);
         }
         // Glare (RFC 3261 §14.2): an offer of ours still pending on this call.
         if !self.pending_offers.is_empty() {
-            return self.reply(env, &key, &msg, 491);
+            return self.refuse(env, &key, &msg, SipError::OfferPending);
         }
         if msg.body.is_empty() {
             return self.relay_request(env, leg, key, msg, None);
         }
         let Ok(sdp) = Sdp::parse(&msg.body) else {
-            return self.reply(env, &key, &msg, 400);
+            return self.refuse(env, &key, &msg, SipError::BadRequest);
         };
         // An identical re-offer (a session refresh) is answered locally.
         let this = self.leg(leg);
@@ -196,7 +201,7 @@ impl Call {
                 });
                 self.relay_request(env, leg, key, msg, Some(t));
             }
-            (Err(e), _) | (_, Err(e)) => self.reply(env, &key, &msg, e.status()),
+            (Err(e), _) | (_, Err(e)) => self.refuse(env, &key, &msg, (&e).into()),
         }
     }
 
@@ -211,15 +216,15 @@ impl Call {
         }
         let sdp = match (!msg.body.is_empty()).then(|| Sdp::parse(&msg.body)) {
             Some(Ok(sdp)) => sdp,
-            Some(Err(_)) => return self.reply(env, &key, &msg, 400),
+            Some(Err(_)) => return self.refuse(env, &key, &msg, SipError::BadRequest),
             None => match self.a.remote_sdp.clone() {
                 // An offer-less re-INVITE: offer what was agreed last.
                 Some(prev) => prev,
-                None => return self.reply(env, &key, &msg, 488),
+                None => return self.refuse(env, &key, &msg, SipError::NotAcceptableHere),
             },
         };
         let Some(local_leg) = self.local[0].clone() else {
-            return self.reply(env, &key, &msg, 500);
+            return self.refuse(env, &key, &msg, SipError::CannotServe);
         };
         let mut local = webrtc_local(&local_leg);
         if local.setup == Setup::ActPass {
@@ -259,7 +264,7 @@ impl Call {
                 ok.body = answer.to_bytes();
                 self.send_on(&key, ok);
             }
-            Err(e) => self.reply(env, &key, &msg, e.status()),
+            Err(e) => self.refuse(env, &key, &msg, (&e).into()),
         }
     }
 
@@ -276,8 +281,8 @@ impl Call {
         // RFC 6086 §4.2.2: the echo receives no Info Package (legacy INFO only).
         let bad_package = *method == Method::Info && msg.header("Info-Package").is_some();
         let code = match method {
-            Method::Notify => 481,
-            _ if bad_package => 469,
+            Method::Notify => SipError::NoSuchDialog.status(),
+            _ if bad_package => SipError::BadInfoPackage.status(),
             _ => 200,
         };
         let mut r = env.response(msg, code);
@@ -303,7 +308,7 @@ impl Call {
         if self.kind == CallKind::DemoEcho {
             // The echo has no dialog to relay into (its requests are answered by
             // `answer_for_echo` and `answer_echo_reoffer`); never send a request to nowhere.
-            return self.reply(env, &key, &msg, 500);
+            return self.refuse(env, &key, &msg, SipError::CannotServe);
         }
         let method = msg.method().cloned().unwrap_or(Method::Options);
         let peer = self.leg(leg.other()).peer.clone();

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use engine::api::{Command, Event, LegIndex, LocalLeg, Output, Reply, SessionId, SessionStats};
 
+use super::errors::SipError;
 use super::ids::Ids;
 use super::types::{CallRecord, ConnName, CoreConfig, CoreEvent, Peer, ServerKey};
 use crate::sdp::model::Sdp;
@@ -371,8 +372,21 @@ impl Call {
         });
     }
 
-    pub(super) fn reply(&mut self, env: &mut Env<'_>, key: &ServerKey, req: &SipMsg, code: u16) {
-        let r = env.response(req, code);
+    /// 200 OK on a server transaction.
+    pub(super) fn reply_ok(&mut self, env: &mut Env<'_>, key: &ServerKey, req: &SipMsg) {
+        let r = env.response(req, 200);
+        self.send_on(key, r);
+    }
+
+    /// The refusal `err` on a server transaction, its status from the one table.
+    pub(super) fn refuse(
+        &mut self,
+        env: &mut Env<'_>,
+        key: &ServerKey,
+        req: &SipMsg,
+        err: SipError,
+    ) {
+        let r = env.response(req, err.status());
         self.send_on(key, r);
     }
 
@@ -409,7 +423,7 @@ impl Call {
             (CallTxn::Invite, ClientEvent::Response(r)) => self.on_b_invite_response(env, now, r),
             (CallTxn::Invite, ClientEvent::Timeout) => {
                 let (key, inv) = (self.a_key.clone(), self.a_invite.clone());
-                let r = env.response(&inv, 408);
+                let r = env.response(&inv, SipError::Timeout.status());
                 self.send_on(&key, r);
                 self.end(now, "no answer");
             }
@@ -454,7 +468,7 @@ impl Call {
             Output::Reply(Reply::Failed { failure, .. }) => {
                 if self.state == CallState::Allocating {
                     let (key, inv) = (self.a_key.clone(), self.a_invite.clone());
-                    let mut r = env.response(&inv, 503);
+                    let mut r = env.response(&inv, SipError::ServiceUnavailable.status());
                     r.push_header(
                         "Reason",
                         format!("SIP;cause=503;text=\"media: {failure:?}\""),
@@ -504,7 +518,11 @@ impl Call {
                 }
                 CallTimer::NoAnswer => {
                     if !self.is_answered() {
-                        self.give_up_unanswered(now, 408, "no answer (NO_ANSWER_TIMEOUT)");
+                        self.give_up_unanswered(
+                            now,
+                            SipError::Timeout,
+                            "no answer (NO_ANSWER_TIMEOUT)",
+                        );
                     }
                 }
                 CallTimer::Credit => self.hang_up(env, now, "maximum call length (credit-time)"),
@@ -520,7 +538,7 @@ impl Call {
             return;
         }
         if !self.is_answered() {
-            return self.give_up_unanswered(now, 480, reason);
+            return self.give_up_unanswered(now, SipError::Unavailable, reason);
         }
         self.ended_by.get_or_insert("gateway");
         self.send_bye(env, LegIndex::A, reason);
@@ -530,7 +548,8 @@ impl Call {
 
     /// The gateway ends a call nobody answered: `code` to the caller, CANCEL to the callee
     /// (once it has answered provisionally; RFC 3261 §9.1).
-    pub(super) fn give_up_unanswered(&mut self, now: Instant, code: u16, reason: &str) {
+    pub(super) fn give_up_unanswered(&mut self, now: Instant, err: SipError, reason: &str) {
+        let code = err.status();
         self.ended_by.get_or_insert("gateway");
         let (key, inv) = (self.a_key.clone(), self.a_invite.clone());
         let mut r = inv.response(code, reason_phrase(code), None);

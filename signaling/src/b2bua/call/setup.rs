@@ -9,6 +9,7 @@ use engine::api::{LegIndex, LegSpec, LocalLeg, Setup};
 use super::timers::{self, Refresher};
 use super::{resp_reason, sip_leg, user_of, Action, Call, CallKind, CallState, CallTxn, Env};
 use super::{OutInvite, ServerKey};
+use crate::b2bua::errors::SipError;
 use crate::b2bua::route::RouteAuth;
 use crate::b2bua::types::{CoreEvent, Peer};
 use crate::sdp::model::Sdp;
@@ -272,7 +273,7 @@ impl Call {
                     // Pass-through is off and there are no credentials: the call fails here.
                     let (key, inv) = (self.a_key.clone(), self.a_invite.clone());
                     self.ended_by = Some("callee");
-                    let mut r = inv.response(403, "Forbidden", None);
+                    let mut r = inv.response(SipError::Forbidden.status(), "Forbidden", None);
                     r.push_header(
                         "Warning",
                         "399 webrtc-phone \"the far end asked for credentials (auth=nopass)\"",
@@ -589,7 +590,7 @@ impl Call {
         }
         self.ended_by = Some("caller");
         let (key, inv) = (self.a_key.clone(), self.a_invite.clone());
-        let r = inv.response(487, "Request Terminated", None);
+        let r = inv.response(SipError::Terminated.status(), "Request Terminated", None);
         self.answer_a(&key, r);
         let provisional = self.b_invite.as_ref().is_some_and(|i| i.provisional);
         match self.state {
