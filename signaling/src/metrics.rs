@@ -93,14 +93,18 @@ impl Metrics {
             }
             CoreEvent::Shed { reason } => {
                 self.sip_dropped
-                    .get_or_create(&RejectLabels { reason })
+                    .get_or_create(&RejectLabels {
+                        reason: reason.as_str(),
+                    })
                     .inc();
             }
             CoreEvent::CallRefused { reason } => {
                 self.calls_refused
-                    .get_or_create(&RejectLabels { reason })
+                    .get_or_create(&RejectLabels {
+                        reason: reason.as_str(),
+                    })
                     .inc();
-                debug!(reason, "call refused by a limit");
+                debug!(reason = reason.as_str(), "call refused by a limit");
             }
             CoreEvent::Responded { status } => {
                 self.sip_responses_sent
@@ -140,7 +144,9 @@ impl Metrics {
             }
             CoreEvent::CallEnded(r) => {
                 self.calls_ended
-                    .get_or_create(&ByLabels { hung_up_by: r.by })
+                    .get_or_create(&ByLabels {
+                        hung_up_by: r.by.as_str(),
+                    })
                     .inc();
                 // One line per call (A = the caller's leg, B = the callee's): packets each
                 // way, RTP lost and jitter (timestamp units) as each leg received them.
@@ -153,7 +159,7 @@ impl Metrics {
                     to = %r.to,
                     outcome = r.outcome.as_str(),
                     status = r.status,
-                    hung_up_by = r.by,
+                    hung_up_by = r.by.as_str(),
                     answered = r.answered,
                     duration_s = r.duration.as_secs_f64(),
                     media = r.media.is_some(),

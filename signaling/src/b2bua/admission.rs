@@ -11,7 +11,7 @@ use super::call::{Holder, Leg};
 use super::core::Core;
 use super::limits::source_key;
 use super::types::ConnName;
-use super::types::{DialogMiss, Peer};
+use super::types::{DialogMiss, Peer, RefusalReason};
 use crate::sip::hdr::SipUri;
 use crate::sip::msg::SipMsg;
 use crate::sip::names::{CallId, Tag};
@@ -36,21 +36,21 @@ impl Core {
     }
 
     /// Which cap a new call would break, if any.
-    pub(super) fn check_call_caps(&self, holders: &[Holder]) -> Result<(), &'static str> {
+    pub(super) fn check_call_caps(&self, holders: &[Holder]) -> Result<(), RefusalReason> {
         let l = &self.cfg.limits;
         if self.calls.len() >= l.max_calls {
-            return Err("total");
+            return Err(RefusalReason::Total);
         }
         for h in holders {
             match h {
                 Holder::Conn(c) => {
                     if self.calls_by_conn.get(c).map_or(0, Vec::len) >= l.max_calls_per_ws {
-                        return Err("per_connection");
+                        return Err(RefusalReason::PerConnection);
                     }
                 }
                 Holder::Ip(ip) => {
                     if self.calls_by_ip.get(ip).copied().unwrap_or(0) >= l.max_calls_per_ip {
-                        return Err("per_address");
+                        return Err(RefusalReason::PerAddress);
                     }
                 }
             }

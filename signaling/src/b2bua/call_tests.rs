@@ -1074,7 +1074,7 @@ fn browser_video_call_gets_a_video_pair_and_one_line_at_the_end() {
     let r = ended(&mut core);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].media, Some(stats));
-    assert_eq!(r[0].by, "caller");
+    assert_eq!(r[0].by, super::types::HungUpBy::Caller);
     assert_eq!(r[0].duration, Duration::from_secs(3));
 }
 
@@ -1140,7 +1140,7 @@ fn a_session_the_engine_drops_ends_its_call_on_both_sides() {
         .collect();
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].media, Some(stats));
-    assert_eq!(r[0].by, "gateway");
+    assert_eq!(r[0].by, super::types::HungUpBy::Gateway);
 }
 
 /// A BYE from the SIP side on leg B, as the far end would send it (tags swapped), from `via`.
@@ -1169,7 +1169,7 @@ fn a_bye_from_off_the_path_is_ignored_and_a_wrong_tag_gets_481() {
     assert_eq!(core.call_count(), 1);
     let ev: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
     assert!(ev.contains(&CoreEvent::Shed {
-        reason: "not_a_peer"
+        reason: super::types::ShedReason::NotAPeer
     }));
     // From the peer but with another From-tag: not this dialog.
     core.handle_message(now, udp(), &far_end_bye(&inv, "other", "127.0.0.1:5090"));
@@ -1205,7 +1205,7 @@ fn calls_beyond_the_per_connection_cap_get_486() {
     assert!(core.poll_command().is_none(), "no media allocated");
     let ev: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
     assert!(ev.contains(&CoreEvent::CallRefused {
-        reason: "per_connection"
+        reason: super::types::RefusalReason::PerConnection
     }));
     // Another connection from another address still may call.
     core.handle_ws_opened(&conn(2), "127.0.0.2".parse().unwrap());

@@ -25,7 +25,8 @@ use super::route::Dest;
 use super::table::Table;
 use super::types::DialogMiss;
 pub use super::types::{
-    CallRecord, ConnName, CoreConfig, CoreEvent, Limits, Peer, ServerKey, Transmit, ALLOW,
+    CallRecord, ConnName, CoreConfig, CoreEvent, EndReason, HungUpBy, Limits, Peer, RefusalReason,
+    ServerKey, ShedCounts, ShedReason, Transmit, ALLOW,
 };
 use crate::sip::hdr::{NameAddr, SipUri, Via};
 use crate::sip::msg::{error_response_for, reason_phrase, Method, SipMsg};
@@ -122,6 +123,8 @@ pub struct Core {
     refusals: SourceBudget,
     /// The byte length of the message being handled (no answer may be twice as large).
     pub(super) in_len: usize,
+    /// Messages shed, per reason.
+    shed_counts: ShedCounts,
     pub(super) commands: VecDeque<Command>,
     pub(super) transmits: VecDeque<Transmit>,
     pub(super) events: VecDeque<CoreEvent>,
@@ -156,6 +159,7 @@ impl Core {
             calls_by_conn: HashMap::new(),
             calls_by_ip: HashMap::new(),
             in_len: 0,
+            shed_counts: ShedCounts::default(),
             commands: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -238,7 +242,7 @@ impl Core {
         };
         if !allowed {
             self.events.push_back(CoreEvent::Shed {
-                reason: "rate_limited",
+                reason: ShedReason::RateLimited,
             });
             return;
         }
@@ -252,7 +256,7 @@ impl Core {
             Ok(m) => m,
             Err(e) => {
                 if !self.may_answer(now, &from) {
-                    return self.shed("refusal_budget");
+                    return self.shed(ShedReason::RefusalBudget);
                 }
                 let tag = self.new_id();
                 match error_response_for(bytes, &e, &tag) {
@@ -304,7 +308,7 @@ impl Core {
         // comes from that transaction's peer; from anyone else it is ignored.
         if let Some(peer) = self.servers.get(&key).map(|s| s.peer.clone()) {
             if !self.is_same_peer(&peer, &from) {
-                return self.shed("not_a_peer");
+                return self.shed(ShedReason::NotAPeer);
             }
             let s = self.servers.get_mut(&key).expect("looked up above");
             if method == Method::Ack {
@@ -318,11 +322,11 @@ impl Core {
         if in_dialog && method != Method::Cancel {
             match self.dialog_of(&from, &msg) {
                 Ok(_) => {}
-                Err(DialogMiss::NotAPeer) => return self.shed("not_a_peer"),
+                Err(DialogMiss::NotAPeer) => return self.shed(ShedReason::NotAPeer),
                 Err(DialogMiss::NoDialog) => {
                     // 481 to those who may talk to us; a stranger is no peer of any dialog.
                     if !self.is_known_source(&from) {
-                        return self.shed("not_a_peer");
+                        return self.shed(ShedReason::NotAPeer);
                     }
                     if method != Method::Ack {
                         self.answer_stateless(
@@ -435,7 +439,7 @@ impl Core {
         }
         if self.servers.len() + self.clients.len() >= self.cfg.limits.max_transactions {
             self.events.push_back(CoreEvent::CallRefused {
-                reason: "transactions",
+                reason: RefusalReason::Transactions,
             });
             return self.answer_stateless(
                 now,
@@ -532,7 +536,7 @@ impl Core {
         extra: &[(&str, &str)],
     ) {
         if !self.may_answer(now, from) {
-            return self.shed("refusal_budget");
+            return self.shed(ShedReason::RefusalBudget);
         }
         let limit = 2 * self.in_len;
         let mut r = self.response(req, code);
@@ -546,7 +550,7 @@ impl Core {
         } else if plain.len() <= limit {
             plain
         } else {
-            return self.shed("too_large_answer");
+            return self.shed(ShedReason::TooLargeAnswer);
         };
         self.events.push_back(CoreEvent::Responded { status: code });
         self.transmits.push_back(Transmit {
@@ -555,7 +559,8 @@ impl Core {
         });
     }
 
-    fn shed(&mut self, reason: &'static str) {
+    fn shed(&mut self, reason: ShedReason) {
+        self.shed_counts.count(reason);
         self.events.push_back(CoreEvent::Shed { reason });
     }
 
@@ -575,7 +580,7 @@ impl Core {
             return self.dropped(&from, "response matches no transaction".into());
         };
         if !self.is_same_peer(&to, &from) {
-            return self.shed("response_source");
+            return self.shed(ShedReason::ResponseSource);
         }
         if let Some(c) = self.clients.get_mut(&branch) {
             c.txn.handle_response(now, msg);
@@ -696,7 +701,7 @@ impl Core {
             for key in self.drain_servers() {
                 // RFC 3261 §13.3.1.4: no ACK for our 2xx within 64*T1 ends the call.
                 if let Some(&id) = self.invite_index.get(&key) {
-                    self.hang_up_both(now, id, "no ACK");
+                    self.hang_up_both(now, id, EndReason::NoAck);
                 }
             }
         }
@@ -784,6 +789,11 @@ impl Core {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Messages shed unanswered so far, per reason.
+    pub fn shed_counts(&self) -> ShedCounts {
+        self.shed_counts
     }
 
     /// Commands for the media engine.
@@ -1099,8 +1109,10 @@ mod tests {
         assert!(take(&mut core).is_empty(), "the forgery reached nobody");
         let ev: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
         assert!(ev.contains(&CoreEvent::Shed {
-            reason: "response_source"
+            reason: ShedReason::ResponseSource
         }));
+        assert_eq!(core.shed_counts().get(ShedReason::ResponseSource), 1);
+        assert_eq!(core.shed_counts().get(ShedReason::NotAPeer), 0);
         core.handle_message(t, registrar(), &ok.to_bytes());
         assert_eq!(
             take(&mut core)[0].0,
@@ -1120,7 +1132,7 @@ mod tests {
         let shed = std::iter::from_fn(|| core.poll_event())
             .filter(|e| {
                 *e == CoreEvent::Shed {
-                    reason: "rate_limited",
+                    reason: ShedReason::RateLimited,
                 }
             })
             .count();

@@ -10,7 +10,7 @@ use super::call::{strip_tag, user_of, Action, Call, CallKind, CallTxn, Env, Leg,
 use super::core::{ClientPurpose, Core};
 use super::errors::SipError;
 use super::route::{Cld, Dest};
-use super::types::{ConnName, CoreEvent, Peer, ServerKey};
+use super::types::{ConnName, CoreEvent, EndReason, Peer, RefusalReason, ServerKey};
 use crate::sdp::model::Sdp;
 use crate::sdp::translate::{self, Origin};
 use crate::sip::dialog::{contact_uri, Dialog, DialogState};
@@ -162,7 +162,7 @@ impl Core {
         let holders = self.call_holders(&from, &r.b_peer);
         if let Err(reason) = self.check_call_caps(&holders) {
             self.events.push_back(CoreEvent::CallRefused { reason });
-            let mut resp = if reason == "total" {
+            let mut resp = if reason == RefusalReason::Total {
                 let mut resp = self.response(&msg, SipError::ServiceUnavailable.status());
                 resp.push_header("Retry-After", "10");
                 resp
@@ -521,14 +521,14 @@ impl Core {
     }
 
     /// The gateway ends a call on its own (no ACK, connection loss, drain).
-    pub fn hang_up_both(&mut self, now: Instant, id: SessionId, reason: &'static str) {
+    pub fn hang_up_both(&mut self, now: Instant, id: SessionId, reason: EndReason) {
         self.run_call(now, id, |c, env| c.hang_up(env, now, reason));
     }
 
     /// A WebSocket closed: end its calls at once (BYE to the other side with a Reason).
     pub(super) fn end_calls_of(&mut self, now: Instant, conn: &ConnName) {
         for id in self.calls_of(conn) {
-            self.hang_up_both(now, id, "WebSocket closed");
+            self.hang_up_both(now, id, EndReason::WebSocketClosed);
         }
     }
 
@@ -541,7 +541,7 @@ impl Core {
     pub fn hang_up_all(&mut self, now: Instant) {
         let ids: Vec<SessionId> = self.calls.keys().copied().collect();
         for id in ids {
-            self.hang_up_both(now, id, "gateway shutting down");
+            self.hang_up_both(now, id, EndReason::ShuttingDown);
         }
         self.pump(now);
     }

@@ -85,10 +85,10 @@ pub enum CoreEvent {
     },
     /// A message shed for safety (rate, source, budget), by reason: `rate_limited`,
     /// `response_source`, `not_a_peer`, `refusal_budget`, `too_large_answer`.
-    Shed { reason: &'static str },
+    Shed { reason: ShedReason },
     /// A new call refused by a limit: `per_connection`, `per_address`, `total`,
     /// `transactions`.
-    CallRefused { reason: &'static str },
+    CallRefused { reason: RefusalReason },
     /// A response was sent with this status.
     Responded { status: u16 },
     /// A REGISTER ended: status from the registrar (or the demo PBX), lifetime granted.
@@ -126,9 +126,9 @@ pub struct CallRecord {
     pub call_id: String,
     pub from: String,
     pub to: String,
-    pub outcome: String,
+    pub outcome: EndReason,
     pub status: u16,
-    pub by: &'static str,
+    pub by: HungUpBy,
     pub duration: Duration,
     pub answered: bool,
     /// Per leg (A = the caller's side): packets, bytes, loss, jitter. `None` when the engine
@@ -210,4 +210,104 @@ pub enum DialogMiss {
     NoDialog,
     /// The dialog exists but the sender is not its peer: no answer at all.
     NotAPeer,
+}
+
+/// An enum of named reasons: its variants, their text (log lines, metric labels, SIP Reason
+/// headers) and a fixed counter array indexed by it.
+macro_rules! reasons {
+    ($(#[$doc:meta])* $t:ident { $($(#[$vdoc:meta])* $v:ident => $s:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $t { $($(#[$vdoc])* $v,)+ }
+
+        impl $t {
+            /// Every variant, in counter order.
+            pub const ALL: &'static [$t] = &[$($t::$v,)+];
+            /// How many variants (the length of a counter array).
+            pub const COUNT: usize = Self::ALL.len();
+
+            pub const fn as_str(self) -> &'static str {
+                match self { $($t::$v => $s,)+ }
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+reasons!(
+    /// Who ended a call.
+    HungUpBy {
+        Caller => "caller",
+        Callee => "callee",
+        Gateway => "gateway",
+    }
+);
+
+reasons!(
+    /// Why a call ended: its log line's `outcome`, and the Reason of the BYE or final response
+    /// the gateway sends when it ends the call itself.
+    EndReason {
+        HungUp => "hung up",
+        HungUpBeforeAnswer => "hung up before the answer",
+        Cancelled => "cancelled",
+        Rejected => "rejected",
+        Challenged => "challenged",
+        NoAnswer => "no answer",
+        NoAnswerTimeout => "no answer (NO_ANSWER_TIMEOUT)",
+        NoReply => "no reply (nr_expires)",
+        NoProgress => "no progress (np_expires)",
+        NotConnected => "not connected in time (expires)",
+        CreditTime => "maximum call length (credit-time)",
+        SessionTimerExpired => "session timer expired",
+        SessionRefreshFailed => "session refresh failed",
+        SdpNotAcceptable => "SDP not acceptable",
+        MediaAllocationFailed => "media allocation failed",
+        MediaTimeout => "media timeout",
+        DtlsFailed => "DTLS failed",
+        ConsentLost => "ICE consent lost",
+        MediaSessionFailed => "media session failed",
+        WebSocketClosed => "WebSocket closed",
+        NoAck => "no ACK",
+        ShuttingDown => "gateway shutting down",
+    }
+);
+
+reasons!(
+    /// Why a message was shed unanswered, for safety.
+    ShedReason {
+        RateLimited => "rate_limited",
+        ResponseSource => "response_source",
+        NotAPeer => "not_a_peer",
+        RefusalBudget => "refusal_budget",
+        TooLargeAnswer => "too_large_answer",
+    }
+);
+
+reasons!(
+    /// Which limit refused a new call.
+    RefusalReason {
+        PerConnection => "per_connection",
+        PerAddress => "per_address",
+        Total => "total",
+        Transactions => "transactions",
+    }
+);
+
+/// Counts per reason: a fixed array indexed by the reason (no map, no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShedCounts(pub [u64; ShedReason::COUNT]);
+
+impl ShedCounts {
+    pub fn count(&mut self, r: ShedReason) {
+        self.0[r as usize] += 1;
+    }
+
+    pub fn get(&self, r: ShedReason) -> u64 {
+        self.0[r as usize]
+    }
 }

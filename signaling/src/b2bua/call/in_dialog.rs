@@ -10,7 +10,7 @@ use super::setup::webrtc_local;
 use super::timers::{self, Refresher};
 use super::{resp_reason, sip_leg, user_of, Action, Call, CallKind, CallState, CallTxn, Env};
 use crate::b2bua::errors::SipError;
-use crate::b2bua::types::{Peer, ServerKey, ALLOW};
+use crate::b2bua::types::{EndReason, HungUpBy, Peer, ServerKey, ALLOW};
 use crate::sdp::model::Sdp;
 use crate::sdp::translate::{self, TranslateError};
 use crate::sip::dialog::contact_uri;
@@ -59,9 +59,9 @@ impl Call {
             Method::Bye => {
                 self.reply_ok(env, &key, &msg);
                 self.ended_by = Some(if leg == LegIndex::A {
-                    "caller"
+                    HungUpBy::Caller
                 } else {
-                    "callee"
+                    HungUpBy::Callee
                 });
                 if !self.is_answered() {
                     // A BYE on an early dialog: the INVITE still needs its final response and
@@ -71,10 +71,10 @@ impl Call {
                     } else {
                         SipError::Unavailable
                     };
-                    return self.give_up_unanswered(now, code, "hung up before the answer");
+                    return self.give_up_unanswered(now, code, EndReason::HungUpBeforeAnswer);
                 }
-                self.send_bye(env, leg.other(), "");
-                self.end(now, "hung up");
+                self.send_bye(env, leg.other(), None);
+                self.end(now, EndReason::HungUp);
             }
             Method::Invite | Method::Update => {
                 let from_sip_leg = sip_leg(self.kind) == Some(leg);

@@ -32,7 +32,9 @@ use engine::api::{Command, Event, LegIndex, LocalLeg, Output, Reply, SessionId, 
 
 use super::errors::SipError;
 use super::ids::Ids;
-use super::types::{CallRecord, ConnName, CoreConfig, CoreEvent, Peer, ServerKey};
+use super::types::{
+    CallRecord, ConnName, CoreConfig, CoreEvent, EndReason, HungUpBy, Peer, ServerKey,
+};
 use crate::sdp::model::Sdp;
 use crate::sdp::translate::Origin;
 use crate::sip::dialog::Dialog;
@@ -222,7 +224,7 @@ pub(super) struct Call {
     pub(super) b_invite: Option<OutInvite>,
     pub(super) local: [Option<LocalLeg>; 2],
     pub(super) started: Instant,
-    pub(super) ended_by: Option<&'static str>,
+    pub(super) ended_by: Option<HungUpBy>,
     pub(super) final_status: Option<u16>,
     pub(super) from_user: String,
     pub(super) to_user: String,
@@ -425,7 +427,7 @@ impl Call {
                 let (key, inv) = (self.a_key.clone(), self.a_invite.clone());
                 let r = env.response(&inv, SipError::Timeout.status());
                 self.send_on(&key, r);
-                self.end(now, "no answer");
+                self.end(now, EndReason::NoAnswer);
             }
             (
                 CallTxn::Relay {
@@ -474,7 +476,7 @@ impl Call {
                         format!("SIP;cause=503;text=\"media: {failure:?}\""),
                     );
                     self.answer_a(&key, r);
-                    self.end(now, "media allocation failed");
+                    self.end(now, EndReason::MediaAllocationFailed);
                 }
             }
             // The B2BUA never queries (the ng node does).
@@ -485,15 +487,15 @@ impl Call {
 
     fn handle_engine_event(&mut self, env: &mut Env<'_>, now: Instant, ev: Event) {
         match ev {
-            Event::MediaTimeout { .. } => self.hang_up(env, now, "media timeout"),
+            Event::MediaTimeout { .. } => self.hang_up(env, now, EndReason::MediaTimeout),
             // The reason goes to the log through the Media event; the BYE says what failed.
-            Event::DtlsFailed { .. } => self.hang_up(env, now, "DTLS failed"),
-            Event::ConsentLost { .. } => self.hang_up(env, now, "ICE consent lost"),
+            Event::DtlsFailed { .. } => self.hang_up(env, now, EndReason::DtlsFailed),
+            Event::ConsentLost { .. } => self.hang_up(env, now, EndReason::ConsentLost),
             Event::Released { stats, .. } => {
                 // The engine dropped a live call's session on its own (a session that failed
                 // inside its reactor): the call cannot carry media any more.
                 self.final_stats = Some(stats);
-                self.hang_up(env, now, "media session failed");
+                self.hang_up(env, now, EndReason::MediaSessionFailed);
             }
             Event::IceConnected { .. } | Event::DtlsConnected { .. } => {}
         }
@@ -509,48 +511,44 @@ impl Call {
                 CallTimer::NoReply | CallTimer::NoProgress | CallTimer::NotConnected => {
                     if self.state == CallState::Calling {
                         let why = match t {
-                            CallTimer::NoReply => "no reply (nr_expires)",
-                            CallTimer::NoProgress => "no progress (np_expires)",
-                            _ => "not connected in time (expires)",
+                            CallTimer::NoReply => EndReason::NoReply,
+                            CallTimer::NoProgress => EndReason::NoProgress,
+                            _ => EndReason::NotConnected,
                         };
                         self.hang_up(env, now, why);
                     }
                 }
                 CallTimer::NoAnswer => {
                     if !self.is_answered() {
-                        self.give_up_unanswered(
-                            now,
-                            SipError::Timeout,
-                            "no answer (NO_ANSWER_TIMEOUT)",
-                        );
+                        self.give_up_unanswered(now, SipError::Timeout, EndReason::NoAnswerTimeout);
                     }
                 }
-                CallTimer::Credit => self.hang_up(env, now, "maximum call length (credit-time)"),
-                CallTimer::SessionExpired => self.hang_up(env, now, "session timer expired"),
+                CallTimer::Credit => self.hang_up(env, now, EndReason::CreditTime),
+                CallTimer::SessionExpired => self.hang_up(env, now, EndReason::SessionTimerExpired),
                 CallTimer::Refresh => self.refresh_session(env),
             }
         }
     }
 
     /// The gateway ends the call on its own (media failure, connection loss, drain, timers).
-    pub(super) fn hang_up(&mut self, env: &mut Env<'_>, now: Instant, reason: &'static str) {
+    pub(super) fn hang_up(&mut self, env: &mut Env<'_>, now: Instant, reason: EndReason) {
         if self.is_ended() {
             return;
         }
         if !self.is_answered() {
             return self.give_up_unanswered(now, SipError::Unavailable, reason);
         }
-        self.ended_by.get_or_insert("gateway");
-        self.send_bye(env, LegIndex::A, reason);
-        self.send_bye(env, LegIndex::B, reason);
+        self.ended_by.get_or_insert(HungUpBy::Gateway);
+        self.send_bye(env, LegIndex::A, Some(reason));
+        self.send_bye(env, LegIndex::B, Some(reason));
         self.end(now, reason);
     }
 
     /// The gateway ends a call nobody answered: `code` to the caller, CANCEL to the callee
     /// (once it has answered provisionally; RFC 3261 §9.1).
-    pub(super) fn give_up_unanswered(&mut self, now: Instant, err: SipError, reason: &str) {
+    pub(super) fn give_up_unanswered(&mut self, now: Instant, err: SipError, reason: EndReason) {
         let code = err.status();
-        self.ended_by.get_or_insert("gateway");
+        self.ended_by.get_or_insert(HungUpBy::Gateway);
         let (key, inv) = (self.a_key.clone(), self.a_invite.clone());
         let mut r = inv.response(code, reason_phrase(code), None);
         r.push_header("Reason", format!("SIP;cause={code};text=\"{reason}\""));
@@ -563,7 +561,7 @@ impl Call {
 
     /// The call is over: its INVITE on leg B is let go, its session released, and the core
     /// told. Transactions still running finish on their own.
-    pub(super) fn end(&mut self, now: Instant, outcome: &str) {
+    pub(super) fn end(&mut self, now: Instant, outcome: EndReason) {
         if self.is_ended() {
             return;
         }
@@ -580,9 +578,9 @@ impl Call {
             call_id: self.a.dialog.call_id.to_string(),
             from: self.from_user.clone(),
             to: self.to_user.clone(),
-            outcome: outcome.to_string(),
+            outcome,
             status: self.final_status.unwrap_or(0),
-            by: self.ended_by.unwrap_or("gateway"),
+            by: self.ended_by.unwrap_or(HungUpBy::Gateway),
             duration: answered_at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
             answered: answered_at.is_some(),
             media: self.final_stats,
@@ -613,7 +611,7 @@ impl Call {
     }
 
     /// BYE on one leg (with a Reason when the gateway ends the call).
-    pub(super) fn send_bye(&mut self, env: &mut Env<'_>, leg: LegIndex, reason: &str) {
+    pub(super) fn send_bye(&mut self, env: &mut Env<'_>, leg: LegIndex, reason: Option<EndReason>) {
         if self.kind == CallKind::DemoEcho && leg == LegIndex::B {
             return;
         }
@@ -629,7 +627,7 @@ impl Call {
         let peer = l.peer.clone();
         let (via, branch) = env.via_for(&peer);
         let mut bye = self.leg_mut(leg).dialog.next_request(Method::Bye, via);
-        if !reason.is_empty() {
+        if let Some(reason) = reason {
             bye.push_header("Reason", format!("SIP;cause=200;text=\"{reason}\""));
         }
         self.start_txn(branch, peer, bye, CallTxn::Bye);

@@ -11,7 +11,7 @@ use super::{resp_reason, sip_leg, user_of, Action, Call, CallKind, CallState, Ca
 use super::{OutInvite, ServerKey};
 use crate::b2bua::errors::SipError;
 use crate::b2bua::route::RouteAuth;
-use crate::b2bua::types::{CoreEvent, Peer};
+use crate::b2bua::types::{CoreEvent, EndReason, HungUpBy, Peer};
 use crate::sdp::model::Sdp;
 use crate::sdp::translate::{self, LocalWebRtc, TranslateError};
 use crate::sip::dialog::DialogState;
@@ -192,7 +192,7 @@ impl Call {
         let mut r = env.response(&inv, e.status());
         r.push_header("Warning", format!("399 webrtc-phone \"{e}\""));
         self.answer_a(&key, r);
-        self.end(now, "SDP not acceptable");
+        self.end(now, EndReason::SdpNotAcceptable);
     }
 
     /// A response to A's INVITE built from it, with leg A's Record-Route and Contact.
@@ -231,10 +231,10 @@ impl Call {
             if (200..300).contains(&code) {
                 self.b.dialog.update_from_response(&resp, false);
                 self.ack_b(env);
-                self.send_bye(env, LegIndex::B, "cancelled");
+                self.send_bye(env, LegIndex::B, Some(EndReason::Cancelled));
             }
             if code >= 200 {
-                self.end(now, "cancelled");
+                self.end(now, EndReason::Cancelled);
             }
             return;
         }
@@ -272,14 +272,14 @@ impl Call {
                 RouteAuth::NoPass => {
                     // Pass-through is off and there are no credentials: the call fails here.
                     let (key, inv) = (self.a_key.clone(), self.a_invite.clone());
-                    self.ended_by = Some("callee");
+                    self.ended_by = Some(HungUpBy::Callee);
                     let mut r = inv.response(SipError::Forbidden.status(), "Forbidden", None);
                     r.push_header(
                         "Warning",
                         "399 webrtc-phone \"the far end asked for credentials (auth=nopass)\"",
                     );
                     self.answer_a(&key, r);
-                    return self.end(now, "challenged");
+                    return self.end(now, EndReason::Challenged);
                 }
                 _ => {}
             }
@@ -332,7 +332,7 @@ impl Call {
                 Err(e) if code >= 200 => {
                     // Answered with SDP we cannot use: accept on B, then hang up.
                     self.ack_b(env);
-                    self.send_bye(env, LegIndex::B, "SDP not acceptable");
+                    self.send_bye(env, LegIndex::B, Some(EndReason::SdpNotAcceptable));
                     return self.fail_before_answer(env, now, e);
                 }
                 Err(_) => {}
@@ -355,9 +355,9 @@ impl Call {
                     r.push_header(name, v);
                 }
             }
-            self.ended_by = Some("callee");
+            self.ended_by = Some(HungUpBy::Callee);
             self.answer_a(&key, r);
-            return self.end(now, "rejected");
+            return self.end(now, EndReason::Rejected);
         }
         let mut r = self.response_with_tag(env, &inv, code);
         r.start = StartLine::Response {
@@ -487,7 +487,7 @@ impl Call {
             );
         } else if code >= 300 && code != 491 {
             // 481, 408 and friends: the far end lost the dialog (RFC 4028 §10).
-            self.hang_up(env, now, "session refresh failed");
+            self.hang_up(env, now, EndReason::SessionRefreshFailed);
         }
     }
 
@@ -588,7 +588,7 @@ impl Call {
         if self.is_answered() || self.is_ended() {
             return;
         }
-        self.ended_by = Some("caller");
+        self.ended_by = Some(HungUpBy::Caller);
         let (key, inv) = (self.a_key.clone(), self.a_invite.clone());
         let r = inv.response(SipError::Terminated.status(), "Request Terminated", None);
         self.answer_a(&key, r);
@@ -600,7 +600,7 @@ impl Call {
                     out.cancel_wanted = true;
                 }
             }
-            _ => self.end(now, "cancelled"),
+            _ => self.end(now, EndReason::Cancelled),
         }
     }
 
