@@ -13,7 +13,7 @@ use signaling::transport::ws::ConnName;
 fuzz_target!(|data: &[u8]| {
     let mut core = common::core();
     let conn = ConnName("c1.invalid".into());
-    core.handle_ws_opened(&conn);
+    core.handle_ws_opened(&conn, std::net::Ipv4Addr::LOCALHOST.into());
     let mut now = Instant::now();
     for (i, msg) in data.split(|b| *b == 0xff).enumerate() {
         let peer = if i % 2 == 0 { Peer::Ws(conn.clone()) } else { Peer::Udp("127.0.0.1:5090".parse().unwrap()) };

@@ -3,9 +3,9 @@
 //! Input: raw bytes from a browser after the upgrade (masked frames, fragments, control frames,
 //! close codes, any lengths). A server-side tungstenite `WebSocket` with the gateway's limits
 //! (`signaling/src/transport/ws.rs`: 64 KiB messages and frames, 8 KiB read and write buffers)
-//! reads them from memory; each text or binary message takes the path `transport::ws::run`
-//! gives it and reaches the signaling core as in `app.rs`. `run` itself needs an axum upgrade
-//! and the app's shared state, so its per-message decisions are restated here (marked below).
+//! reads them from memory; each text or binary message goes through the connection's rules
+//! (`transport::ws_policy::WsPolicy`, the same code `transport::ws::run` calls) and what they
+//! forward reaches the signaling core as in `transport::driver`.
 //! axum's `WebSocket` is tokio-tungstenite over the same tungstenite `WebSocketContext`; the
 //! sync `WebSocket` used here drives that same state machine without a runtime.
 #![no_main]
@@ -18,6 +18,7 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 use signaling::b2bua::core::Peer;
 use signaling::transport::ws::{ConnName, MAX_MESSAGE_BYTES};
+use signaling::transport::ws_policy::{Received, Verdict, WsPolicy};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Error, Message, WebSocket};
@@ -80,45 +81,43 @@ fuzz_target!(|data: &[u8]| {
     let mut ws = WebSocket::from_raw_socket(wire, Role::Server, Some(config));
     let mut core = common::core();
     let conn = ConnName("c1.invalid".into());
-    core.handle_ws_opened(&conn);
+    core.handle_ws_opened(&conn, std::net::Ipv4Addr::LOCALHOST.into());
     let mut now = Instant::now();
+    // A high rate: the fuzzer exercises the frames, the rate has its own unit tests.
+    let mut policy = WsPolicy::new(now, 1_000_000, Duration::from_secs(30));
     // Every read consumes input or returns WouldBlock at most every third call, so 4 reads per
     // byte (plus the end) bound the loop.
     for _ in 0..data.len() * 4 + 16 {
-        // --- restated from `transport::ws::run` ---
-        let text = match ws.read() {
-            Ok(Message::Text(t)) => t.as_str().to_owned(),
-            Ok(Message::Binary(b)) => match String::from_utf8(b.to_vec()) {
-                Ok(t) => t,
-                Err(_) => {
-                    close(&mut ws, 1007, "SIP must be UTF-8");
-                    break;
-                }
-            },
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+        let received = match ws.read() {
+            Ok(Message::Text(t)) => Received::Text(t.as_str().to_owned()),
+            Ok(Message::Binary(b)) => Received::Binary(b.to_vec()),
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Received::Control,
             Ok(Message::Close(_)) => break,
             Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(Error::Capacity(_)) => {
-                close(&mut ws, 1009, "message too big");
+            Err(Error::Capacity(_)) => Received::TooBig,
+            Err(_) => break,
+        };
+        let text = match policy.handle_message(now, received, 0) {
+            Verdict::Forward(text) => text,
+            Verdict::Answer(a) => {
+                if ws.send(Message::Text(a.into())).is_err() {
+                    break;
+                }
+                continue;
+            }
+            Verdict::Ignore => continue,
+            Verdict::Close(why) => {
+                let (code, text, _) = why.parts();
+                close(&mut ws, code, text);
                 break;
             }
-            Err(_) => break,
         };
         assert!(
             text.len() <= MAX_MESSAGE_BYTES,
             "a {} byte message got through",
             text.len()
         );
-        if text == "\r\n\r\n" {
-            if ws.send(Message::Text("\r\n".into())).is_err() {
-                break;
-            }
-            continue;
-        }
-        if text.trim().is_empty() {
-            continue;
-        }
-        // --- from `app::core_task` ---
+        // --- as `transport::driver::run_core` ---
         core.handle_message(now, Peer::Ws(conn.clone()), text.as_bytes());
         now += Duration::from_millis(20);
         core.handle_timeout(now);

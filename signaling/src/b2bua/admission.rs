@@ -3,13 +3,16 @@
 //! the dialog's own tags (an off-path sender who learned a Call-ID and tag still cannot end or
 //! redirect someone else's call).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use engine::api::SessionId;
 
 use super::call::{Holder, Leg};
 use super::core::Core;
 use super::limits::source_key;
+use super::policy::Source;
+use super::route::Dest;
 use super::types::ConnName;
 use super::types::{DialogMiss, Peer, RefusalReason};
 use crate::sip::hdr::SipUri;
@@ -17,6 +20,72 @@ use crate::sip::msg::SipMsg;
 use crate::sip::names::{CallId, Tag};
 
 impl Core {
+    /// The outbound proxy's and the static route's (and its `op=` proxy's) addresses.
+    pub(super) fn upstream(&self) -> impl Iterator<Item = &SocketAddr> {
+        let route = self.cfg.route.as_ref();
+        let dest = route.map_or(&[][..], |r| match &r.dest {
+            Dest::Host { addrs, .. } => addrs.as_slice(),
+            _ => &[],
+        });
+        let op = route.map_or(&[][..], |r| r.op_addrs.as_slice());
+        let proxy = self.cfg.proxy.as_deref().unwrap_or_default();
+        proxy.iter().chain(dest).chain(op)
+    }
+
+    /// Whether `a` is one of the upstream's addresses.
+    pub(super) fn is_upstream(&self, a: SocketAddr) -> bool {
+        self.upstream().any(|x| *x == a)
+    }
+
+    /// Whether `b` speaks for `a`: the same connection or address, or both addresses of the
+    /// upstream (a proxy or route host may answer from any of its resolved addresses).
+    pub(super) fn is_same_peer(&self, a: &Peer, b: &Peer) -> bool {
+        match (a, b) {
+            (Peer::Udp(x), Peer::Udp(y)) => x == y || self.is_upstream(*x) && self.is_upstream(*y),
+            _ => a == b,
+        }
+    }
+
+    pub(super) fn is_upstream_ip(&self, ip: IpAddr) -> bool {
+        self.upstream().any(|x| x.ip() == ip)
+    }
+
+    /// How ACCEPT_IPS sees a source.
+    pub(super) fn source_of(&self, from: &Peer) -> Source {
+        match from {
+            Peer::Ws(_) => Source::Wss,
+            Peer::Udp(a)
+                if self
+                    .cfg
+                    .proxy
+                    .as_ref()
+                    .is_some_and(|p| p.iter().any(|x| x.ip() == a.ip())) =>
+            {
+                Source::Proxy(a.ip())
+            }
+            Peer::Udp(a) => Source::Other(a.ip()),
+        }
+    }
+
+    /// Whether a source may be answered at once: browsers, the upstream, and whoever
+    /// ACCEPT_IPS lets call; anyone else within a small budget of refusals.
+    pub(super) fn may_answer(&mut self, now: Instant, from: &Peer) -> bool {
+        match from {
+            Peer::Udp(a) if !self.is_known_source(from) => self.refusals.take(now, a.ip()),
+            _ => true,
+        }
+    }
+
+    /// Browsers, the upstream, and whoever ACCEPT_IPS lets call.
+    pub(super) fn is_known_source(&self, from: &Peer) -> bool {
+        match from {
+            Peer::Ws(_) => true,
+            Peer::Udp(a) => {
+                self.is_upstream_ip(a.ip()) || self.cfg.accept.is_allowed(self.source_of(from))
+            }
+        }
+    }
+
     /// What a new call between `caller` and `callee` counts against.
     pub(super) fn call_holders(&self, caller: &Peer, callee: &Peer) -> Vec<Holder> {
         let mut out = Vec::with_capacity(4);

@@ -19,9 +19,7 @@ use super::demo::DemoRegistrar;
 use super::errors::SipError;
 use super::ids::Ids;
 use super::limits::{source_key, SourceBudget};
-use super::policy::Source;
 use super::register;
-use super::route::Dest;
 use super::table::Table;
 use super::types::DialogMiss;
 pub use super::types::{
@@ -120,7 +118,7 @@ pub struct Core {
     udp_budget: SourceBudget,
     upstream_budget: SourceBudget,
     /// Stateless answers to sources that may not use the gateway.
-    refusals: SourceBudget,
+    pub(super) refusals: SourceBudget,
     /// The byte length of the message being handled (no answer may be twice as large).
     pub(super) in_len: usize,
     /// Messages shed, per reason.
@@ -201,36 +199,6 @@ impl Core {
             d.forget_peer(&Peer::Ws(conn.clone()));
         }
         self.pump(now);
-    }
-
-    /// The outbound proxy's and the static route's (and its `op=` proxy's) addresses.
-    fn upstream(&self) -> impl Iterator<Item = &SocketAddr> {
-        let route = self.cfg.route.as_ref();
-        let dest = route.map_or(&[][..], |r| match &r.dest {
-            Dest::Host { addrs, .. } => addrs.as_slice(),
-            _ => &[],
-        });
-        let op = route.map_or(&[][..], |r| r.op_addrs.as_slice());
-        let proxy = self.cfg.proxy.as_deref().unwrap_or_default();
-        proxy.iter().chain(dest).chain(op)
-    }
-
-    /// Whether `a` is one of the upstream's addresses.
-    pub(super) fn is_upstream(&self, a: SocketAddr) -> bool {
-        self.upstream().any(|x| *x == a)
-    }
-
-    /// Whether `b` speaks for `a`: the same connection or address, or both addresses of the
-    /// upstream (a proxy or route host may answer from any of its resolved addresses).
-    pub(super) fn is_same_peer(&self, a: &Peer, b: &Peer) -> bool {
-        match (a, b) {
-            (Peer::Udp(x), Peer::Udp(y)) => x == y || self.is_upstream(*x) && self.is_upstream(*y),
-            _ => a == b,
-        }
-    }
-
-    fn is_upstream_ip(&self, ip: IpAddr) -> bool {
-        self.upstream().any(|x| x.ip() == ip)
     }
 
     /// One SIP/UDP datagram: counted against its source's budget before anything parses it.
@@ -484,42 +452,6 @@ impl Core {
                 if !self.handle_in_dialog(now, &from, key.clone(), msg.clone()) {
                     self.refuse(now, &key, &msg, SipError::NoSuchDialog);
                 }
-            }
-        }
-    }
-
-    /// How ACCEPT_IPS sees a source.
-    pub(super) fn source_of(&self, from: &Peer) -> Source {
-        match from {
-            Peer::Ws(_) => Source::Wss,
-            Peer::Udp(a)
-                if self
-                    .cfg
-                    .proxy
-                    .as_ref()
-                    .is_some_and(|p| p.iter().any(|x| x.ip() == a.ip())) =>
-            {
-                Source::Proxy(a.ip())
-            }
-            Peer::Udp(a) => Source::Other(a.ip()),
-        }
-    }
-
-    /// Whether a source may be answered at once: browsers, the upstream, and whoever
-    /// ACCEPT_IPS lets call; anyone else within a small budget of refusals.
-    fn may_answer(&mut self, now: Instant, from: &Peer) -> bool {
-        match from {
-            Peer::Udp(a) if !self.is_known_source(from) => self.refusals.take(now, a.ip()),
-            _ => true,
-        }
-    }
-
-    /// Browsers, the upstream, and whoever ACCEPT_IPS lets call.
-    fn is_known_source(&self, from: &Peer) -> bool {
-        match from {
-            Peer::Ws(_) => true,
-            Peer::Udp(a) => {
-                self.is_upstream_ip(a.ip()) || self.cfg.accept.is_allowed(self.source_of(from))
             }
         }
     }

@@ -7,3 +7,4 @@ pub mod limits;
 pub mod ng;
 pub mod origin;
 pub mod ws;
+pub mod ws_policy;

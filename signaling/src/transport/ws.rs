@@ -20,16 +20,11 @@ use tracing::{debug, info};
 use crate::metrics::{ConnLabels, RejectLabels};
 use crate::transport::driver::{CoreCredit, Shared, WsEvent};
 use crate::transport::limits::ConnSlot;
+use crate::transport::ws_policy::{CloseWhy, Received, Tick, Verdict, WsPolicy};
 
-/// Largest SIP message or frame accepted over a WebSocket.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub use crate::transport::ws_policy::{CORE_QUEUE, MAX_MESSAGE_BYTES};
 /// Outbound messages queued for one connection before it counts as stuck and is closed.
 pub const OUTBOUND_QUEUE: usize = 256;
-/// Messages one connection may have waiting for the signaling core; a connection that sends
-/// more while the core is stuck is closed (1008), so one client cannot grow the core's queue
-/// (and memory) without bound. A browser has a handful in flight at most, and the connection
-/// task yields to the core after each message, so a burst does not fill it while the core runs.
-pub const CORE_QUEUE: usize = 64;
 
 /// Which listener a request came in on.
 #[derive(Clone, Copy, Debug)]
@@ -133,60 +128,39 @@ async fn run(
     let (mut sink, mut stream) = socket.split();
     let interval = shared.ws_ping_interval;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    let mut last_heard = tokio::time::Instant::now();
-    // Token bucket: WS_MSG_RATE messages a second, bursts of twice that.
-    let rate = f64::from(shared.ws_msg_rate);
-    let mut tokens = rate * 2.0;
-    let mut refilled = tokio::time::Instant::now();
+    let mut policy = WsPolicy::new(clock(), shared.ws_msg_rate, interval);
     let reason = loop {
         tokio::select! {
             msg = stream.next() => {
-                let text = match msg {
-                    Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
-                    Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
-                        Ok(t) => t,
-                        Err(_) => break close(&mut sink, &shared, 1007, "SIP must be UTF-8", "bad_utf8").await,
-                    },
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        last_heard = tokio::time::Instant::now();
-                        continue;
-                    }
+                let received = match msg {
+                    Some(Ok(Message::Text(t))) => Received::Text(t.as_str().to_owned()),
+                    Some(Ok(Message::Binary(b))) => Received::Binary(b.to_vec()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Received::Control,
                     Some(Ok(Message::Close(_))) | None => break "closed by peer",
+                    Some(Err(e)) if is_too_big(&e) => Received::TooBig,
                     Some(Err(e)) => {
-                        if is_too_big(&e) {
-                            break close(&mut sink, &shared, 1009, "message too big", "message_size").await;
-                        }
                         debug!(conn = %name, error = %e, "WebSocket error");
                         break "error";
                     }
                 };
-                last_heard = tokio::time::Instant::now();
-                tokens = (tokens + refilled.elapsed().as_secs_f64() * rate).min(rate * 2.0);
-                refilled = last_heard;
-                if tokens < 1.0 {
-                    break close(&mut sink, &shared, 1008, "message rate limit", "rate_limit").await;
-                }
-                tokens -= 1.0;
-                // RFC 5626 §4.4.1 double-CRLF keep-alive: answer with one CRLF.
-                if text == "\r\n\r\n" {
-                    if sink.send(Message::Text("\r\n".into())).await.is_err() {
-                        break "write failed";
+                match policy.handle_message(clock(), received, queued.load(Ordering::Relaxed)) {
+                    Verdict::Forward(text) => {
+                        queued.fetch_add(1, Ordering::Relaxed);
+                        let credit = CoreCredit::new(queued.clone());
+                        shared.send_event(WsEvent::Message { conn: name.clone(), text, credit });
+                        // The core runs on this thread: let it take the message before the
+                        // next frame is read, so a burst from an honest client never piles up
+                        // while the core is free (only a core that is stuck lets CORE_QUEUE fill).
+                        tokio::task::yield_now().await;
                     }
-                    continue;
+                    Verdict::Answer(text) => {
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            break "write failed";
+                        }
+                    }
+                    Verdict::Ignore => {}
+                    Verdict::Close(why) => break close(&mut sink, &shared, why).await,
                 }
-                if text.trim().is_empty() {
-                    continue;
-                }
-                if queued.load(Ordering::Relaxed) >= CORE_QUEUE {
-                    break close(&mut sink, &shared, 1008, "too many messages waiting", "core_queue").await;
-                }
-                queued.fetch_add(1, Ordering::Relaxed);
-                let credit = CoreCredit::new(queued.clone());
-                shared.send_event(WsEvent::Message { conn: name.clone(), text, credit });
-                // The core runs on this thread: let it take the message before the next frame
-                // is read, so a burst from an honest client never piles up while the core is
-                // free (only a core that is stuck lets CORE_QUEUE fill).
-                tokio::task::yield_now().await;
             }
             out = rx.recv() => match out {
                 Some(text) => {
@@ -194,16 +168,16 @@ async fn run(
                         break "write failed";
                     }
                 }
-                None => break close(&mut sink, &shared, 1000, "closed by gateway", "closed_by_core").await,
+                None => break close_by_gateway(&mut sink, &shared).await,
             },
-            _ = ping.tick() => {
-                if last_heard.elapsed() >= interval * 2 {
-                    break close(&mut sink, &shared, 1001, "keepalive timeout", "keepalive").await;
+            _ = ping.tick() => match policy.handle_tick(clock()) {
+                Tick::SendPing => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        break "write failed";
+                    }
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break "write failed";
-                }
-            }
+                Tick::Close(why) => break close(&mut sink, &shared, why).await,
+            },
         }
     };
     info!(conn = %name, %peer, listener, reason, "WebSocket closed");
@@ -211,6 +185,22 @@ async fn run(
 }
 
 async fn close(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    shared: &Shared,
+    why: CloseWhy,
+) -> &'static str {
+    let (code, text, metric) = why.parts();
+    send_close(sink, shared, code, text, metric).await
+}
+
+async fn close_by_gateway(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    shared: &Shared,
+) -> &'static str {
+    send_close(sink, shared, 1000, "closed by gateway", "closed_by_core").await
+}
+
+async fn send_close(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
     shared: &Shared,
     code: u16,
@@ -234,6 +224,12 @@ async fn close(
     )
     .await;
     why
+}
+
+/// The connection task's clock: read here, passed into the pure policy as `now`.
+fn clock() -> std::time::Instant {
+    #[allow(clippy::disallowed_methods, reason = "the WebSocket task's one clock")]
+    std::time::Instant::now()
 }
 
 fn is_too_big(e: &axum::Error) -> bool {
