@@ -19,8 +19,8 @@ use crate::tls::{self, TlsMaterial};
 pub use crate::transport::driver::{
     redact_credentials, Shared, WsEvent, TEST_PANIC_CORE, TEST_STALL, TEST_STALL_CORE,
 };
-use crate::transport::http;
 use crate::transport::limits::ConnTable;
+use crate::transport::{http, udp};
 
 /// Connections allowed in total when MAX_CONNS is not set and the file descriptor limit has
 /// room for them.
@@ -76,17 +76,8 @@ impl Gateway {
             .metrics_address
             .map(|a| bind_tcp(a, "METRICS_ADDRESS"))
             .transpose()?;
-        let sip_udp =
-            UdpSocket::bind(SocketAddr::new(config.bind, config.sip_port)).map_err(|e| {
-                ConfigError::new(
-                    "SIP_PORT",
-                    format!("cannot bind UDP {}:{}: {e}", config.bind, config.sip_port),
-                )
-            })?;
-        sip_udp
-            .set_nonblocking(true)
+        let sip_udp = udp::bind(SocketAddr::new(config.bind, config.sip_port))
             .map_err(|e| ConfigError::new("SIP_PORT", e))?;
-        raise_receive_buffer(&sip_udp, SIP_RCVBUF);
         let engine = start_engine(&config)?;
         Ok(Gateway {
             config,
@@ -319,11 +310,7 @@ impl MediaNode {
         let addr = config
             .ng_listen
             .ok_or_else(|| ConfigError::new("NG_LISTEN", "not set"))?;
-        let ng = UdpSocket::bind(addr)
-            .map_err(|e| ConfigError::new("NG_LISTEN", format!("cannot bind UDP {addr}: {e}")))?;
-        ng.set_nonblocking(true)
-            .map_err(|e| ConfigError::new("NG_LISTEN", e))?;
-        raise_receive_buffer(&ng, SIP_RCVBUF);
+        let ng = udp::bind(addr).map_err(|e| ConfigError::new("NG_LISTEN", e))?;
         let metrics_listener = config
             .metrics_address
             .map(|a| bind_tcp(a, "METRICS_ADDRESS"))
@@ -436,34 +423,6 @@ fn start_engine(config: &Config) -> Result<engine::EngineHandle, ConfigError> {
         engine::EngineError::Bind { .. } => ConfigError::new("MIN_RTP_PORT/MAX_RTP_PORT", e),
         other => ConfigError::new("MEDIA_THREADS", other),
     })
-}
-
-/// The SIP/UDP socket's receive buffer: room for a burst of a flood's datagrams ahead of
-/// the per-source limit (they are dropped there, cheaply, rather than by the kernel, which
-/// cannot tell a flood's datagram from a peer's).
-const SIP_RCVBUF: libc::c_int = 8 << 20;
-
-/// Asks for `bytes` of receive buffer: beyond `net.core.rmem_max` when the process may
-/// (SO_RCVBUFFORCE, CAP_NET_ADMIN), else up to it. Best effort: a smaller buffer only means
-/// earlier kernel drops.
-fn raise_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: setsockopt on a socket this function borrows, with a pointer to a live c_int
-        // and its exact size.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&bytes as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
-    }
 }
 
 /// The long-lived tasks of the signaling thread, by name. None of them ends on its own.

@@ -6,5 +6,6 @@ pub mod http;
 pub mod limits;
 pub mod ng;
 pub mod origin;
+pub mod udp;
 pub mod ws;
 pub mod ws_policy;
