@@ -52,7 +52,9 @@ MAX_RUN=$(python3 -c "print(int($N/$RATE + $HOLD + 60))")
 . "$ROOT/bench/lib.sh"
 cleanup() {
 	stop_all
-	if [ -s "$OUT/kr/edge.pid" ]; then RUN_DIR="$OUT/kr" "$HERE/stop-kamailio-rtpengine.sh" >/dev/null || true; fi
+	for k in kr kn; do
+		if [ -s "$OUT/$k/edge.pid" ]; then RUN_DIR="$OUT/$k" "$HERE/stop-kamailio-rtpengine.sh" >/dev/null || true; fi
+	done
 }
 trap cleanup EXIT
 [ -z "$RMEM" ] || raise_rmem "$RMEM"
@@ -113,6 +115,21 @@ run_kr() {
 	RUN_DIR="$d" "$HERE/stop-kamailio-rtpengine.sh"
 }
 
+run_kn() {
+	echo "== Kamailio edge + our engine over ng: $N calls, $RATE/s, hold $HOLD s"
+	local d="$OUT/kn"
+	rm -rf "$d"; mkdir -p "$d"
+	ENGINE=ours WEBRTC_PHONE_BIN="$GW_BIN" RUN_DIR="$d" "$HERE/start-kamailio-rtpengine.sh"
+	sleep 1
+	"$LOADGEN" --wss 127.0.0.1:15443 --ws-path / -n "$N" --rate "$RATE" --hold "$HOLD" --max-run "$MAX_RUN" \
+		--watch "kamailio-edge=$(cat "$d/edge.pid")" --watch "our-engine=$(cat "$d/rtpengine.pid")" \
+		--watch "sipp-echo=$(cat "$d/sipp-uas.pid")" \
+		--json "$OUT/kamailio-ours.json" --html "$OUT/kamailio-ours.html" | tee "$d/loadgen.txt"
+	curl -s --max-time 5 "http://127.0.0.1:12224/metrics" >"$d/metrics.txt" || true
+	echo "UDP receive-buffer drops: our engine ports $(udp_drops 40000 49999), SIPp echo $(udp_drops 16000 16003)" | tee "$d/udp-drops.txt"
+	RUN_DIR="$d" "$HERE/stop-kamailio-rtpengine.sh"
+}
+
 run_floor() {
 	local threads batch=""
 	threads=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_THREADS=\([0-9]*\).*/\1/p')
@@ -128,14 +145,16 @@ if [ "$STACKS" != kr ] && [ -x "$FLOOR_BIN" ]; then run_floor; fi
 case $STACKS in
 gw) run_gw ;;
 kr) run_kr ;;
-*) run_gw; run_kr ;;
+kn) run_kn ;;
+*) run_gw; run_kr; run_kn ;;
 esac
 
 python3 - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]
 stacks = [("webrtc-phone", "webrtc-phone.json", ["webrtc-phone"]),
-          ("kamailio+rtpengine", "kamailio-rtpengine.json", ["kamailio-edge", "rtpengine"])]
+          ("kamailio+rtpengine", "kamailio-rtpengine.json", ["kamailio-edge", "rtpengine"]),
+          ("kamailio+ours-ng", "kamailio-ours.json", ["kamailio-edge", "our-engine"])]
 def f(v, fmt="{:.1f}"):
     return "-" if v is None else fmt.format(v)
 # The gateway's media reactors, from its /metrics (read after the load generator finished).
@@ -176,6 +195,7 @@ def quantile(cum, q):
 floor = json.load(open(os.path.join(out, "floor.json"))) if os.path.exists(os.path.join(out, "floor.json")) else None
 gwm = metrics(os.path.join(out, "gw", "metrics.txt"))
 rows = []
+engine_procs = {}
 for name, fn, groups in stacks:
     p = os.path.join(out, fn)
     if not os.path.exists(p):
@@ -183,6 +203,7 @@ for name, fn, groups in stacks:
     r = json.load(open(p))
     s = r["summary"]
     procs = {x["name"]: x for x in s["processes"]}
+    engine_procs[name] = procs
     own = [procs[g] for g in groups if g in procs]
     cpu = sum(x["cpu_ms_per_call_s"] or 0 for x in own) if own else None
     rss = sum(x["rss_per_call_kib"] or 0 for x in own) if own else None
@@ -218,6 +239,15 @@ if floor:
 if gwm:
     print("webrtc-phone per-reactor packets received:", ", ".join("reactor %s: %d" % kv for kv in sorted(gwm["pkts"].items())),
           "; residence samples %d" % (gwm["res"].get(float("inf"), 0)))
+# The two media engines behind the same Kamailio: each engine process alone.
+re_, ours_ = engine_procs.get("kamailio+rtpengine", {}).get("rtpengine"), engine_procs.get("kamailio+ours-ng", {}).get("our-engine")
+if re_ and ours_:
+    def g(p, k):
+        return p.get(k) or 0
+    print("media engine alone, same Kamailio config: rtpengine %.2f CPU ms/call-s, %.0f KiB/call; ours over ng %.2f CPU ms/call-s, %.0f KiB/call; "
+          "ratio CPU %.2fx, RSS %.2fx" % (g(re_, "cpu_ms_per_call_s"), g(re_, "rss_per_call_kib"), g(ours_, "cpu_ms_per_call_s"),
+          g(ours_, "rss_per_call_kib"), g(re_, "cpu_ms_per_call_s") / max(g(ours_, "cpu_ms_per_call_s"), 1e-9),
+          g(re_, "rss_per_call_kib") / max(g(ours_, "rss_per_call_kib"), 1e-9)))
 # The issue's targets, judged on this run (printed, never asserted).
 num = {r[0]: r for r in rows}
 def val(row, i):

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Stops what start-kamailio-rtpengine.sh started, by the PIDs it recorded (never by name).
 RUN_DIR=${RUN_DIR:-$PWD/run-comparison}
-for f in sipp-uas edge registrar rtpengine; do
+for f in sipp-uas edge registrar rtpengine node2; do
 	pidf="$RUN_DIR/$f.pid"
 	[ -s "$pidf" ] || continue
 	pid=$(cat "$pidf")

@@ -488,12 +488,21 @@ impl Ua {
     pub async fn answer(&mut self, inv: &SipMsg, sdp: &str) -> anyhow::Result<Dialog> {
         let n = self.next();
         let tag = format!("c{}{n}", self.token);
+        // RFC 3261 §12.1.1: responses that form the dialog copy the Record-Route, so the far end's
+        // in-dialog requests pass the proxies that asked to stay on the path.
+        let with_rr = |mut r: SipMsg| {
+            for rr in inv.headers_named("Record-Route") {
+                r.push_header("Record-Route", rr);
+            }
+            r
+        };
         for (code, reason) in [(100, "Trying"), (180, "Ringing")] {
             let r = inv.response(code, reason, Some(&tag));
+            let r = if code == 100 { r } else { with_rr(r) };
             self.send(String::from_utf8_lossy(&r.to_bytes()).into_owned())
                 .await?;
         }
-        let mut ok = inv.response(200, "OK", Some(&tag));
+        let mut ok = with_rr(inv.response(200, "OK", Some(&tag)));
         ok.push_header("Contact", self.contact());
         ok.push_header("Content-Type", "application/sdp");
         ok.body = sdp.as_bytes().to_vec();
