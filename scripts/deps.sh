@@ -8,10 +8,12 @@ what=${1:-build}
 
 build_pkgs=(build-essential pkg-config libssl-dev clang libclang-dev openssl ca-certificates curl)
 [[ ${SKIP_WEBROOT:-0} == 1 ]] || build_pkgs+=(nodejs npm) # webroot: npm ci + esbuild (Node >= 18)
-# Real peers for the integration tests: Kamailio (registrar/PBX), SIPp (package sip-tester) and
-# rtpengine (bench/tests/ng_differential.rs compares the media node's ng replies with its own).
-test_pkgs=("${build_pkgs[@]}" kamailio sip-tester rtpengine-daemon)
-bench_pkgs=("${test_pkgs[@]}" python3 kamailio-websocket-modules kamailio-tls-modules)
+# Real peers for the integration tests: Kamailio (registrar/PBX; its WebSocket and TLS modules for
+# the WSS edge that bench/tests/ng_kamailio.rs and the ng e2e test drive our node through), SIPp
+# (package sip-tester) and rtpengine (bench/tests/ng_differential.rs compares the media node's ng
+# replies with its own).
+test_pkgs=("${build_pkgs[@]}" python3 kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester rtpengine-daemon)
+bench_pkgs=("${test_pkgs[@]}")
 
 case "$what" in
   build) pkgs=("${build_pkgs[@]}") ;;
