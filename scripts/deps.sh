@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what webrtc-phone needs on Debian (bookworm): `deps.sh build` for building it,
 # `deps.sh test` for building and running every test, `deps.sh bench` for the benchmarks (the
-# tests' peers plus the comparison stack: rtpengine and Kamailio's WebSocket and TLS modules).
+# same set: the tests already run rtpengine and Kamailio with its WebSocket and TLS modules).
 # Installs only what is missing.
 set -euo pipefail
 what=${1:-build}
