@@ -13,6 +13,8 @@
 //! The response is written over the request in the caller's buffer, so answering a check costs
 //! no allocation and the reactor sends it from the buffer it received into.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

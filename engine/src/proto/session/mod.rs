@@ -36,6 +36,8 @@
 //! Reception statistics (loss, jitter) follow the audio stream only: video is counted in
 //! packets and bytes, so its sequence numbers never mix with the audio's.
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
