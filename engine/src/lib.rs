@@ -151,6 +151,10 @@ impl Engine {
             .iter()
             .map(|s| {
                 let addr = SocketAddr::new(cfg.bind, s.webrtc_port);
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "start-up binds each shard's WebRTC port before its reactor runs"
+                )]
                 UdpSocket::bind(addr).map_err(|source| EngineError::Bind { addr, source })
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -625,8 +625,14 @@ impl Reactor {
     fn bind_pair(&mut self) -> Option<BoundPair> {
         for _ in 0..self.free_pairs.len() {
             let base = self.free_pairs.pop_front()?;
-            let rtp = UdpSocket::bind(SocketAddr::new(self.init.bind, base));
-            let rtcp = UdpSocket::bind(SocketAddr::new(self.init.bind, base + 1));
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the reactor is the engine's IO edge: it binds its plain legs' ports"
+            )]
+            let (rtp, rtcp) = (
+                UdpSocket::bind(SocketAddr::new(self.init.bind, base)),
+                UdpSocket::bind(SocketAddr::new(self.init.bind, base + 1)),
+            );
             match (rtp, rtcp) {
                 (Ok(a), Ok(b)) => return Some((base, a, b)),
                 // Busy (another process, or a socket of ours the ring still holds): try later.

@@ -100,6 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "the table holds real sockets")]
     fn a_closed_sockets_tag_goes_stale_even_when_its_slot_is_reused() {
         let mut s = Sockets::new();
         let bind = || UdpSocket::bind("127.0.0.1:0").unwrap();
