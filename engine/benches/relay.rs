@@ -16,6 +16,11 @@
 //! Run: `cargo bench -p engine --bench relay` (the reactor batches as the gateway does by default;
 //! `MEDIA_BATCH_US=0` for the unbatched wait).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark drives real sockets and reads the clock"
+)]
+
 use std::hint::black_box;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Mutex;

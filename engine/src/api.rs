@@ -22,6 +22,8 @@
 //! into the bundle. The plain leg's hold state (its audio section's direction) holds both, and
 //! loss and jitter in [`LegStats`] are the audio's.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 
 /// Signaling's name for a session; unique for the life of the process.

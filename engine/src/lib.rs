@@ -5,6 +5,10 @@
 //! io_uring, one pinned thread per shard. Signaling talks to it through [`EngineHandle`] with
 //! the types of [`api`].
 
+// `unsafe` is allowed only where a file says so: the reactor's ring.rs and os.rs, DTLS's ffi.rs
+// and the libsrtp binding (srtp.rs); the pure modules forbid it.
+#![deny(unsafe_code)]
+
 pub mod api;
 pub mod ports;
 pub mod proto;
@@ -147,6 +151,10 @@ impl Engine {
             .iter()
             .map(|s| {
                 let addr = SocketAddr::new(cfg.bind, s.webrtc_port);
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "start-up binds each shard's WebRTC port before its reactor runs"
+                )]
                 UdpSocket::bind(addr).map_err(|source| EngineError::Bind { addr, source })
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -7,6 +7,8 @@
 //! One call then costs one pair plus its share of the WebRTC port: 2 ports where the replaced
 //! system used 4 (two pairs, 4 ports, when its plain leg also carries a video section).
 
+#![forbid(unsafe_code)]
+
 use std::ops::RangeInclusive;
 
 /// The ports one reactor owns.

@@ -269,8 +269,15 @@ impl Gateway {
             drain_timeout_s = config.drain_timeout.as_secs(),
             "shutting down: new calls get 503, calls in progress may finish"
         );
-        let deadline = tokio::time::Instant::now() + config.drain_timeout;
-        while metrics.calls_active.get() > 0 && tokio::time::Instant::now() < deadline {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the wiring's drain loop: waits for calls until the drain deadline"
+        )]
+        let (deadline, now) = (
+            tokio::time::Instant::now() + config.drain_timeout,
+            tokio::time::Instant::now,
+        );
+        while metrics.calls_active.get() > 0 && now() < deadline {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 s = signals.recv() => {
@@ -508,11 +515,7 @@ fn default_max_conns(nofile: u64, rtp_ports: u64) -> usize {
 }
 
 fn bind_tcp(addr: SocketAddr, setting: &'static str) -> Result<TcpListener, ConfigError> {
-    let l = TcpListener::bind(addr)
-        .map_err(|e| ConfigError::new(setting, format!("cannot listen on TCP {addr}: {e}")))?;
-    l.set_nonblocking(true)
-        .map_err(|e| ConfigError::new(setting, e))?;
-    Ok(l)
+    http::listen(addr).map_err(|e| ConfigError::new(setting, e))
 }
 
 /// `webroot/dist` under the working directory (a source checkout), else the installed path.

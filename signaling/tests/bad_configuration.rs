@@ -1,6 +1,11 @@
 //! Bad configuration stops start-up before anything is served: a non-zero exit and one line on
 //! stderr that names the setting.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test drives real sockets and processes and bounds its waits by the real clock"
+)]
+
 mod common;
 
 use std::net::{TcpListener, UdpSocket};

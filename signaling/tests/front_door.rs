@@ -1,6 +1,11 @@
 //! The HTTPS and WSS front door of the real binary: health, metrics, WebSocket upgrades and
 //! their limits, TLS versions.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test drives real sockets and processes and bounds its waits by the real clock"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,11 @@
 //! (127.0.0.66): connection floods before the WebSocket upgrade (per address and in total),
 //! a file descriptor limit left low, and a WebSocket that floods a stalled signaling core.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test drives real sockets and processes and bounds its waits by the real clock"
+)]
+
 mod common;
 
 use std::time::Duration;

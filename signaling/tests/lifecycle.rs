@@ -1,5 +1,10 @@
 //! Start, restart and stop of the real binary.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test drives real sockets and processes and bounds its waits by the real clock"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,10 @@
 //! Malformed SIP gets 400 (requests) or is dropped and counted; the gateway keeps answering.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test drives real sockets and processes and bounds its waits by the real clock"
+)]
+
 mod common;
 
 use std::net::UdpSocket;

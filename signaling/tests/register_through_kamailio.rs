@@ -1,5 +1,10 @@
 //! REGISTER from a WebSocket client through the gateway to a real Kamailio registrar.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test drives real sockets and processes and bounds its waits by the real clock"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -8,6 +8,11 @@
 //!
 //! `floor -n 500 [--batch-us 300] [--reactors 1] [-d 10] [--json out.json]`
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark binary: binds its peers' sockets and paces by the real clock"
+)]
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 

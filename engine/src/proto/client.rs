@@ -6,6 +6,8 @@
 //! Sans-IO: the caller feeds datagrams and the time, and sends what [`ClientLeg::poll_transmit`]
 //! returns. The load generator (bench) plays its browsers with it.
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -13,9 +13,12 @@
 //! The response is written over the request in the caller's buffer, so answering a check costs
 //! no allocation and the reactor sends it from the buffer it received into.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::entropy::{Entropy, OpenSslEntropy};
 use super::stun::{build_binding_success, StunError, StunMessage};
 
 /// RFC 7675 §5.1: consent expires 30 s after the last verified check.
@@ -41,10 +44,16 @@ pub struct IceCredentials {
 }
 
 impl IceCredentials {
-    /// Fresh random local credentials from OpenSSL's CSPRNG.
+    /// Fresh random local credentials from OpenSSL's CSPRNG (for clients and tests; a session
+    /// takes its own from its caller, [`IceCredentials::from_entropy`]).
     pub fn random() -> Result<Self, IceError> {
+        Self::from_entropy(&mut OpenSslEntropy)
+    }
+
+    /// Fresh local credentials from `entropy`.
+    pub fn from_entropy(entropy: &mut dyn Entropy) -> Result<Self, IceError> {
         let mut raw = [0u8; UFRAG_LEN + PWD_LEN];
-        openssl::rand::rand_bytes(&mut raw).map_err(|e| IceError::Random(e.to_string()))?;
+        entropy.fill(&mut raw).map_err(IceError::Random)?;
         let chars: String = raw
             .iter()
             .map(|b| char::from(ICE_CHARS[usize::from(b & 63)]))

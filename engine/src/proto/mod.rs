@@ -4,6 +4,8 @@
 //! * [`stun`]: STUN Binding parse/build with MESSAGE-INTEGRITY and FINGERPRINT.
 //! * [`srtp`]: SRTP/SRTCP in place over libsrtp, and DTLS-SRTP key splitting.
 //! * [`dtls`]: DTLS 1.2 endpoint over memory BIOs, certificate identity and fingerprints.
+//! * [`entropy`]: where random values come from: the caller's choice (OpenSSL's CSPRNG, or a
+//!   seeded generator in tests and simulations).
 //! * [`ice`]: ICE-lite controlled agent: Binding answers, nomination latch, restart, consent.
 //! * [`session`]: one call's two legs (WebRTC, plain RTP, echo): demux, in-place forwarding.
 //! * [`stats`]: drop reasons and RTP reception statistics (loss, jitter).
@@ -12,6 +14,7 @@
 
 pub mod client;
 pub mod dtls;
+pub mod entropy;
 pub mod ice;
 pub mod session;
 pub mod srtp;

@@ -8,6 +8,11 @@
 //! Packets are transformed in the caller's buffer; nothing is allocated per packet (libsrtp
 //! allocates once per new SSRC).
 
+#![allow(
+    unsafe_code,
+    reason = "the libsrtp binding: each call's safety argued at the call"
+)]
+
 use std::ffi::c_int;
 use std::ptr::{self, NonNull};
 use std::sync::OnceLock;

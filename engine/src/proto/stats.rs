@@ -1,6 +1,8 @@
 //! Per-leg counters: drops by reason in a fixed array, and RTP reception statistics (RFC 3550
 //! §6.4.1 jitter, Appendix A.1/A.3 sequence tracking and loss). Nothing here allocates.
 
+#![forbid(unsafe_code)]
+
 use std::time::{Duration, Instant};
 
 /// Why a datagram was not forwarded. The discriminant indexes [`DropCounts`].

@@ -5,6 +5,8 @@
 //! Parsing walks the attributes once and records what ICE uses (RFC 8445 §7.1.1, §16); nothing
 //! is copied or allocated.
 
+#![forbid(unsafe_code)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hmac::{Hmac, Mac};

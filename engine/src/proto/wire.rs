@@ -4,6 +4,8 @@
 //! says which. The views borrow the datagram and never copy or allocate; every accessor of a
 //! successfully parsed view is infallible, so the hot path checks lengths once.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 /// An RTP synchronisation source (RFC 3550 §5.1).

@@ -1,15 +1,28 @@
-//! The reactor's buffers: a provided buffer ring the kernel fills from multishot `recvmsg`
+//! The reactor's io_uring and its buffers, behind safe methods: the only place of the reactor
+//! that builds submission entries, so every pointer the kernel is given is to memory this
+//! module owns and keeps until the completion (with `os.rs`, the only `unsafe` of the reactor).
+//!
+//! Buffers: a provided buffer ring the kernel fills from multishot `recvmsg`
 //! (io_uring `IORING_REGISTER_PBUF_RING`), plus a few transmit buffers for datagrams the
 //! sessions originate (DTLS flights). Every buffer has room for a send's destination address,
 //! so a received buffer can go straight back out in a `Send` SQE and return to the ring when
-//! that send completes.
+//! that send completes. Each buffer's owner (the kernel, the reactor, a send in flight) is
+//! tracked, so the reactor can only touch a buffer that is its own.
+
+#![allow(
+    unsafe_code,
+    reason = "one of the two files of the reactor that talk to the kernel through raw pointers"
+)]
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
 
 use io_uring::types::BufRingEntry;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 /// Bytes per buffer: a 1500-byte datagram plus the recvmsg header and the SRTP tag fit.
 pub(crate) const BUF_SIZE: usize = 2048;
@@ -49,10 +62,23 @@ impl Drop for Mapping {
     }
 }
 
+/// Who holds a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BufState {
+    /// Given to the kernel (a ring buffer published or about to be), or a free transmit buffer.
+    Away,
+    /// The reactor's, to read and write.
+    Ours,
+    /// A send from it is in flight: the kernel reads it until the send completes.
+    Sending,
+}
+
 /// The provided buffer ring and the transmit pool. Buffer ids `0..ring_entries` belong to the
 /// ring; `ring_entries..ring_entries + tx` are transmit buffers.
 pub(crate) struct Buffers {
     ring: Mapping,
+    /// Who holds each buffer now.
+    state: Vec<BufState>,
     bufs: Mapping,
     entries: u16,
     tx: u16,
@@ -80,6 +106,15 @@ impl Buffers {
             tail: 0,
             published: 0,
             tx_free: (entries..entries + tx).rev().collect(),
+            state: (0..entries + tx)
+                .map(|b| {
+                    if b < entries {
+                        BufState::Ours
+                    } else {
+                        BufState::Away
+                    }
+                })
+                .collect(),
             addrs: vec![zero; usize::from(entries) + usize::from(tx)],
         })
     }
@@ -108,35 +143,51 @@ impl Buffers {
         unsafe { self.bufs.ptr.as_ptr().add(usize::from(bid) * BUF_SIZE) }
     }
 
-    /// Buffer `bid`, whole.
+    /// Buffer `bid`, whole: a ring buffer the kernel handed over ([`Buffers::take_received`])
+    /// and not given back since, or a transmit buffer taken with [`Buffers::take_tx`].
     ///
-    /// # Safety
-    /// The caller must own `bid`: a ring buffer the kernel handed over in a completion and that
-    /// was not recycled since, or a transmit buffer taken with [`Buffers::take_tx`]. The kernel
-    /// writes only to ring buffers it was given and not yet returned.
-    pub(crate) unsafe fn buf_mut(&mut self, bid: u16) -> &mut [u8] {
-        // SAFETY: in bounds (buf_ptr); exclusive per the caller's contract, and `&mut self`
-        // prevents a second reference through this struct.
+    /// # Panics
+    /// If `bid` is not the reactor's (a bug of the caller: the kernel may be using it).
+    pub(crate) fn buf_mut(&mut self, bid: u16) -> &mut [u8] {
+        assert!(
+            self.state.get(usize::from(bid)) == Some(&BufState::Ours),
+            "buffer {bid} is not the reactor's"
+        );
+        // SAFETY: in bounds (buf_ptr, and `state` has one entry per buffer); the kernel neither
+        // reads nor writes a buffer in state `Ours` (it was handed over in a completion, or is a
+        // transmit buffer with no send in flight), and `&mut self` prevents a second reference.
         unsafe { std::slice::from_raw_parts_mut(self.buf_ptr(bid), BUF_SIZE) }
     }
 
-    /// True if `bid` names a buffer of this set.
-    pub(crate) fn is_valid(&self, bid: u16) -> bool {
-        bid < self.entries + self.tx
+    /// Takes over ring buffer `bid`, which the kernel handed over in a receive completion; false
+    /// if it names no buffer the kernel held.
+    pub(crate) fn take_received(&mut self, bid: u16) -> bool {
+        match self.state.get_mut(usize::from(bid)) {
+            Some(s) if *s == BufState::Away && bid < self.entries => {
+                *s = BufState::Ours;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A free transmit buffer.
     pub(crate) fn take_tx(&mut self) -> Option<u16> {
-        self.tx_free.pop()
+        let bid = self.tx_free.pop()?;
+        self.state[usize::from(bid)] = BufState::Ours;
+        Some(bid)
     }
 
     /// Gives `bid` back: to the kernel for a ring buffer (visible after [`Buffers::publish`]),
     /// to the pool for a transmit buffer.
+    /// A buffer that is not the reactor's (already given back) is left alone.
     pub(crate) fn recycle(&mut self, bid: u16) {
+        match self.state.get_mut(usize::from(bid)) {
+            Some(s) if *s != BufState::Away => *s = BufState::Away,
+            _ => return,
+        }
         if bid >= self.entries {
-            if bid < self.entries + self.tx {
-                self.tx_free.push(bid);
-            }
+            self.tx_free.push(bid);
             return;
         }
         let slot = usize::from(self.tail & (self.entries - 1));
@@ -165,6 +216,16 @@ impl Buffers {
         self.published = self.tail;
     }
 
+    /// `bid`'s send has been queued: the kernel reads it until [`Buffers::recycle`].
+    fn mark_sending(&mut self, bid: u16) {
+        self.state[usize::from(bid)] = BufState::Sending;
+    }
+
+    /// Whether `bid` is the reactor's (not the kernel's, not in a send).
+    pub(crate) fn is_ours(&self, bid: u16) -> bool {
+        self.state.get(usize::from(bid)) == Some(&BufState::Ours)
+    }
+
     /// Stores `to` as buffer `bid`'s send destination; returns the pointer and length for the
     /// SQE (valid until the buffer is recycled).
     /// `v6_socket`: the socket is AF_INET6, so an IPv4 peer (reported as IPv4 by
@@ -185,6 +246,385 @@ impl Buffers {
         let len = write_sockaddr(to, slot);
         ((slot as *const libc::sockaddr_storage).cast(), len)
     }
+}
+
+/// How a reactor waits for completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// One completion wakes the reactor (`MEDIA_BATCH_US=0`).
+    Off,
+    /// io_uring min-wait (`IORING_ENTER_EXT_ARG` with `min_wait_usec`) of this many µs.
+    MinWait(u32),
+    /// The kernel has no min-wait: wait up to this many µs for a batch, then for one.
+    Linger(u32),
+}
+
+impl std::fmt::Display for Batching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Batching::Off => write!(f, "off (one completion per wake-up)"),
+            Batching::MinWait(us) => write!(f, "io_uring min-wait, {us} us budget"),
+            Batching::Linger(us) => write!(
+                f,
+                "bounded linger, {us} us budget (the kernel refused io_uring min-wait)"
+            ),
+        }
+    }
+}
+
+/// What batching a budget of `us` gets on this kernel (probed with a throwaway ring).
+pub(crate) fn probe_batching(us: u32) -> Batching {
+    if us == 0 {
+        return Batching::Off;
+    }
+    match IoUring::new(2) {
+        Ok(r) if r.params().is_feature_min_timeout() => Batching::MinWait(us),
+        _ => Batching::Linger(us),
+    }
+}
+
+/// Buffer ring entries (measured-limits §1 used 1024 x 2 KiB).
+const RING_BUFFERS: u16 = 1024;
+/// Transmit buffers for datagrams the sessions originate.
+const TX_BUFFERS: u16 = 64;
+/// The buffer group id of the provided ring.
+const BGID: u16 = 0;
+/// Submission queue size.
+pub(super) const SQ_ENTRIES: u32 = 1024;
+/// Buffers in all: at most this many sends can be in flight.
+pub(super) const ALL_BUFFERS: usize = RING_BUFFERS as usize + TX_BUFFERS as usize;
+/// Completions a batched wait asks for: the reactor wakes early once this many are in.
+pub(crate) const BATCH_WANT: usize = 128;
+/// The name length reserved in each received buffer: room for a `sockaddr_in6`.
+const NAME_LEN: u32 = size_of::<libc::sockaddr_in6>() as u32;
+/// Control bytes reserved in each received buffer: one `SCM_TIMESTAMPNS` message
+/// (`CMSG_SPACE(sizeof(struct timespec))`).
+const CONTROL_LEN: usize = size_of::<libc::cmsghdr>() + size_of::<libc::timespec>();
+
+/// A datagram a multishot receive delivered, in buffer `bid` (the reactor's until it is sent
+/// or recycled).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Received {
+    pub(crate) bid: u16,
+    /// Where the payload starts in the buffer, and its length.
+    pub(crate) off: usize,
+    pub(crate) len: usize,
+    /// The sender (none if the kernel reported an address family we do not read).
+    pub(crate) src: Option<SocketAddr>,
+    /// The kernel's receive stamp, ns since the epoch (`SO_TIMESTAMPNS`).
+    pub(crate) stamp: Option<u64>,
+    /// The datagram was longer than the buffer.
+    pub(crate) truncated: bool,
+}
+
+/// One reactor's io_uring with its buffers. Fields drop in order: the ring goes before the
+/// memory it was told about.
+pub(crate) struct Ring {
+    ring: IoUring,
+    bufs: Buffers,
+    /// The template of every multishot receive (name and control lengths).
+    msghdr: Box<libc::msghdr>,
+    /// Where wake-up reads land.
+    wake_buf: Box<[u8; 8]>,
+    /// The sockets are AF_INET6: IPv4 destinations go out v4-mapped.
+    v6_sockets: bool,
+}
+
+impl Ring {
+    /// A ring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN`) with its provided buffers
+    /// registered and handed to the kernel. `v6_sockets`: the sockets sends go out on are
+    /// AF_INET6.
+    pub(crate) fn new(v6_sockets: bool) -> io::Result<Self> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_coop_taskrun()
+            .build(SQ_ENTRIES)?;
+        let mut bufs = Buffers::new(RING_BUFFERS, TX_BUFFERS)?;
+        // SAFETY: the ring memory is a page-aligned mapping of RING_BUFFERS entries owned by
+        // `bufs`, which `Ring` keeps alive as long as the io_uring (`ring` drops first).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                bufs.ring_addr(),
+                bufs.entries(),
+                BGID,
+                0,
+            )?;
+        }
+        bufs.fill_ring();
+        // SAFETY: msghdr is plain data; all zero is "no name, no control, no iovec".
+        let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        msghdr.msg_namelen = NAME_LEN;
+        // For multishot receives only the length counts: the kernel reserves this much control
+        // space in each provided buffer.
+        msghdr.msg_controllen = CONTROL_LEN as _;
+        Ok(Self {
+            ring,
+            bufs,
+            msghdr,
+            wake_buf: Box::new([0; 8]),
+            v6_sockets,
+        })
+    }
+
+    /// Queues an SQE; false if the ring would not take it even after a submit.
+    ///
+    /// # Safety
+    /// Whatever `sqe` points at must stay valid until its completion.
+    #[must_use]
+    unsafe fn push(&mut self, sqe: &squeue::Entry) -> bool {
+        for _ in 0..2 {
+            // SAFETY: the caller's contract.
+            if unsafe { self.ring.submission().push(sqe) }.is_ok() {
+                return true;
+            }
+            // The queue is full: hand it to the kernel and retry.
+            let _ = self.ring.submit();
+        }
+        false
+    }
+
+    /// Arms a multishot receive on `fd` into the provided buffers; false if the ring is full.
+    #[must_use]
+    pub(crate) fn recv_multi(&mut self, fd: RawFd, user_data: u64) -> bool {
+        let sqe = opcode::RecvMsgMulti::new(types::Fd(fd), &*self.msghdr, BGID)
+            .build()
+            .user_data(user_data);
+        // SAFETY: the msghdr is boxed and lives as long as the ring; the buffers are the
+        // registered provided ring, also owned by `self`.
+        unsafe { self.push(&sqe) }
+    }
+
+    /// Arms an 8-byte read of eventfd `fd` (the wake-up); false if the ring is full.
+    #[must_use]
+    pub(crate) fn read_wake(&mut self, fd: RawFd, user_data: u64) -> bool {
+        let sqe = opcode::Read::new(types::Fd(fd), self.wake_buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(user_data);
+        // SAFETY: the wake buffer is boxed and lives as long as the ring; only the kernel
+        // writes it (its value is never read).
+        unsafe { self.push(&sqe) }
+    }
+
+    /// Cancels the request with `target` user data; false if the ring is full.
+    #[must_use]
+    pub(crate) fn cancel(&mut self, target: u64, user_data: u64) -> bool {
+        let sqe = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(user_data);
+        // SAFETY: a cancel points at no memory.
+        unsafe { self.push(&sqe) }
+    }
+
+    /// Sends `len` bytes of buffer `bid` from `off` to `to` on socket `fd`. The buffer is in
+    /// flight until [`Ring::send_done`]; if the ring will not take the send it is recycled at
+    /// once and the result is false.
+    #[must_use]
+    pub(crate) fn send(
+        &mut self,
+        fd: RawFd,
+        bid: u16,
+        off: usize,
+        len: usize,
+        to: SocketAddr,
+        user_data: u64,
+    ) -> bool {
+        assert!(
+            self.bufs.is_ours(bid) && off + len <= BUF_SIZE,
+            "a send from buffer {bid} that is not the reactor's, or past its end"
+        );
+        let (dest, dest_len) = self.bufs.set_dest(bid, to, self.v6_sockets);
+        let ptr = self.bufs.buf_mut(bid)[off..].as_ptr();
+        let sqe = opcode::Send::new(types::Fd(fd), ptr, len as u32)
+            .dest_addr(dest)
+            .dest_addr_len(dest_len)
+            .build()
+            .user_data(user_data);
+        // SAFETY: the buffer and its destination address are the reactor's (checked above) and
+        // become `Sending`: nothing writes or recycles them until `send_done`.
+        if unsafe { self.push(&sqe) } {
+            self.bufs.mark_sending(bid);
+            true
+        } else {
+            self.bufs.recycle(bid);
+            false
+        }
+    }
+
+    /// A send from `bid` completed: the buffer goes back.
+    pub(crate) fn send_done(&mut self, bid: u16) {
+        if self.bufs.state.get(usize::from(bid)) == Some(&BufState::Sending) {
+            self.bufs.recycle(bid);
+        }
+    }
+
+    /// Takes over the buffer of a receive completion (`res` bytes in buffer `bid`) and reads
+    /// its parts; `Err(())` if `bid` was not the kernel's (then nothing changes hands), and
+    /// `Ok(None)` for a completion the kernel could not describe (the buffer is recycled).
+    #[allow(
+        clippy::result_unit_err,
+        reason = "the only failure is a stray buffer id"
+    )]
+    pub(crate) fn take_received(&mut self, bid: u16, res: i32) -> Result<Option<Received>, ()> {
+        if !self.bufs.take_received(bid) {
+            return Err(());
+        }
+        let buf = self.bufs.buf_mut(bid);
+        let len = usize::try_from(res).unwrap_or(0).min(BUF_SIZE);
+        let Ok(out) = types::RecvMsgOut::parse(&buf[..len], &self.msghdr) else {
+            self.bufs.recycle(bid);
+            return Ok(None);
+        };
+        let payload = out.payload_data();
+        Ok(Some(Received {
+            bid,
+            off: payload.as_ptr() as usize - buf.as_ptr() as usize,
+            len: payload.len(),
+            src: read_sockaddr(out.name_data()),
+            stamp: rx_stamp(out.control_data()),
+            truncated: out.is_payload_truncated(),
+        }))
+    }
+
+    /// Gives back the buffer of a failed receive completion, if it was the kernel's.
+    pub(crate) fn discard_received(&mut self, bid: u16) {
+        if self.bufs.take_received(bid) {
+            self.bufs.recycle(bid);
+        }
+    }
+
+    /// Buffer `bid`, whole, if it is the reactor's.
+    pub(crate) fn buf(&mut self, bid: u16) -> &mut [u8] {
+        self.bufs.buf_mut(bid)
+    }
+
+    /// A free transmit buffer.
+    pub(crate) fn take_tx(&mut self) -> Option<u16> {
+        self.bufs.take_tx()
+    }
+
+    /// Gives a buffer of the reactor's back (to the kernel, visible after [`Ring::publish`], or
+    /// to the transmit pool).
+    pub(crate) fn recycle(&mut self, bid: u16) {
+        if self.bufs.is_ours(bid) {
+            self.bufs.recycle(bid);
+        }
+    }
+
+    /// Publishes recycled ring buffers to the kernel.
+    pub(crate) fn publish(&mut self) {
+        self.bufs.publish();
+    }
+
+    /// Moves the completions that are in into `out` as (user data, result, flags).
+    pub(crate) fn completions(&mut self, out: &mut Vec<(u64, i32, u32)>) {
+        for cqe in self.ring.completion() {
+            out.push((cqe.user_data(), cqe.result(), cqe.flags()));
+        }
+    }
+
+    /// Submits what is queued and waits for completions for at most `timeout`, batched as
+    /// `batching` says; returns the batching to use from now on.
+    pub(crate) fn submit_and_wait(
+        &mut self,
+        timeout: Duration,
+        batching: Batching,
+    ) -> io::Result<Batching> {
+        submit_and_wait(&mut self.ring, timeout, batching)
+    }
+}
+
+/// The buffer id a receive completion's flags name.
+pub(crate) fn buffer_of(flags: u32) -> Option<u16> {
+    cqueue::buffer_select(flags)
+}
+
+/// Whether a multishot request stays armed after this completion.
+pub(crate) fn more(flags: u32) -> bool {
+    cqueue::more(flags)
+}
+
+/// Waits for completions (submitting what is queued) for at most `timeout`, batched as
+/// `batching` says. Returns the batching to use from now on (min-wait falls back to a linger if
+/// the kernel refuses it).
+fn submit_and_wait(
+    ring: &mut IoUring,
+    timeout: Duration,
+    batching: Batching,
+) -> io::Result<Batching> {
+    let ts_of = |d: Duration| {
+        types::Timespec::new()
+            .sec(d.as_secs())
+            .nsec(d.subsec_nanos())
+    };
+    let benign = |e: &io::Error| {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+        )
+    };
+    let wait = |ring: &IoUring, want: usize, args: &types::SubmitArgs<'_, '_>| match ring
+        .submitter()
+        .submit_with_args(want, args)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if benign(&e) => Ok(()),
+        Err(e) => Err(e),
+    };
+    match batching {
+        Batching::Off => {
+            let ts = ts_of(timeout);
+            wait(ring, 1, &types::SubmitArgs::new().timespec(&ts))?;
+        }
+        Batching::MinWait(us) => {
+            let ts = ts_of(timeout);
+            let args = types::SubmitArgs::new().timespec(&ts).min_wait_usec(us);
+            match ring.submitter().submit_with_args(BATCH_WANT, &args) {
+                Ok(_) => {}
+                Err(e) if benign(&e) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    eprintln!(
+                        "media reactor: io_uring refused min-wait ({e}); batching falls back to a bounded linger of {us} us"
+                    );
+                    return Ok(Batching::Linger(us));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Batching::Linger(us) => {
+            let budget = Duration::from_micros(u64::from(us)).min(timeout);
+            let ts = ts_of(budget);
+            wait(ring, BATCH_WANT, &types::SubmitArgs::new().timespec(&ts))?;
+            if ring.completion().is_empty() && timeout > budget {
+                let ts = ts_of(timeout - budget);
+                wait(ring, 1, &types::SubmitArgs::new().timespec(&ts))?;
+            }
+        }
+    }
+    Ok(batching)
+}
+
+/// The `SCM_TIMESTAMPNS` stamp (ns since the epoch) in a recvmsg's control data, if any.
+fn rx_stamp(control: &[u8]) -> Option<u64> {
+    let hdr = size_of::<libc::cmsghdr>();
+    let mut off = 0;
+    while control.len() >= off + hdr {
+        let len = usize::from_ne_bytes(control[off..off + 8].try_into().ok()?);
+        let level = i32::from_ne_bytes(control[off + 8..off + 12].try_into().ok()?);
+        let kind = i32::from_ne_bytes(control[off + 12..off + 16].try_into().ok()?);
+        if len < hdr || off + len > control.len() {
+            return None;
+        }
+        if level == libc::SOL_SOCKET && kind == libc::SO_TIMESTAMPNS && len >= hdr + 16 {
+            let d = &control[off + hdr..off + hdr + 16];
+            let sec = i64::from_ne_bytes(d[..8].try_into().ok()?);
+            let nsec = i64::from_ne_bytes(d[8..].try_into().ok()?);
+            return Some((sec as u64).wrapping_mul(1_000_000_000) + nsec as u64);
+        }
+        // CMSG_ALIGN to 8 bytes.
+        off += (len + 7) & !7;
+    }
+    None
 }
 
 /// Writes `addr` as a C socket address; returns its length.
@@ -274,8 +714,7 @@ mod tests {
         assert_eq!(b.take_tx(), None);
         b.recycle(x);
         assert_eq!(b.take_tx(), Some(x));
-        // SAFETY: y was taken from the pool and not returned.
-        let buf = unsafe { b.buf_mut(y) };
+        let buf = b.buf_mut(y);
         assert_eq!(buf.len(), BUF_SIZE);
         buf[BUF_SIZE - 1] = 1;
     }

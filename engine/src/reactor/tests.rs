@@ -2,6 +2,11 @@
 //! USE-CANDIDATE, DTLS, SRTP from engine::proto) and a plain RTP peer exchange media through
 //! running reactors. Every wait is bounded in count and time.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "real-socket tests: they bind ports and read the clock to bound their waits"
+)]
+
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::time::Duration;

@@ -121,6 +121,11 @@ impl Shared {
         max_ws_per_ip: usize,
         events: mpsc::UnboundedSender<WsEvent>,
     ) -> Shared {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the driver's start: the origin of the coarse idle clock"
+        )]
+        let started = tokio::time::Instant::now();
         Shared {
             metrics,
             ws_ping_interval,
@@ -130,7 +135,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             events,
-            started: tokio::time::Instant::now(),
+            started,
         }
     }
 

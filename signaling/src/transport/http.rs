@@ -44,6 +44,18 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Connections open at once on the metrics listener (an operator's scraper needs one or two).
 pub const METRICS_MAX_CONNS: usize = 16;
 
+/// Listens on TCP `addr`, non-blocking (handed to tokio later). The error names the address.
+pub fn listen(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "transport binds the front door's listeners"
+    )]
+    let l = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on TCP {addr}: {e}"))?;
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok(l)
+}
+
 /// The router of the HTTPS port: the web root, `/ws`, `/healthz`, and `/metrics` unless
 /// `metrics_elsewhere` (METRICS_ADDRESS is set: 404 here).
 pub fn https_router(

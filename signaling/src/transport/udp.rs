@@ -33,6 +33,10 @@ pub fn raise_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
 
 /// Binds `addr`, non-blocking, with the large receive buffer. The error names the address.
 pub fn bind(addr: SocketAddr) -> Result<UdpSocket, String> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "transport binds the SIP/UDP and ng sockets"
+    )]
     let sock = UdpSocket::bind(addr).map_err(|e| format!("cannot bind UDP {addr}: {e}"))?;
     sock.set_nonblocking(true).map_err(|e| e.to_string())?;
     raise_receive_buffer(&sock, RCVBUF);

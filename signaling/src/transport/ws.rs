@@ -127,7 +127,12 @@ async fn run(
     debug!(conn = %name, %peer, listener, "WebSocket open");
     let (mut sink, mut stream) = socket.split();
     let interval = shared.ws_ping_interval;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a connection's IO task: its keep-alive ticks on the runtime's clock"
+    )]
+    let first = tokio::time::Instant::now() + interval;
+    let mut ping = tokio::time::interval_at(first, interval);
     let mut policy = WsPolicy::new(clock(), shared.ws_msg_rate, interval);
     let reason = loop {
         tokio::select! {

@@ -36,23 +36,27 @@
 //! Reception statistics (loss, jitter) follow the audio stream only: video is counted in
 //! packets and bytes, so its sequence numbers never mix with the audio's.
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 mod plain;
+mod webrtc;
 
-use super::dtls::{DtlsConfig, DtlsEndpoint, DtlsEvent, DtlsIdentity, DtlsRole, Fingerprint};
-use super::ice::{local_ufrag_of, IceAgent, IceCredentials, IceEvent};
-use super::srtp::{Direction as SrtpDirection, SrtpError, SrtpSession, MAX_TRAILER_LEN};
+use super::dtls::{DtlsIdentity, DtlsRole};
+use super::entropy::Entropy;
+use super::ice::{local_ufrag_of, IceCredentials};
+use super::srtp::MAX_TRAILER_LEN;
 use super::stats::{since, DropCounts, DropReason, RtpRx};
 use super::wire::{demux, strip_rtp_extension, PacketKind, RtcpHeader, RtpHeader};
 use crate::api::{
     Direction, Event, Failure, LegIndex, LegSpec, LegStats, LocalLeg, SessionId, SessionStats,
-    Setup, WebRtcRemote,
 };
 use plain::PlainLeg;
 pub use plain::{Latching, DEFAULT_LEARNING_WINDOW, VIDEO_SSRCS};
+use webrtc::{mid_stream, srtp_drop, WebRtcLeg};
 
 /// Most remote addresses [`Session::routes`] gives: per WebRTC leg (two at most), ICE's
 /// remembered validated sources and the nominated one.
@@ -165,23 +169,6 @@ struct Counters {
     rx: RtpRx,
 }
 
-struct WebRtcLeg {
-    local_addr: SocketAddr,
-    remote: Option<WebRtcRemote>,
-    remote_fp: Option<Fingerprint>,
-    ice: IceAgent,
-    dtls: Option<DtlsEndpoint>,
-    role: Option<DtlsRole>,
-    /// Where DTLS flights go before nomination: the last validated source that sent DTLS.
-    dtls_peer: Option<SocketAddr>,
-    /// DTLS datagrams fed to the endpoint, and how often their source changed: context for a
-    /// failure's reason.
-    dtls_in: u32,
-    dtls_moves: u32,
-    srtp_in: Option<SrtpSession>,
-    srtp_out: Option<SrtpSession>,
-}
-
 enum LegKind {
     WebRtc(Box<WebRtcLeg>),
     Plain(Box<PlainLeg>),
@@ -235,52 +222,15 @@ fn pair_mut(legs: &mut [Leg; 2], leg: LegIndex) -> (&mut Leg, &mut Leg) {
     }
 }
 
-/// Our DTLS role from the browser's `a=setup` (RFC 5763 §5).
-fn role_for(remote: Setup) -> DtlsRole {
-    match remote {
-        Setup::Active | Setup::ActPass => DtlsRole::Server,
-        Setup::Passive => DtlsRole::Client,
-    }
-}
-
 fn bad(msg: impl Into<String>) -> Failure {
     Failure::BadRequest(msg.into())
-}
-
-fn creds_of(r: &WebRtcRemote) -> IceCredentials {
-    IceCredentials {
-        ufrag: r.ice_ufrag.clone(),
-        pwd: r.ice_pwd.clone(),
-    }
-}
-
-/// Which stream of a plain leg the MID header extension of bundle RTP `h` names: video for
-/// the video section's MID, audio for any other; `None` without the negotiated extension.
-fn mid_stream(r: &WebRtcRemote, h: &RtpHeader<'_>) -> Option<Stream> {
-    let id = r.mid_ext?;
-    if !h.has_extension() {
-        return None;
-    }
-    let mid = h.extension_element(id)?;
-    Some(match &r.video_mid {
-        Some(v) if v.as_bytes() == mid => Stream::Video,
-        _ => Stream::Audio,
-    })
-}
-
-fn srtp_drop(e: SrtpError) -> DropReason {
-    match e {
-        SrtpError::AuthFail => DropReason::SrtpAuth,
-        SrtpError::Replay | SrtpError::ReplayOld => DropReason::SrtpReplay,
-        SrtpError::NoTailRoom { .. } => DropReason::TooLarge,
-        _ => DropReason::SrtpOther,
-    }
 }
 
 impl Session {
     /// A new session. `local` gives each leg's local addresses for the SDP: the reactor's
     /// WebRTC port for WebRTC legs, the RTP port (and the video RTP port, when allocated with
-    /// video) for plain legs, nothing for echo.
+    /// video) for plain legs, nothing for echo. `entropy` gives the WebRTC legs' ICE
+    /// credentials (the reactor's CSPRNG; a seeded generator in tests).
     pub fn new(
         id: SessionId,
         specs: &[LegSpec; 2],
@@ -288,8 +238,9 @@ impl Session {
         identity: DtlsIdentity,
         config: SessionConfig,
         now: Instant,
+        entropy: &mut dyn Entropy,
     ) -> Result<Self, Failure> {
-        let mk = |spec: &LegSpec, local: LocalAddrs| -> Result<Leg, Failure> {
+        let mut mk = |spec: &LegSpec, local: LocalAddrs| -> Result<Leg, Failure> {
             if local.video.is_some() && !matches!(spec, LegSpec::Plain(_)) {
                 return Err(bad("a video port for a leg that is not plain"));
             }
@@ -298,28 +249,9 @@ impl Session {
                     let local_addr = local
                         .media
                         .ok_or_else(|| bad("WebRTC leg without a port"))?;
-                    let creds = IceCredentials::random().map_err(|e| bad(e.to_string()))?;
-                    let mut leg = WebRtcLeg {
-                        local_addr,
-                        remote: None,
-                        remote_fp: None,
-                        ice: IceAgent::new(creds, None),
-                        dtls: None,
-                        role: None,
-                        dtls_peer: None,
-                        dtls_in: 0,
-                        dtls_moves: 0,
-                        srtp_in: None,
-                        srtp_out: None,
-                    };
-                    if let Some(r) = remote {
-                        leg.remote_fp = Some(
-                            Fingerprint::parse(&r.fingerprint).map_err(|e| bad(e.to_string()))?,
-                        );
-                        leg.role = Some(role_for(r.setup));
-                        leg.ice.set_remote(creds_of(r));
-                        leg.remote = Some(r.clone());
-                    }
+                    let creds =
+                        IceCredentials::from_entropy(entropy).map_err(|e| bad(e.to_string()))?;
+                    let leg = WebRtcLeg::new(local_addr, creds, remote.as_ref())?;
                     LegKind::WebRtc(Box::new(leg))
                 }
                 LegSpec::Plain(remote) => {
@@ -365,17 +297,7 @@ impl Session {
     /// What signaling puts in its SDP for `leg`.
     pub fn local_leg(&self, leg: LegIndex) -> LocalLeg {
         match &self.legs[idx(leg)].kind {
-            LegKind::WebRtc(w) => LocalLeg::WebRtc {
-                addr: w.local_addr,
-                ice_ufrag: w.ice.local().ufrag.clone(),
-                ice_pwd: w.ice.local().pwd.clone(),
-                fingerprint: self.identity.fingerprint().to_sdp(),
-                setup: match w.role {
-                    None => Setup::ActPass,
-                    Some(DtlsRole::Server) => Setup::Passive,
-                    Some(DtlsRole::Client) => Setup::Active,
-                },
-            },
+            LegKind::WebRtc(w) => w.local_leg(&self.identity),
             LegKind::Plain(p) => LocalLeg::Plain {
                 rtp: p.audio.local_rtp,
                 video_rtp: p.video.as_ref().map(|v| v.local_rtp),
@@ -436,44 +358,17 @@ impl Session {
         &self.drops
     }
 
-    /// The remote SDP of `leg` changed: an answer, a new address, hold, an ICE restart.
+    /// The remote SDP of `leg` changed: an answer, a new address, hold, an ICE restart (new
+    /// local credentials from `entropy`).
     pub fn update(
         &mut self,
         now: Instant,
         leg: LegIndex,
         spec: &LegSpec,
+        entropy: &mut dyn Entropy,
     ) -> Result<LocalLeg, Failure> {
         match (&mut self.legs[idx(leg)].kind, spec) {
-            (LegKind::WebRtc(w), LegSpec::WebRtc(Some(r))) => {
-                let fp = Fingerprint::parse(&r.fingerprint).map_err(|e| bad(e.to_string()))?;
-                let role = match (r.setup, w.role) {
-                    // A re-offer says actpass; the answerer keeps the role it has (RFC 8842 §5.3).
-                    (Setup::ActPass, Some(old)) => old,
-                    (setup, _) => role_for(setup),
-                };
-                let fp_changed = w.remote_fp.as_ref().is_some_and(|old| *old != fp);
-                if w.dtls.is_some() && !fp_changed && w.role.is_some_and(|old| old != role) {
-                    return Err(bad("DTLS role change after the handshake started"));
-                }
-                let creds = creds_of(r);
-                match w.ice.remote() {
-                    Some(old) if *old != creds => {
-                        let fresh = IceCredentials::random().map_err(|e| bad(e.to_string()))?;
-                        w.ice.restart(fresh, creds);
-                    }
-                    Some(_) => {}
-                    None => w.ice.set_remote(creds),
-                }
-                if fp_changed {
-                    // A new certificate is a new association (RFC 8842 §5.5): new handshake.
-                    w.dtls = None;
-                    w.srtp_in = None;
-                    w.srtp_out = None;
-                }
-                w.remote_fp = Some(fp);
-                w.role = Some(role);
-                w.remote = Some(r.clone());
-            }
+            (LegKind::WebRtc(w), LegSpec::WebRtc(Some(r))) => w.apply_remote(r, entropy)?,
             (LegKind::WebRtc(_), LegSpec::WebRtc(None)) => {}
             (LegKind::Plain(p), LegSpec::Plain(r)) => p.set_remote(now, r.clone()),
             (LegKind::Echo, LegSpec::Echo) => {}
@@ -485,27 +380,14 @@ impl Session {
 
     fn maybe_start_dtls(&mut self, now: Instant, leg: LegIndex) {
         let initial_timeout = self.config.dtls_initial_timeout;
-        let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind else {
-            return;
-        };
-        let (Some(role), Some(fp), None) = (w.role, &w.remote_fp, &w.dtls) else {
-            return;
-        };
-        // A client needs somewhere to send its ClientHello.
-        if role == DtlsRole::Client && w.ice.nominated().is_none() && w.dtls_peer.is_none() {
-            return;
-        }
-        let config = DtlsConfig {
-            initial_timeout,
-            ..DtlsConfig::new(role, fp.clone())
-        };
-        match DtlsEndpoint::new(&self.identity, config, now) {
-            Ok(ep) => w.dtls = Some(ep),
-            Err(e) => self.events.push_back(Event::DtlsFailed {
-                id: self.id,
-                leg,
-                reason: e.to_string(),
-            }),
+        if let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind {
+            if let Err(reason) = w.start_dtls(&self.identity, initial_timeout, now) {
+                self.events.push_back(Event::DtlsFailed {
+                    id: self.id,
+                    leg,
+                    reason,
+                });
+            }
         }
     }
 
@@ -768,85 +650,16 @@ impl Session {
         let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind else {
             return;
         };
-        let mut start = false;
-        while let Some(e) = w.ice.poll_event() {
-            match e {
-                IceEvent::Nominated(remote) => {
-                    // The previous nominated source may have left the validated set already.
-                    self.routes_changed = true;
-                    self.events.push_back(Event::IceConnected {
-                        id: self.id,
-                        leg,
-                        remote,
-                    });
-                    start = true;
-                }
-                IceEvent::ConsentLost => {
-                    // ICE forgot every source.
-                    self.routes_changed = true;
-                    self.events
-                        .push_back(Event::ConsentLost { id: self.id, leg });
-                }
-            }
-        }
-        if start {
+        let ice = w.after_ice(self.id, leg, &mut self.events);
+        self.routes_changed |= ice.routes_changed;
+        if ice.nominated {
             self.maybe_start_dtls(now, leg);
         }
     }
 
     fn after_dtls(&mut self, leg: LegIndex) {
-        let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind else {
-            return;
-        };
-        let Some(dtls) = w.dtls.as_mut() else {
-            return;
-        };
-        while let Some(e) = dtls.poll_event() {
-            let failure = match e {
-                DtlsEvent::Connected { profile, keys } => {
-                    let sessions = SrtpSession::new(profile, &keys.remote, SrtpDirection::Inbound)
-                        .and_then(|i| {
-                            SrtpSession::new(profile, &keys.local, SrtpDirection::Outbound)
-                                .map(|o| (i, o))
-                        });
-                    match sessions {
-                        Ok((i, o)) => {
-                            w.srtp_in = Some(i);
-                            w.srtp_out = Some(o);
-                            self.events.push_back(Event::DtlsConnected {
-                                id: self.id,
-                                leg,
-                                profile: profile.openssl_name().to_owned(),
-                            });
-                            continue;
-                        }
-                        Err(e) => e.to_string(),
-                    }
-                }
-                DtlsEvent::Failed(e) => e.to_string(),
-                DtlsEvent::Closed => {
-                    // close_notify (RFC 5246 §7.2.1): the browser is hanging up. Not a failure:
-                    // stop sending to it and let signaling end the call on the BYE (the media
-                    // timeout is the backstop). What is still in flight from it is accepted.
-                    w.srtp_out = None;
-                    continue;
-                }
-            };
-            let reason = format!(
-                "{failure} (after {} DTLS datagrams in, {} source changes, ICE {})",
-                w.dtls_in,
-                w.dtls_moves,
-                if w.ice.nominated().is_some() {
-                    "nominated"
-                } else {
-                    "not nominated"
-                }
-            );
-            self.events.push_back(Event::DtlsFailed {
-                id: self.id,
-                leg,
-                reason,
-            });
+        if let LegKind::WebRtc(w) = &mut self.legs[idx(leg)].kind {
+            w.after_dtls(self.id, leg, &mut self.events);
         }
     }
 

@@ -2,8 +2,11 @@
 //! DTLS in either role, SRTP) against a session whose other leg is plain or an echo.
 
 use super::*;
-use crate::api::{Direction, PlainRemote};
+use crate::api::{Direction, PlainRemote, Setup, WebRtcRemote};
+use crate::proto::dtls::{DtlsConfig, DtlsEndpoint, DtlsEvent, Fingerprint};
+use crate::proto::entropy::SeededEntropy;
 use crate::proto::srtp::SrtpKeys;
+use crate::proto::srtp::{Direction as SrtpDirection, SrtpSession};
 use crate::proto::stun::{Class, StunMessage, StunWriter, METHOD_BINDING};
 use std::sync::OnceLock;
 use std::time::UNIX_EPOCH;
@@ -214,6 +217,7 @@ impl Call {
             identity(0),
             config,
             now,
+            &mut SeededEntropy::new(3),
         )
         .unwrap();
         b.learn(&s.local_leg(LegIndex::A));
@@ -597,7 +601,10 @@ fn media_timeout_fires_once_and_not_while_held() {
     let mut c = Call::new(Setup::Active, config);
     c.connect();
     let held = LegSpec::Plain(Some(plain_remote(Direction::SendOnly)));
-    assert!(c.s.update(c.now, LegIndex::B, &held).is_ok());
+    assert!(c
+        .s
+        .update(c.now, LegIndex::B, &held, &mut SeededEntropy::new(4))
+        .is_ok());
     let t0 = c.now;
     for i in 1..=20 {
         c.now = t0 + Duration::from_secs(10 * i);
@@ -672,8 +679,13 @@ fn ice_restart_relatches_and_keeps_srtp() {
     // The browser restarts ICE: new credentials; same certificate and role.
     c.b.creds = IceCredentials::random().unwrap();
     let local =
-        c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(c.b.remote())))
-            .unwrap();
+        c.s.update(
+            c.now,
+            LegIndex::A,
+            &LegSpec::WebRtc(Some(c.b.remote())),
+            &mut SeededEntropy::new(5),
+        )
+        .unwrap();
     let (
         LocalLeg::WebRtc {
             ice_ufrag: new_u,
@@ -723,8 +735,13 @@ fn reoffer_with_actpass_keeps_our_dtls_client_role() {
     let mut r = c.b.remote();
     r.setup = Setup::ActPass;
     let local =
-        c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(r)))
-            .unwrap();
+        c.s.update(
+            c.now,
+            LegIndex::A,
+            &LegSpec::WebRtc(Some(r)),
+            &mut SeededEntropy::new(6),
+        )
+        .unwrap();
     assert!(matches!(
         local,
         LocalLeg::WebRtc {
@@ -743,19 +760,34 @@ fn dtls_role_change_is_refused_and_fingerprint_change_rekeys() {
     let mut r = c.b.remote();
     r.setup = Setup::Passive;
     assert!(matches!(
-        c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(r))),
+        c.s.update(
+            c.now,
+            LegIndex::A,
+            &LegSpec::WebRtc(Some(r)),
+            &mut SeededEntropy::new(7)
+        ),
         Err(Failure::BadRequest(_))
     ));
     assert!(matches!(
-        c.s.update(c.now, LegIndex::A, &LegSpec::Echo),
+        c.s.update(
+            c.now,
+            LegIndex::A,
+            &LegSpec::Echo,
+            &mut SeededEntropy::new(8)
+        ),
         Err(Failure::BadRequest(_))
     ));
     assert!(forwarded(c.pbx_sends(1)));
 
     // A new certificate (a new DTLS association): SRTP stops until the new handshake is done.
     c.b.cert = 2;
-    c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(c.b.remote())))
-        .unwrap();
+    c.s.update(
+        c.now,
+        LegIndex::A,
+        &LegSpec::WebRtc(Some(c.b.remote())),
+        &mut SeededEntropy::new(9),
+    )
+    .unwrap();
     assert_eq!(c.pbx_sends(2), Verdict::Drop(DropReason::NotConnected));
     let fp = identity(0).fingerprint().to_sdp();
     c.b.srtp_in = None;
@@ -870,6 +902,7 @@ fn echo_leg_reflects_webrtc_media() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(10),
     )
     .unwrap();
     assert_eq!(s.local_leg(LegIndex::B), LocalLeg::Echo);
@@ -921,6 +954,7 @@ fn echo_leg_reflects_plain_media() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(11),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -972,6 +1006,7 @@ fn offer_to_browser_then_answer() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(12),
     )
     .unwrap();
     assert!(matches!(
@@ -983,7 +1018,12 @@ fn offer_to_browser_then_answer() {
     ));
     let b = Browser::new(addr(BROWSER), Setup::Active);
     let local = s
-        .update(now, LegIndex::A, &LegSpec::WebRtc(Some(b.remote())))
+        .update(
+            now,
+            LegIndex::A,
+            &LegSpec::WebRtc(Some(b.remote())),
+            &mut SeededEntropy::new(13),
+        )
         .unwrap();
     assert!(matches!(
         local,
@@ -997,6 +1037,7 @@ fn offer_to_browser_then_answer() {
             now,
             LegIndex::B,
             &LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+            &mut SeededEntropy::new(14),
         )
         .unwrap();
     assert_eq!(
@@ -1023,8 +1064,13 @@ fn bundled_audio_and_video_pass_through_unchanged() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
     let mut r = c.b.remote();
     r.payload_types = vec![0, 96];
-    c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(r)))
-        .unwrap();
+    c.s.update(
+        c.now,
+        LegIndex::A,
+        &LegSpec::WebRtc(Some(r)),
+        &mut SeededEntropy::new(15),
+    )
+    .unwrap();
     c.connect();
     for (i, (pt, ssrc)) in [(0u8, 0xa0d1_u32), (96, 0x71de0), (0, 0xa0d1), (96, 0x71de0)]
         .into_iter()
@@ -1066,6 +1112,7 @@ fn wrong_browser_certificate_fails_dtls() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(16),
     )
     .unwrap();
     b.learn(&s.local_leg(LegIndex::A));
@@ -1124,6 +1171,7 @@ fn plain_to_plain_relays_rtp_and_rtcp() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(17),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -1169,8 +1217,13 @@ fn plain_rtcp_mux_uses_the_rtp_port_both_ways() {
         rtcp_mux: true,
         ..plain_remote(Direction::SendRecv)
     };
-    c.s.update(c.now, LegIndex::B, &LegSpec::Plain(Some(muxed)))
-        .unwrap();
+    c.s.update(
+        c.now,
+        LegIndex::B,
+        &LegSpec::Plain(Some(muxed)),
+        &mut SeededEntropy::new(18),
+    )
+    .unwrap();
     c.connect();
     let mut plain = [0u8; 8];
     rtcp(&mut plain, 0xb0b0);
@@ -1221,6 +1274,7 @@ fn plain_leg_accepts_nothing_before_its_sdp() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(19),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -1238,6 +1292,7 @@ fn plain_leg_accepts_nothing_before_its_sdp() {
         now,
         LegIndex::A,
         &LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
+        &mut SeededEntropy::new(20),
     )
     .unwrap();
     let n = rtp(&mut buf, 0, 2, 1);
@@ -1299,7 +1354,12 @@ impl Call {
         let mut r = self.b.remote();
         r.direction = d;
         self.s
-            .update(self.now, LegIndex::A, &LegSpec::WebRtc(Some(r)))
+            .update(
+                self.now,
+                LegIndex::A,
+                &LegSpec::WebRtc(Some(r)),
+                &mut SeededEntropy::new(21),
+            )
             .unwrap();
     }
 
@@ -1309,6 +1369,7 @@ impl Call {
                 self.now,
                 LegIndex::B,
                 &LegSpec::Plain(Some(plain_remote(d))),
+                &mut SeededEntropy::new(22),
             )
             .unwrap();
     }
@@ -1430,6 +1491,7 @@ fn held_browser_gets_no_echo() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(23),
     )
     .unwrap();
     b.learn(&s.local_leg(LegIndex::A));
@@ -1489,6 +1551,7 @@ fn plain_to_plain_hold() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(24),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -1507,6 +1570,7 @@ fn plain_to_plain_hold() {
         now,
         LegIndex::B,
         &LegSpec::Plain(Some(other(Direction::SendRecv))),
+        &mut SeededEntropy::new(25),
     )
     .unwrap();
     assert!(forwarded(a_to_b(&mut s, 2)));
@@ -1714,6 +1778,7 @@ impl Call {
             identity(0),
             SessionConfig::default(),
             now,
+            &mut SeededEntropy::new(26),
         )
         .unwrap();
         b.learn(&s.local_leg(LegIndex::A));
@@ -1933,8 +1998,13 @@ fn rejected_video_section_drops_the_browsers_video() {
     );
     // A re-INVITE rejects the video section (port 0): the video port stays allocated.
     let local =
-        c.s.update(c.now, LegIndex::B, &LegSpec::Plain(Some(av_remote(false))))
-            .unwrap();
+        c.s.update(
+            c.now,
+            LegIndex::B,
+            &LegSpec::Plain(Some(av_remote(false))),
+            &mut SeededEntropy::new(27),
+        )
+        .unwrap();
     assert_eq!(
         local,
         LocalLeg::Plain {
@@ -1979,8 +2049,13 @@ fn rejected_video_section_drops_the_browsers_video() {
     );
     assert_eq!(v, Verdict::Drop(DropReason::UnknownSource));
     // The section comes back: video flows again.
-    c.s.update(c.now, LegIndex::B, &LegSpec::Plain(Some(av_remote(true))))
-        .unwrap();
+    c.s.update(
+        c.now,
+        LegIndex::B,
+        &LegSpec::Plain(Some(av_remote(true))),
+        &mut SeededEntropy::new(28),
+    )
+    .unwrap();
     let (plain, v) = c.browser_rtp(VP8, 3, VIDEO_SSRC);
     forwarded_as(
         &c.buf,
@@ -1998,8 +2073,13 @@ fn held_plain_leg_holds_its_video_too() {
         direction: Direction::SendOnly,
         ..av_remote(true)
     };
-    c.s.update(c.now, LegIndex::B, &LegSpec::Plain(Some(held)))
-        .unwrap();
+    c.s.update(
+        c.now,
+        LegIndex::B,
+        &LegSpec::Plain(Some(held)),
+        &mut SeededEntropy::new(29),
+    )
+    .unwrap();
     assert_eq!(
         c.browser_rtp(VP8, 1, VIDEO_SSRC).1,
         Verdict::Drop(DropReason::Held)
@@ -2046,6 +2126,7 @@ fn plain_to_plain_relays_audio_to_audio_and_video_to_video() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(30),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -2129,6 +2210,7 @@ fn plain_to_plain_relays_audio_to_audio_and_video_to_video() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(31),
     )
     .unwrap();
     let n = rtp(&mut buf, VP8, 1, 1);
@@ -2158,6 +2240,7 @@ fn echo_reflects_plain_video_on_its_own_port() {
         identity(0),
         SessionConfig::default(),
         now,
+        &mut SeededEntropy::new(32),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -2187,6 +2270,7 @@ fn a_video_port_is_only_for_a_plain_leg() {
         identity(0),
         SessionConfig::default(),
         start(),
+        &mut SeededEntropy::new(33),
     );
     assert!(matches!(r, Err(Failure::BadRequest(_))));
 }
@@ -2241,8 +2325,13 @@ fn the_mid_header_extension_decides_before_ssrc_and_payload_type() {
     remote.payload_types = vec![OPUS, 101, VP8, 97];
     remote.mid_ext = Some(4);
     remote.video_mid = Some("1".into());
-    c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(remote)))
-        .unwrap();
+    c.s.update(
+        c.now,
+        LegIndex::A,
+        &LegSpec::WebRtc(Some(remote)),
+        &mut SeededEntropy::new(34),
+    )
+    .unwrap();
     let audio = Socket::Rtp(LegIndex::B, Stream::Audio);
     let video = Socket::Rtp(LegIndex::B, Stream::Video);
     // MID "1" (the video section) sends even an audio payload type to the video stream, and
@@ -2264,8 +2353,13 @@ fn the_mid_header_extension_decides_before_ssrc_and_payload_type() {
     remote.payload_types = vec![OPUS, 101, VP8, 97];
     remote.mid_ext = Some(9);
     remote.video_mid = Some("1".into());
-    c.s.update(c.now, LegIndex::A, &LegSpec::WebRtc(Some(remote)))
-        .unwrap();
+    c.s.update(
+        c.now,
+        LegIndex::A,
+        &LegSpec::WebRtc(Some(remote)),
+        &mut SeededEntropy::new(35),
+    )
+    .unwrap();
     let (plain, v) = c.browser_rtp_mid(OPUS, 6, 0x3333, b'1');
     forwarded_as(&c.buf, v, audio, PBX, &plain);
 }

@@ -3,6 +3,7 @@
 //! heuristic mode.
 
 use super::*;
+use crate::proto::entropy::SeededEntropy;
 
 /// The attacker's host (never on the signaling path).
 const ATTACKER: &str = "127.0.0.66:40000";
@@ -31,6 +32,7 @@ fn call(latching: Latching, remote: Option<PlainRemote>) -> Call {
             ..SessionConfig::default()
         },
         now,
+        &mut SeededEntropy::new(1),
     )
     .unwrap();
     b.learn(&s.local_leg(LegIndex::A));
@@ -110,7 +112,12 @@ impl Call {
 
     fn plain_sdp(&mut self, remote: PlainRemote) {
         self.s
-            .update(self.now, LegIndex::B, &LegSpec::Plain(Some(remote)))
+            .update(
+                self.now,
+                LegIndex::B,
+                &LegSpec::Plain(Some(remote)),
+                &mut SeededEntropy::new(2),
+            )
             .unwrap();
     }
 }

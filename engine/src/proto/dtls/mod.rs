@@ -12,15 +12,15 @@
 //! If the caller's clock runs ahead of the wall clock, the poke is a no-op and the deadline is
 //! re-armed from what OpenSSL still reports.
 
+#![deny(unsafe_code)]
+
 use std::collections::VecDeque;
-use std::ffi::{c_int, c_uint, c_void};
+use std::ffi::c_uint;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use foreign_types_shared::ForeignTypeRef;
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
@@ -29,12 +29,16 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::ssl::{
-    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslRef, SslStream,
-    SslVerifyMode, SslVersion,
+    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslStream, SslVerifyMode,
+    SslVersion,
 };
 use openssl::x509::{X509NameBuilder, X509Ref, X509};
 
 use super::srtp::{split_keying_material, SrtpError, SrtpKeys, SrtpProfile};
+use ffi::{clear_error_queue, MAX_TIMEOUT_US};
+
+// OpenSSL's C API beyond the openssl crate lives in `ffi`, the one file of DTLS with `unsafe`.
+mod ffi;
 
 /// The MTU OpenSSL fragments handshake flights to.
 pub const DTLS_MTU: u32 = 1200;
@@ -49,19 +53,6 @@ ECDHE-RSA-CHACHA20-POLY1305";
 const EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
 /// RFC 6347 §4.2.4.1: start at 1 s, double per retransmission, at most 60 s.
 pub const DEFAULT_INITIAL_TIMEOUT: Duration = Duration::from_secs(1);
-const MAX_TIMEOUT_US: c_uint = 60_000_000;
-
-/// `DTLS_CTRL_GET_TIMEOUT` (`DTLSv1_get_timeout` is a macro the openssl crate does not wrap).
-const DTLS_CTRL_GET_TIMEOUT: c_int = 73;
-/// `DTLS_CTRL_HANDLE_TIMEOUT` (`DTLSv1_handle_timeout`).
-const DTLS_CTRL_HANDLE_TIMEOUT: c_int = 74;
-
-type DtlsTimerCb = unsafe extern "C" fn(*mut openssl_sys::SSL, c_uint) -> c_uint;
-
-extern "C" {
-    /// OpenSSL >= 1.1.1: lets the application choose the retransmit durations.
-    fn DTLS_set_timer_cb(s: *mut openssl_sys::SSL, cb: Option<DtlsTimerCb>);
-}
 
 /// Why DTLS failed, or could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -375,30 +366,6 @@ impl Write for Pipe {
     }
 }
 
-/// Per-`SSL` initial retransmit timeout in µs, read by [`timer_cb`].
-fn timeout_index() -> Result<openssl::ex_data::Index<Ssl, c_uint>, DtlsError> {
-    static INDEX: OnceLock<Result<openssl::ex_data::Index<Ssl, c_uint>, String>> = OnceLock::new();
-    INDEX
-        .get_or_init(|| Ssl::new_ex_index::<c_uint>().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(DtlsError::Setup)
-}
-
-/// OpenSSL asks for the first duration with `previous_us == 0` and for the next one after each
-/// retransmission: the endpoint's initial timeout, then doubling up to 60 s.
-unsafe extern "C" fn timer_cb(ssl: *mut openssl_sys::SSL, previous_us: c_uint) -> c_uint {
-    if previous_us != 0 {
-        return previous_us.saturating_mul(2).min(MAX_TIMEOUT_US);
-    }
-    let initial = timeout_index().ok().and_then(|index| {
-        // SAFETY: OpenSSL passes the live SSL this callback was installed on; the reference
-        // does not outlive the call.
-        let ssl = unsafe { SslRef::from_ptr(ssl) };
-        ssl.ex_data(index).copied()
-    });
-    initial.unwrap_or(1_000_000)
-}
-
 enum State {
     Handshaking,
     Connected,
@@ -461,10 +428,7 @@ impl DtlsEndpoint {
         let initial_us = c_uint::try_from(config.initial_timeout.as_micros())
             .unwrap_or(MAX_TIMEOUT_US)
             .clamp(20_000, MAX_TIMEOUT_US);
-        ssl.set_ex_data(timeout_index()?, initial_us);
-        // SAFETY: `ssl` is a live SSL; the callback is a plain function valid for the whole
-        // program and reads only the ex_data slot set just above.
-        unsafe { DTLS_set_timer_cb(ssl.as_ptr(), Some(timer_cb)) };
+        ffi::install_retransmit_timer(&mut ssl, initial_us)?;
         match config.role {
             DtlsRole::Client => ssl.set_connect_state(),
             DtlsRole::Server => ssl.set_accept_state(),
@@ -514,16 +478,7 @@ impl DtlsEndpoint {
             _ => return,
         }
         clear_error_queue();
-        // SAFETY: the SSL is live; DTLS_CTRL_HANDLE_TIMEOUT takes no argument.
-        let r = unsafe {
-            openssl_sys::SSL_ctrl(
-                self.stream.ssl().as_ptr(),
-                DTLS_CTRL_HANDLE_TIMEOUT,
-                0,
-                std::ptr::null_mut(),
-            )
-        };
-        if r < 0 {
+        if !ffi::handle_timeout(self.stream.ssl()) {
             self.fail(DtlsError::Timeout);
             return;
         }
@@ -622,38 +577,8 @@ impl DtlsEndpoint {
     }
 
     fn update_timer(&mut self, now: Instant) {
-        let mut tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-        // SAFETY: the SSL is live; DTLS_CTRL_GET_TIMEOUT writes one `struct timeval` through
-        // the pointer, which points at `tv`.
-        let armed = unsafe {
-            openssl_sys::SSL_ctrl(
-                self.stream.ssl().as_ptr(),
-                DTLS_CTRL_GET_TIMEOUT,
-                0,
-                (&mut tv as *mut libc::timeval).cast::<c_void>(),
-            )
-        } > 0;
-        self.deadline = armed.then(|| {
-            let left = Duration::from_secs(tv.tv_sec.max(0) as u64)
-                + Duration::from_micros(tv.tv_usec.max(0) as u64);
-            now + left
-        });
+        self.deadline = ffi::timeout_left(self.stream.ssl()).map(|left| now + left);
     }
-}
-
-/// Empties this thread's OpenSSL error queue. `SSL_get_error` reports `SSL_ERROR_SSL` whenever
-/// the queue holds anything, so it must be empty before each SSL call (SSL_get_error(3)). Other
-/// OpenSSL users on the reactor thread can leave entries behind: unpatched libsrtp 2.3's AES-GCM
-/// set a dummy tag on its encrypt context too, which OpenSSL 3 refuses with "invalid tag" on
-/// every protected packet (third_party/srtp2-sys now skips that call). Without this, a
-/// retransmitted flight or a close_notify arriving after such an entry read as a failed
-/// handshake.
-fn clear_error_queue() {
-    // SAFETY: ERR_clear_error takes no arguments and touches only this thread's error queue.
-    unsafe { openssl_sys::ERR_clear_error() };
 }
 
 fn is_retry(code: ErrorCode) -> bool {
@@ -663,6 +588,7 @@ fn is_retry(code: ErrorCode) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::OnceLock;
 
     fn identity() -> DtlsIdentity {
         static ID: OnceLock<DtlsIdentity> = OnceLock::new();
@@ -1028,8 +954,7 @@ mod tests {
             .set_tag(&[0; 16])
             .expect_err("no tag on an encrypting context");
         refused.put();
-        // SAFETY: no arguments; reads this thread's error queue without changing it.
-        let last = unsafe { openssl_sys::ERR_peek_last_error() };
+        let last = ffi::peek_last_error();
         assert_ne!(last, 0, "an error left behind");
     }
 
