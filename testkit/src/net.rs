@@ -93,6 +93,7 @@ pub struct NetEmulator {
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     stats: NetStats,
+    lost: Vec<Datagram>,
 }
 
 impl NetEmulator {
@@ -105,6 +106,7 @@ impl NetEmulator {
             queue: BinaryHeap::new(),
             seq: 0,
             stats: NetStats::default(),
+            lost: Vec::new(),
         }
     }
 
@@ -130,6 +132,12 @@ impl NetEmulator {
             .clone();
         if self.rng.chance(model.loss) {
             self.stats.lost += 1;
+            self.lost.push(Datagram {
+                from,
+                to,
+                data: data.to_vec(),
+                at: now,
+            });
             return;
         }
         let copies = if self.rng.chance(model.duplicate) {
@@ -187,6 +195,12 @@ impl NetEmulator {
     /// How many datagrams are in flight.
     pub fn in_flight(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The datagrams lost so far (`at`: when they were sent), for tests that must show the
+    /// loss hit what they are about.
+    pub fn lost(&self) -> &[Datagram] {
+        &self.lost
     }
 
     /// What happened so far.
@@ -314,5 +328,10 @@ mod tests {
         }
         assert_eq!(got, vec![a(2); 20]);
         assert_eq!(net.stats().lost, 20);
+        assert_eq!(net.lost().len(), 20);
+        assert!(net
+            .lost()
+            .iter()
+            .all(|d| d.to == a(9) && d.at <= clock.now()));
     }
 }
