@@ -25,7 +25,7 @@ use crate::peer::{ClientLeg, LegState, Received};
 use crate::procstat::{self, Usage};
 use crate::sdp;
 use crate::stats::{AtomicHistogram, Histogram, Jitter, Percentiles};
-use crate::ua::{Dialog, Ua};
+use crate::ua::{ua_config, Dialog, Ua};
 
 /// Marks our RTP payloads: "LGv1".
 const MAGIC: [u8; 4] = *b"LGv1";
@@ -581,14 +581,11 @@ async fn caller_inner(
     let token = format!("lg{}x{idx}", sh.run_id);
     let mut ua = tokio::time::timeout(
         cfg.setup_timeout,
-        Ua::connect(
+        Ua::connect_to(
             sh.tls.clone(),
             cfg.wss,
             &cfg.ws_path,
-            &cfg.user,
-            &cfg.pass,
-            &cfg.domain,
-            token,
+            ua_config(&cfg.user, &cfg.pass, &cfg.domain, token),
         ),
     )
     .await
@@ -596,6 +593,7 @@ async fn caller_inner(
     .map_err(|e| anyhow::anyhow!("WSS connect: {e:#}"))?;
     if cfg.register {
         let code = ua.register(300).await?;
+        anyhow::ensure!(code != 0, "REGISTER: no final response in 10 s");
         anyhow::ensure!(code / 100 == 2, "REGISTER {code}");
     }
     let sock = UdpSocket::bind("127.0.0.1:0").await?;
@@ -608,16 +606,22 @@ async fn caller_inner(
         sh.identity.fingerprint(),
     );
     let t_invite = Instant::now();
-    let (mut dialog, ok) = match ua.invite(&cfg.target, &offer, cfg.setup_timeout).await? {
-        Ok(x) => x,
-        Err(code) => {
+    let mut dialog = ua.invite(&cfg.target, &offer, cfg.setup_timeout).await?;
+    match dialog.final_status {
+        0 => anyhow::bail!(
+            "INVITE: no final response in {} s",
+            cfg.setup_timeout.as_secs()
+        ),
+        200..=299 => {}
+        code => {
             ua.close().await;
             anyhow::bail!("INVITE {code}");
         }
-    };
+    }
     let t_200 = Instant::now();
     r.invite_to_200_ms = Some(ms(t_200 - t_invite));
-    let remote = sdp::remote_media(&ok.body).map_err(|e| anyhow::anyhow!("answer {e}"))?;
+    let remote = sdp::remote_media(dialog.answer_sdp.as_bytes())
+        .map_err(|e| anyhow::anyhow!("answer {e}"))?;
     let leg = ClientLeg::new(ice, sh.identity.clone(), remote, 0x1000 + idx as u64, t_200);
     let end = media(
         sh, cfg, leg, &sock, &mut ua, idx as u32, t_invite, t_200, cfg.hold, r,
@@ -882,14 +886,11 @@ fn on_rtp(
 /// the far end's BYE, repeats until told to stop.
 async fn callee(sh: Arc<Shared>, cfg: Config, i: usize, user: String, pass: String) {
     let token = format!("lgc{}x{i}", sh.run_id);
-    let conn = Ua::connect(
+    let conn = Ua::connect_to(
         sh.tls.clone(),
         cfg.wss,
         &cfg.ws_path,
-        &user,
-        &pass,
-        &cfg.domain,
-        token,
+        ua_config(&user, &pass, &cfg.domain, token),
     )
     .await;
     let mut ua = match conn {
@@ -908,6 +909,7 @@ async fn callee(sh: Arc<Shared>, cfg: Config, i: usize, user: String, pass: Stri
         Ok(code) if code / 100 == 2 => {}
         other => {
             let why = match other {
+                Ok(0) => "callee REGISTER: no final response in 10 s".to_string(),
                 Ok(code) => format!("callee REGISTER {code}"),
                 Err(e) => format!("callee REGISTER: {e:#}"),
             };

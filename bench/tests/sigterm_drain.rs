@@ -66,14 +66,11 @@ async fn gateway_calls(https: u16) -> anyhow::Result<GwCalls> {
 async fn late_invite(wss: u16) -> SipMsg {
     let tls = bench::ua::tls_config().unwrap();
     let addr: SocketAddr = ([127, 0, 0, 1], wss).into();
-    let mut ua = bench::ua::Ua::connect(
+    let mut ua = bench::ua::Ua::connect_to(
         tls,
         addr,
         "/ws",
-        "bob",
-        "bobPassword",
-        "127.0.0.1",
-        "late".into(),
+        bench::ua::ua_config("bob", "bobPassword", "127.0.0.1", "late".into()),
     )
     .await
     .expect("the WSS listener still accepts connections while draining");

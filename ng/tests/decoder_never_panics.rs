@@ -5,21 +5,7 @@
 use ng::bencode::{self, Limits, Value};
 use ng::datagram::{self, Incoming};
 use ng::{json, Request};
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use testkit::SeededRng;
 
 const SEEDS: &[&[u8]] = &[
     b"5323_1 d7:command4:pinge",
@@ -35,7 +21,7 @@ const SEEDS: &[&[u8]] = &[
 /// Alphabet that keeps mutated bencode close to valid.
 const BYTES: &[u8] = b"dlie0123456789:-{}[]\",a ";
 
-fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
+fn mutate(rng: &mut SeededRng, input: &mut Vec<u8>) {
     for _ in 0..1 + rng.below(4) {
         let len = input.len();
         match rng.below(6) {
@@ -94,7 +80,7 @@ fn check(input: &[u8], accepted: &mut usize, refused: &mut usize) {
 
 #[test]
 fn decoders_never_panic_and_round_trip() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = SeededRng::new(0x9e37_79b9_7f4a_7c15);
     let (mut accepted, mut refused) = (0, 0);
     // Mutated real requests.
     for i in 0..4_000 {
@@ -110,7 +96,7 @@ fn decoders_never_panic_and_round_trip() {
                 if i % 2 == 0 {
                     BYTES[rng.below(BYTES.len())]
                 } else {
-                    rng.next() as u8
+                    rng.next_u64() as u8
                 }
             })
             .collect();

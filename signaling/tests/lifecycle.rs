@@ -123,8 +123,8 @@ async fn a_dead_signaling_core_fails_health_and_exits_non_zero() {
         gw.log_text()
     );
     assert_eq!(try_https_status(gw.https_port, "/healthz").await, Some(200));
-    let mut ua = sipua::WsUa::connect(gw.https_port, "a", "x", "127.0.0.1").await;
-    ua.send(PANIC_CORE).await;
+    let mut ua = sipua::connect(gw.https_port, "a", "x", "127.0.0.1").await;
+    ua.send(PANIC_CORE).await.unwrap();
     // From now on /healthz must not say 200: 503, or nothing once the process is gone.
     let mut health = Vec::new();
     for _ in 0..20 {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bench::peer::{ClientLeg, Received};
-use bench::ua::{Dialog, Ua};
+use bench::ua::{ua_config, Dialog, Ua};
 use engine::proto::dtls::DtlsIdentity;
 use engine::proto::ice::IceCredentials;
 use engine::proto::wire::RtpHeader;
@@ -466,14 +466,11 @@ pub(crate) struct BrowserReport {
 pub(crate) async fn browser_call(wss: u16, hold: Duration) -> anyhow::Result<BrowserReport> {
     let tls = bench::ua::tls_config()?;
     let addr: SocketAddr = ([127, 0, 0, 1], wss).into();
-    let mut ua = Ua::connect(
+    let mut ua = Ua::connect_to(
         tls,
         addr,
         "/ws",
-        "alice",
-        "alicePassword",
-        "127.0.0.1",
-        "atk".into(),
+        ua_config("alice", "alicePassword", "127.0.0.1", "atk".into()),
     )
     .await?;
     let identity = DtlsIdentity::generate(SystemTime::now())?;
@@ -486,19 +483,20 @@ pub(crate) async fn browser_call(wss: u16, hold: Duration) -> anyhow::Result<Bro
         identity.fingerprint(),
     );
     let mut rep = BrowserReport::default();
-    let (mut dialog, ok): (Dialog, SipMsg) = match ua
+    let mut dialog: Dialog = ua
         .invite("sip:echo@127.0.0.1", &offer, Duration::from_secs(20))
-        .await?
-    {
-        Ok(x) => x,
-        Err(code) => {
-            rep.status = code;
+        .await?;
+    rep.status = dialog.final_status;
+    match dialog.final_status {
+        0 => anyhow::bail!("INVITE: no final response in 20 s"),
+        200..=299 => {}
+        _ => {
             ua.close().await;
             return Ok(rep);
         }
-    };
-    rep.status = ok.status().unwrap_or(0);
-    let remote = bench::sdp::remote_media(&ok.body).map_err(|e| anyhow::anyhow!("answer {e}"))?;
+    }
+    let remote = bench::sdp::remote_media(dialog.answer_sdp.as_bytes())
+        .map_err(|e| anyhow::anyhow!("answer {e}"))?;
     let leg = ClientLeg::new(ice, identity, remote, 0x4154_4b01, Instant::now());
     media(leg, &sock, hold, &mut rep).await;
     rep.bye = ua.bye(&mut dialog).await.unwrap_or(0);

@@ -330,20 +330,13 @@ pub fn local_ufrag_of(buf: &[u8]) -> Option<&[u8]> {
 mod tests {
     use super::*;
     use crate::proto::stun::{Class, StunWriter, METHOD_BINDING};
+    use testkit::VirtualClock;
 
     fn creds(u: &str, p: &str) -> IceCredentials {
         IceCredentials {
             ufrag: u.into(),
             pwd: p.into(),
         }
-    }
-
-    fn start() -> Instant {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's virtual clock starts from one real instant"
-        )]
-        Instant::now()
     }
 
     /// A browser's check: USERNAME, PRIORITY, ICE-CONTROLLING, maybe USE-CANDIDATE, MI, FP.
@@ -372,7 +365,7 @@ mod tests {
 
     #[test]
     fn answers_and_latches_on_use_candidate() {
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut ice = IceAgent::new(
             creds("LOCL", "localpassword1234567890"),
             Some(creds("rem", "x")),
@@ -401,7 +394,7 @@ mod tests {
 
     #[test]
     fn rejects_wrong_username_and_password() {
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut ice = IceAgent::new(
             creds("LOCL", "pw-pw-pw-pw-pw-pw-pw-pw"),
             Some(creds("rem", "x")),
@@ -428,7 +421,7 @@ mod tests {
 
     #[test]
     fn consent_expires_after_30s_without_checks() {
-        let t0 = start();
+        let t0 = VirtualClock::new().now();
         let mut ice = IceAgent::new(creds("LOCL", "pw"), Some(creds("rem", "x")));
         let mut buf = [0u8; 256];
         let src = addr("127.0.0.1:5000");
@@ -449,7 +442,7 @@ mod tests {
 
     #[test]
     fn restart_relatches_on_new_credentials() {
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut ice = IceAgent::new(creds("OLD1", "oldpw"), Some(creds("r1", "x")));
         let mut buf = [0u8; 256];
         let a1 = addr("127.0.0.1:5000");
@@ -500,18 +493,17 @@ mod tests {
 
     #[test]
     fn never_panics_on_any_input() {
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut ice = IceAgent::new(creds("LOCL", "pw"), None);
         let src = addr("127.0.0.1:5000");
-        let mut seed = 0x1234_5678_u32;
+        let mut rng = testkit::SeededRng::new(0x1234_5678);
         let mut buf = [0u8; 256];
         for i in 0..2000 {
             let n = check(&mut buf, "LOCL:rem", "pw", i % 2 == 0, 1);
             for _ in 0..(i % 5) {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                buf[(seed as usize >> 8) % n] = (seed >> 24) as u8;
+                buf[rng.below(n)] = rng.next_u64() as u8;
             }
-            let _ = ice.handle_stun(now, src, &mut buf, (seed as usize) % (n + 1));
+            let _ = ice.handle_stun(now, src, &mut buf, rng.below(n + 1));
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use testkit::VirtualClock;
 
 use engine::api::{Command, LegIndex, LegSpec, LocalLeg, Output, Reply, SessionId, Setup};
 
@@ -21,14 +22,6 @@ const ANSWER_FROM_BROWSER: &[u8] =
     include_bytes!("../../tests/fixtures/sipjs/callee-200-ok-sdp-answer.txt");
 
 const SIP_SDP: &str = "v=0\r\no=sipp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
-
-fn t0() -> Instant {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the one clock read of a virtual-clock test"
-    )]
-    Instant::now()
-}
 
 fn pbx() -> SocketAddr {
     "127.0.0.1:5090".parse().unwrap()
@@ -183,7 +176,7 @@ fn browser_request(ok_a: &SipMsg, method: &str, cseq: u32, branch: &str) -> Vec<
 
 #[test]
 fn browser_calls_sip_and_hangs_up_first() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (id, _inv, ok_a) = browser_call_answered(&mut core, now);
     assert_eq!(core.call_count(), 1);
@@ -212,7 +205,7 @@ fn browser_calls_sip_and_hangs_up_first() {
 
 #[test]
 fn sip_side_hangs_up_first() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (id, inv, ok_a) = browser_call_answered(&mut core, now);
     core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
@@ -249,7 +242,7 @@ fn sip_side_hangs_up_first() {
 
 #[test]
 fn websocket_closed_mid_call_sends_bye_with_reason() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (id, _, _) = browser_call_answered(&mut core, now);
     core.handle_ws_closed(now, &conn(1));
@@ -264,7 +257,7 @@ fn websocket_closed_mid_call_sends_bye_with_reason() {
 
 #[test]
 fn browser_cancels_before_answer_and_cancel_waits_for_a_provisional() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
@@ -332,7 +325,7 @@ fn browser_cancels_before_answer_and_cancel_waits_for_a_provisional() {
 
 #[test]
 fn challenge_407_passes_through_and_the_retry_carries_credentials() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
@@ -386,7 +379,7 @@ fn challenge_407_passes_through_and_the_retry_carries_credentials() {
 
 #[test]
 fn busy_and_engine_exhaustion_are_propagated() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
@@ -426,7 +419,7 @@ fn busy_and_engine_exhaustion_are_propagated() {
 
 #[test]
 fn sip_calls_a_registered_browser() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     core.handle_ws_opened(&conn(2), LOCAL);
     let invite = format!(
@@ -488,7 +481,7 @@ fn sip_calls_a_registered_browser() {
 
 #[test]
 fn invite_for_a_closed_connection_gets_480_and_strangers_get_403() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let invite = format!(
         "INVITE sip:abc@gone.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKin2\r\n\
@@ -508,7 +501,7 @@ fn invite_for_a_closed_connection_gets_480_and_strangers_get_403() {
 
 #[test]
 fn demo_echo_answers_at_once() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(true));
     core.handle_ws_opened(&conn(1), LOCAL);
     let echo = String::from_utf8_lossy(INVITE).replace("INVITE sip:bob@", "INVITE sip:echo@");
@@ -536,7 +529,7 @@ fn demo_echo_answers_at_once() {
 
 #[test]
 fn media_timeout_hangs_up_both_sides() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (id, _, ok_a) = browser_call_answered(&mut core, now);
     core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
@@ -554,7 +547,7 @@ fn media_timeout_hangs_up_both_sides() {
 
 #[test]
 fn info_is_relayed_and_answered() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (_, _, ok_a) = browser_call_answered(&mut core, now);
     core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
@@ -623,7 +616,7 @@ fn invite_out(core: &mut Core, now: Instant) -> SipMsg {
 
 #[test]
 fn session_timer_refreshed_by_the_gateway() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let inv = invite_out(&mut core, now);
     assert_eq!(inv.header("Session-Expires"), Some("1800"));
@@ -660,7 +653,7 @@ fn session_timer_refreshed_by_the_gateway() {
 
 #[test]
 fn session_expires_without_the_far_ends_refresh() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let inv = invite_out(&mut core, now);
     let mut ok = with_sdp(inv.response(200, "OK", Some("far")), SIP_SDP);
@@ -686,7 +679,7 @@ fn session_expires_without_the_far_ends_refresh() {
 
 #[test]
 fn interval_too_small_422_is_retried_with_min_se() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let inv = invite_out(&mut core, now);
     let mut r = inv.response(422, "Session Interval Too Small", Some("far"));
@@ -709,7 +702,7 @@ fn interval_too_small_422_is_retried_with_min_se() {
 
 #[test]
 fn credit_time_ends_the_call() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg_route("127.0.0.1:5090;credit-time=5"));
     let inv = invite_out(&mut core, now);
     let mut ok = with_sdp(inv.response(200, "OK", Some("far")), SIP_SDP);
@@ -728,7 +721,7 @@ fn credit_time_ends_the_call() {
 
 #[test]
 fn no_reply_timer_gives_up() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg_route("127.0.0.1:5090;nr_expires=2;expires=20"));
     let inv = invite_out(&mut core, now);
     run_until(&mut core, now + Duration::from_millis(1900));
@@ -748,7 +741,7 @@ fn no_reply_timer_gives_up() {
 
 #[test]
 fn browser_hold_re_invite_is_relayed_with_translated_sdp() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (id, _, ok_a) = browser_call_answered(&mut core, now);
     core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
@@ -797,7 +790,7 @@ fn browser_hold_re_invite_is_relayed_with_translated_sdp() {
 
 #[test]
 fn route_credentials_answer_the_challenge_themselves() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg_route("127.0.0.1:5090;auth=alice:alicePassword"));
     let inv = invite_out(&mut core, now);
     let mut challenge = inv.response(407, "Proxy Authentication Required", Some("k"));
@@ -831,7 +824,7 @@ fn route_credentials_answer_the_challenge_themselves() {
 
 #[test]
 fn route_nopass_fails_a_challenged_call() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg_route("127.0.0.1:5090;auth=nopass"));
     let inv = invite_out(&mut core, now);
     let mut challenge = inv.response(401, "Unauthorized", Some("k"));
@@ -846,7 +839,7 @@ fn route_nopass_fails_a_challenged_call() {
 
 #[test]
 fn route_outbound_proxy_op_receives_the_invite() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg_route(
         "127.0.0.1:5090;op=127.0.0.1:5999;cli=4711;cnam=Front%20Desk",
     ));
@@ -865,7 +858,7 @@ fn route_outbound_proxy_op_receives_the_invite() {
 
 #[test]
 fn demo_echo_answers_hold_itself_with_the_direction_mirrored() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(true));
     core.handle_ws_opened(&conn(1), LOCAL);
     let echo = String::from_utf8_lossy(INVITE).replace("INVITE sip:bob@", "INVITE sip:echo@");
@@ -910,7 +903,7 @@ fn demo_echo_answers_hold_itself_with_the_direction_mirrored() {
 
 #[test]
 fn wss_ua_route_goes_down_the_named_websocket() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg_route("wss-ua"));
     core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_ws_opened(&conn(2), LOCAL);
@@ -938,7 +931,7 @@ fn wss_ua_route_goes_down_the_named_websocket() {
 
 #[test]
 fn a_route_without_a_proxy_is_not_the_demo_pbx() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut c = cfg(false);
     c.proxy = None;
     let mut core = Core::new(c);
@@ -987,7 +980,7 @@ fn av_invite() -> Vec<u8> {
 
 #[test]
 fn browser_video_call_gets_a_video_pair_and_one_line_at_the_end() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), &av_invite());
@@ -1080,7 +1073,7 @@ fn browser_video_call_gets_a_video_pair_and_one_line_at_the_end() {
 
 #[test]
 fn a_call_the_engine_cannot_release_still_gets_its_line() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (id, _inv, ok_a) = browser_call_answered(&mut core, now);
     core.handle_message(now, ws(1), &browser_request(&ok_a, "BYE", 2, "z9hG4bKbye1"));
@@ -1104,7 +1097,7 @@ fn a_call_the_engine_cannot_release_still_gets_its_line() {
 
 #[test]
 fn a_session_the_engine_drops_ends_its_call_on_both_sides() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (id, _inv, ok_a) = browser_call_answered(&mut core, now);
     core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
@@ -1157,7 +1150,7 @@ fn far_end_bye(inv: &SipMsg, from_tag: &str, via: &str) -> Vec<u8> {
 
 #[test]
 fn a_bye_from_off_the_path_is_ignored_and_a_wrong_tag_gets_481() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (_id, inv, _ok_a) = browser_call_answered(&mut core, now);
     let attacker = Peer::Udp("127.0.0.66:5090".parse().unwrap());
@@ -1191,7 +1184,7 @@ fn a_bye_from_off_the_path_is_ignored_and_a_wrong_tag_gets_481() {
 
 #[test]
 fn calls_beyond_the_per_connection_cap_get_486() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut c = cfg(false);
     c.limits.max_calls_per_ws = 1;
     let mut core = Core::new(c);
@@ -1216,7 +1209,7 @@ fn calls_beyond_the_per_connection_cap_get_486() {
 
 #[test]
 fn an_unanswered_call_ends_at_the_no_answer_timeout() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), INVITE);
@@ -1271,7 +1264,7 @@ fn cancel_for(branch: &str, n: u32) -> Vec<u8> {
 
 #[test]
 fn a_strangers_cancel_keeps_no_state_and_gets_at_most_its_budget() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let attacker = Peer::Udp("127.0.0.66:5060".parse().unwrap());
     let mut answered = 0;
@@ -1292,7 +1285,7 @@ fn a_strangers_cancel_keeps_no_state_and_gets_at_most_its_budget() {
 
 #[test]
 fn strangers_cancels_cannot_fill_the_transaction_cap() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     // Through the real entry point (rate-limited per source): 20 sources x 1000 CANCELs in 10 s.
     for ip in 0..20u8 {
@@ -1319,7 +1312,7 @@ fn strangers_cancels_cannot_fill_the_transaction_cap() {
 /// SIP calls the browser on c2; the browser rings (180) and its tab closes.
 #[test]
 fn a_ringing_browser_that_goes_away_leaves_no_transaction() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     core.handle_ws_opened(&conn(2), LOCAL);
     let invite = format!(
@@ -1357,7 +1350,7 @@ fn a_ringing_browser_that_goes_away_leaves_no_transaction() {
 /// Browser to SIP: the far end rings, the no-answer timeout CANCELs, the CANCEL is lost.
 #[test]
 fn an_unanswered_cancel_still_ends_the_invite_transaction() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     ringing_out(&mut core, now);
     run_until(&mut core, now + Duration::from_secs(3600));
@@ -1373,7 +1366,7 @@ fn an_unanswered_cancel_still_ends_the_invite_transaction() {
 /// Browser to SIP: the far end only sent 100 Trying; at NO_ANSWER_TIMEOUT it must get a CANCEL.
 #[test]
 fn no_answer_after_100_trying_cancels_the_callee() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let inv = invite_out(&mut core, now);
     core.handle_message(now, udp(), &inv.response(100, "Trying", None).to_bytes());
@@ -1396,7 +1389,7 @@ fn no_answer_after_100_trying_cancels_the_callee() {
 /// The PBX answers the gateway's CANCEL with 200 (CSeq CANCEL, the INVITE's branch), then 487.
 #[test]
 fn the_200_for_our_cancel_is_not_the_invites_answer() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let inv = ringing_out(&mut core, now);
     let limit = Limits::default().no_answer_timeout;
@@ -1438,7 +1431,7 @@ fn the_200_for_our_cancel_is_not_the_invites_answer() {
 /// final response, and no transaction may be left for good.
 #[test]
 fn an_early_bye_from_the_caller_leaves_no_transaction() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (_, o) = ringing_out_with(&mut core, now);
     let ringing_a = o.iter().find(|(p, _)| *p == ws(1)).unwrap().1.clone();
@@ -1463,7 +1456,7 @@ fn an_early_bye_from_the_caller_leaves_no_transaction() {
 /// OUTBOUND_ROUTE names a host with two addresses; the answer comes from the second.
 #[test]
 fn an_answer_from_another_address_of_the_route_is_taken() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut c = cfg(false);
     c.proxy = None;
     let mut r = StaticRoute::parse("127.0.0.1:5090").unwrap();
@@ -1491,7 +1484,7 @@ fn an_answer_from_another_address_of_the_route_is_taken() {
 /// A malformed request from a stranger: the 400 must not be more than twice its size.
 #[test]
 fn a_malformed_requests_answer_is_at_most_twice_its_size() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let req = b"OPTIONS sip:g SIP/2.0\r\nv:SIP/2.0/UDP h;branch=z9hG4bKa\r\nf:<sip:a@b>;tag=1\r\nt:<sip:g>\r\ni:c\r\nCSeq:1 OPTIONS\r\nX:\\\x00\r\n\r\n";
     core.handle_message(now, Peer::Udp("127.0.0.66:5060".parse().unwrap()), req);
@@ -1510,7 +1503,7 @@ fn a_malformed_requests_answer_is_at_most_twice_its_size() {
 /// The registrar's answer to a REGISTER arrives after the browser's WebSocket closed.
 #[test]
 fn a_register_answered_after_the_close_counts_nothing() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     core.handle_ws_opened(&conn(1), LOCAL);
     let reg = include_bytes!("../../tests/fixtures/sipjs/register.txt");
@@ -1534,7 +1527,7 @@ fn a_register_answered_after_the_close_counts_nothing() {
 /// The browser CANCELs a ringing call; the PBX answers the CANCEL with 200, then the INVITE 487.
 #[test]
 fn the_200_for_the_browsers_cancel_is_not_a_2xx_to_the_invite() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     ringing_out(&mut core, now);
     let cancel = String::from_utf8_lossy(INVITE)
@@ -1640,7 +1633,7 @@ impl Side {
 
 /// A confirmed call of each kind, with its sides (one for the echo, which has no far peer).
 fn confirmed_call(kind: &str) -> (Core, Vec<Side>) {
-    let now = t0();
+    let now = VirtualClock::new().now();
     match kind {
         "browser-to-sip" => {
             let mut core = Core::new(cfg(false));
@@ -1739,7 +1732,7 @@ fn confirmed_call(kind: &str) -> (Core, Vec<Side>) {
 
 #[test]
 fn every_in_dialog_method_gets_one_final_answer_from_every_side_of_every_call() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     // What the sender must get, per method: relayed methods are answered 200 by the test's far
     // end; the echo answers INFO, MESSAGE and OPTIONS itself and has no subscription to NOTIFY.
     let methods = [
@@ -1837,7 +1830,7 @@ fn every_in_dialog_method_gets_one_final_answer_from_every_side_of_every_call() 
 #[test]
 fn firefox_echo_call_is_offered_g722() {
     // Firefox writes `a=rtpmap:9 G722/8000/1`: the answer must keep 9 (it was `109 0 8 101`).
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(true));
     core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), FIREFOX_INVITE);
@@ -1855,7 +1848,7 @@ fn firefox_echo_call_is_offered_g722() {
 
 #[test]
 fn firefox_call_to_sip_offers_g722() {
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     core.handle_ws_opened(&conn(1), LOCAL);
     core.handle_message(now, ws(1), FIREFOX_INVITE);
@@ -1877,7 +1870,7 @@ fn firefox_call_to_sip_offers_g722() {
 #[test]
 fn the_gateways_contact_stays_the_same_through_the_dialog() {
     // baresip saw `sip:alice@` in the first INVITE and `sip:gw@` in later 200s.
-    let now = t0();
+    let now = VirtualClock::new().now();
     let mut core = Core::new(cfg(false));
     let (_, inv, ok_a) = browser_call_answered(&mut core, now);
     core.handle_message(now, ws(1), &browser_request(&ok_a, "ACK", 1, "z9hG4bKack1"));
@@ -1935,7 +1928,7 @@ fn a_body_less_update_to_the_echo_gets_a_200_without_sdp() {
     // RFC 3311 §5.2 / RFC 6337 §3.1: an UPDATE without an offer is answered without SDP (a 2xx
     // to UPDATE can only carry the answer to the UPDATE's own offer); the echo used to put a
     // fresh answer to the browser's old offer in it, as for an offer-less re-INVITE.
-    let now = t0();
+    let now = VirtualClock::new().now();
     let (mut core, sides) = confirmed_call("echo");
     while core.poll_command().is_some() {}
     core.handle_message(now, sides[0].peer.clone(), &sides[0].request("UPDATE", 30));
@@ -1959,7 +1952,7 @@ fn a_body_less_update_to_the_echo_gets_a_200_without_sdp() {
 fn the_echo_refuses_an_info_for_an_info_package_with_469() {
     // RFC 6086 §4.2.2: an INFO for an Info Package the UAS did not say it receives gets 469 with
     // a Recv-Info header; a legacy INFO (no Info-Package, as SIP.js sends for DTMF) gets 200.
-    let now = t0();
+    let now = VirtualClock::new().now();
     let (mut core, sides) = confirmed_call("echo");
     let legacy = sides[0].request("INFO", 40);
     core.handle_message(now, sides[0].peer.clone(), &legacy);

@@ -766,17 +766,10 @@ mod tests {
     use crate::b2bua::policy::AcceptList;
     use crate::sdp::pts::PtFilter;
     use crate::sip::txn::TimerValues;
+    use testkit::VirtualClock;
 
     const INVITE: &[u8] = include_bytes!("../../tests/fixtures/sipjs/invite.txt");
     const REGISTER: &[u8] = include_bytes!("../../tests/fixtures/sipjs/register.txt");
-
-    fn now0() -> Instant {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the one clock read of a virtual-clock test"
-        )]
-        Instant::now()
-    }
 
     fn cfg(proxy: bool) -> CoreConfig {
         CoreConfig {
@@ -814,7 +807,7 @@ mod tests {
     fn invite_while_draining_gets_503() {
         let mut core = Core::new(cfg(true));
         core.handle_drain();
-        core.handle_message(now0(), ws(), INVITE);
+        core.handle_message(VirtualClock::new().now(), ws(), INVITE);
         let out = take(&mut core);
         assert_eq!(out.len(), 1);
         let r = &out[0].1;
@@ -835,10 +828,10 @@ mod tests {
         };
         let proxy = Peer::Udp("127.0.0.1:5090".parse().unwrap());
         let mut core = Core::new(cfg(false));
-        core.handle_message(now0(), proxy.clone(), opt(1).as_bytes());
+        core.handle_message(VirtualClock::new().now(), proxy.clone(), opt(1).as_bytes());
         assert_eq!(take(&mut core)[0].1.status(), Some(200));
         core.handle_drain();
-        core.handle_message(now0(), proxy, opt(2).as_bytes());
+        core.handle_message(VirtualClock::new().now(), proxy, opt(2).as_bytes());
         let out = take(&mut core);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].1.status(), Some(503));
@@ -849,20 +842,20 @@ mod tests {
     fn malformed_requests_get_400_and_garbage_is_dropped() {
         let mut core = Core::new(cfg(true));
         let bad = b"INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n";
-        core.handle_message(now0(), ws(), bad);
+        core.handle_message(VirtualClock::new().now(), ws(), bad);
         assert_eq!(take(&mut core)[0].1.status(), Some(400));
         assert!(matches!(
             core.poll_event(),
             Some(CoreEvent::Rejected { status: 400, .. })
         ));
-        core.handle_message(now0(), ws(), b"\x00\x01garbage");
+        core.handle_message(VirtualClock::new().now(), ws(), b"\x00\x01garbage");
         assert!(core.poll_transmit().is_none());
         assert!(matches!(core.poll_event(), Some(CoreEvent::Dropped { .. })));
     }
 
     #[test]
     fn register_goes_to_the_proxy_and_401_comes_back_untouched() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut core = Core::new(cfg(true));
         core.handle_message(t, ws(), REGISTER);
         let out = take(&mut core);
@@ -900,7 +893,7 @@ mod tests {
 
     #[test]
     fn register_200_counts_and_ws_close_forgets() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut core = Core::new(cfg(true));
         core.handle_ws_opened(&conn(), "127.0.0.1".parse().unwrap());
         core.handle_message(t, ws(), REGISTER);
@@ -931,7 +924,7 @@ mod tests {
 
     #[test]
     fn silent_registrar_gives_the_browser_408() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut core = Core::new(cfg(true));
         core.handle_message(t, ws(), REGISTER);
         let mut sent = 0;
@@ -955,7 +948,7 @@ mod tests {
 
     #[test]
     fn demo_pbx_registers_anyone() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut core = Core::new(cfg(false));
         core.handle_message(t, ws(), REGISTER);
         let out = take(&mut core);
@@ -969,7 +962,7 @@ mod tests {
 
     #[test]
     fn options_and_stray_requests_are_answered_statelessly_and_never_amplified() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut core = Core::new(cfg(true));
         let opt = b"OPTIONS sip:gw SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK1\r\nFrom: <sip:k@x>;tag=1\r\nTo: <sip:gw>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         core.handle_message(t, registrar(), opt);
@@ -1003,7 +996,7 @@ mod tests {
 
     #[test]
     fn a_source_that_may_not_call_gets_a_few_refusals_then_silence() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut core = Core::new(cfg(true));
         let attacker = Peer::Udp("127.0.0.66:5060".parse().unwrap());
         let mut answered = 0;
@@ -1031,7 +1024,7 @@ mod tests {
 
     #[test]
     fn a_response_from_another_address_is_dropped() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut core = Core::new(cfg(true));
         core.handle_message(t, ws(), REGISTER);
         let fwd = take(&mut core).remove(0).1;
@@ -1055,7 +1048,7 @@ mod tests {
 
     #[test]
     fn udp_sources_are_rate_limited_before_parsing() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut core = Core::new(cfg(true));
         let from: SocketAddr = "127.0.0.66:5060".parse().unwrap();
         for _ in 0..1000 {
@@ -1073,7 +1066,7 @@ mod tests {
 
     #[test]
     fn demo_pbx_purges_expired_bindings_and_holds_at_most_its_cap() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut c = cfg(false);
         c.limits.max_registrations = 1;
         let mut core = Core::new(c);
@@ -1099,7 +1092,7 @@ mod tests {
 
     #[test]
     fn demo_pbx_takes_no_register_over_udp() {
-        let t = now0();
+        let t = VirtualClock::new().now();
         let mut core = Core::new(cfg(false));
         let from = Peer::Udp("127.0.0.66:5060".parse().unwrap());
         core.handle_message(t, from, REGISTER);

@@ -104,15 +104,11 @@ impl SourceBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t0() -> Instant {
-        #[allow(clippy::disallowed_methods, reason = "a fixed origin for the test")]
-        Instant::now()
-    }
+    use testkit::VirtualClock;
 
     #[test]
     fn a_source_gets_its_burst_then_its_rate() {
-        let t = t0();
+        let t = VirtualClock::new().now();
         let mut b = SourceBudget::new(10.0, 20.0, 100);
         let ip: IpAddr = "127.0.0.66".parse().unwrap();
         let other: IpAddr = "127.0.0.1".parse().unwrap();
@@ -124,7 +120,7 @@ mod tests {
 
     #[test]
     fn ipv6_counts_per_64() {
-        let t = t0();
+        let t = VirtualClock::new().now();
         let mut b = SourceBudget::new(0.0, 2.0, 100);
         let a: IpAddr = "2001:db8::1".parse().unwrap();
         let c: IpAddr = "2001:db8::ffff:2".parse().unwrap();
@@ -137,7 +133,7 @@ mod tests {
 
     #[test]
     fn a_full_table_keeps_known_sources_and_sheds_quiet_ones() {
-        let t = t0();
+        let t = VirtualClock::new().now();
         let mut b = SourceBudget::new(1.0, 2.0, 3);
         let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
         for n in 1..=3 {

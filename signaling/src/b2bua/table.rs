@@ -179,8 +179,7 @@ mod tests {
 
     #[test]
     fn deadlines_come_out_in_order_and_follow_rearming() {
-        #[allow(clippy::disallowed_methods, reason = "a fixed origin for the test")]
-        let t = Instant::now();
+        let t = testkit::VirtualClock::new().now();
         let mut tab: Table<u32, &str> = Table::default();
         tab.insert(1, "a");
         tab.insert(2, "b");

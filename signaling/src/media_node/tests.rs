@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
+use testkit::SeededRng;
+use testkit::VirtualClock;
 
 use engine::api::{
     Command, Event, Failure, LegIndex, LegSpec, LocalLeg, Output, Reply, SessionStats, Setup,
@@ -78,14 +80,6 @@ fn req(command: &str, call: &str, from: &str, to: Option<&str>, sdp: Option<&str
     d
 }
 
-fn t0() -> Instant {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the one clock read of a virtual-clock test"
-    )]
-    Instant::now()
-}
-
 struct Harness {
     node: Node,
     now: Instant,
@@ -111,7 +105,7 @@ impl Harness {
     fn with(cfg: NodeConfig) -> Harness {
         Harness {
             node: Node::new(cfg).unwrap(),
-            now: t0(),
+            now: VirtualClock::new().now(),
             cookie: 0,
             next_port: 30_000,
         }
@@ -688,21 +682,6 @@ fn sip_offer_with_video_is_one_bundle_towards_the_browser() {
     assert_eq!(attr_count(&sdp, "a=mid:"), 2);
 }
 
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn hostile_requests_never_panic_and_every_framed_one_is_answered() {
     // Real request shapes, then their SDPs and keys mutated: the node answers each datagram
@@ -726,7 +705,7 @@ fn hostile_requests_never_panic_and_every_framed_one_is_answered() {
         seeds.push(req("query", call, "ft", None, None));
         seeds.push(req("delete", call, "ft", Some("tt"), None));
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = SeededRng::new(0x9e37_79b9_7f4a_7c15);
     let mut h = Harness::new();
     let mut sent = 0usize;
     let mut answered = 0usize;
@@ -746,7 +725,7 @@ fn hostile_requests_never_panic_and_every_framed_one_is_answered() {
                 b"command",
             ][rng.below(8)];
             let junk = match rng.below(5) {
-                0 => Value::Int(rng.next() as i64),
+                0 => Value::Int(rng.next_u64() as i64),
                 1 => list(&["all", "x", ""]),
                 2 => Value::Dict(Dict::new()),
                 3 => s(&format!("c{}", rng.below(4))),

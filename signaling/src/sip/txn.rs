@@ -545,22 +545,10 @@ impl ServerTxn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::VirtualClock;
 
     const INVITE: &[u8] = include_bytes!("../../tests/fixtures/sipjs/invite.txt");
     const REGISTER: &[u8] = include_bytes!("../../tests/fixtures/sipjs/register.txt");
-
-    /// A virtual clock: one real Instant captured once, moved forward by the test.
-    struct Clock(Instant);
-
-    impl Clock {
-        fn new() -> Self {
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the one clock read of a virtual-clock test"
-            )]
-            Clock(Instant::now())
-        }
-    }
 
     fn resp(req: &[u8], code: u16, tag: &str) -> SipMsg {
         SipMsg::parse(req).unwrap().response(code, "X", Some(tag))
@@ -590,14 +578,14 @@ mod tests {
 
     #[test]
     fn invite_client_timer_a_doubles_until_timer_b() {
-        let c = Clock::new();
+        let c = VirtualClock::new();
         let mut t = ClientTxn::new(
-            c.0,
+            c.now(),
             SipMsg::parse(INVITE).unwrap(),
             false,
             TimerValues::default(),
         );
-        let sends = run_client(&mut t, c.0, Duration::from_secs(60));
+        let sends = run_client(&mut t, c.now(), Duration::from_secs(60));
         // Timer A: 0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s; Timer B fires at 32 s.
         assert_eq!(sends, ms(&[0, 500, 1500, 3500, 7500, 15500, 31500]));
         assert_eq!(t.poll_event(), Some(ClientEvent::Timeout));
@@ -606,23 +594,23 @@ mod tests {
 
     #[test]
     fn non_invite_client_timer_e_caps_at_t2_and_slows_after_provisional() {
-        let c = Clock::new();
+        let c = VirtualClock::new();
         let mut t = ClientTxn::new(
-            c.0,
+            c.now(),
             SipMsg::parse(REGISTER).unwrap(),
             false,
             TimerValues::default(),
         );
-        let sends = run_client(&mut t, c.0, Duration::from_millis(8000));
+        let sends = run_client(&mut t, c.now(), Duration::from_millis(8000));
         assert_eq!(sends, ms(&[0, 500, 1500, 3500, 7500]));
         // a 100 Trying: retransmit at T2 from then on
-        let at = c.0 + Duration::from_millis(8000);
+        let at = c.now() + Duration::from_millis(8000);
         t.handle_response(at, resp(REGISTER, 100, "x"));
         assert_eq!(t.state(), ClientState::Proceeding);
         assert!(matches!(t.poll_event(), Some(ClientEvent::Response(_))));
         let next = t.poll_timeout().unwrap();
-        assert_eq!(next - c.0, Duration::from_millis(11500));
-        let sends = run_client(&mut t, c.0, Duration::from_secs(40));
+        assert_eq!(next - c.now(), Duration::from_millis(11500));
+        let sends = run_client(&mut t, c.now(), Duration::from_secs(40));
         assert!(
             sends
                 .windows(2)
@@ -638,15 +626,15 @@ mod tests {
 
     #[test]
     fn invite_client_acks_non_2xx_and_re_acks_retransmissions() {
-        let c = Clock::new();
+        let c = VirtualClock::new();
         let mut t = ClientTxn::new(
-            c.0,
+            c.now(),
             SipMsg::parse(INVITE).unwrap(),
             false,
             TimerValues::default(),
         );
         let _ = t.poll_transmit();
-        t.handle_response(c.0, resp(INVITE, 407, "t1"));
+        t.handle_response(c.now(), resp(INVITE, 407, "t1"));
         assert_eq!(t.state(), ClientState::Completed);
         let ack = SipMsg::parse(&t.poll_transmit().unwrap()).unwrap();
         assert_eq!(ack.method(), Some(&Method::Ack));
@@ -659,28 +647,31 @@ mod tests {
         assert!(
             matches!(t.poll_event(), Some(ClientEvent::Response(r)) if r.status() == Some(407))
         );
-        t.handle_response(c.0 + Duration::from_millis(600), resp(INVITE, 407, "t1"));
+        t.handle_response(
+            c.now() + Duration::from_millis(600),
+            resp(INVITE, 407, "t1"),
+        );
         assert!(t.poll_transmit().is_some(), "ACK re-sent");
         assert!(t.poll_event().is_none(), "retransmission absorbed");
         // Timer D (32 s over UDP)
-        t.handle_timeout(c.0 + Duration::from_secs(32));
+        t.handle_timeout(c.now() + Duration::from_secs(32));
         assert!(t.is_terminated());
     }
 
     #[test]
     fn invite_client_accepted_passes_2xx_retransmissions_rfc6026() {
-        let c = Clock::new();
+        let c = VirtualClock::new();
         let mut t = ClientTxn::new(
-            c.0,
+            c.now(),
             SipMsg::parse(INVITE).unwrap(),
             false,
             TimerValues::default(),
         );
         let _ = t.poll_transmit();
-        t.handle_response(c.0, resp(INVITE, 180, "b"));
-        t.handle_response(c.0, resp(INVITE, 200, "b"));
+        t.handle_response(c.now(), resp(INVITE, 180, "b"));
+        t.handle_response(c.now(), resp(INVITE, 200, "b"));
         assert_eq!(t.state(), ClientState::Accepted);
-        t.handle_response(c.0 + Duration::from_millis(500), resp(INVITE, 200, "b"));
+        t.handle_response(c.now() + Duration::from_millis(500), resp(INVITE, 200, "b"));
         let codes: Vec<_> = std::iter::from_fn(|| t.poll_event())
             .map(|e| match e {
                 ClientEvent::Response(r) => r.status().unwrap(),
@@ -692,64 +683,64 @@ mod tests {
             t.poll_transmit().is_none(),
             "the user ACKs a 2xx, not the transaction"
         );
-        t.handle_timeout(c.0 + Duration::from_secs(32));
+        t.handle_timeout(c.now() + Duration::from_secs(32));
         assert!(t.is_terminated(), "Timer M");
     }
 
     #[test]
     fn nothing_is_retransmitted_over_a_reliable_transport() {
-        let c = Clock::new();
+        let c = VirtualClock::new();
         let mut t = ClientTxn::new(
-            c.0,
+            c.now(),
             SipMsg::parse(INVITE).unwrap(),
             true,
             TimerValues::default(),
         );
-        let sends = run_client(&mut t, c.0, Duration::from_secs(60));
+        let sends = run_client(&mut t, c.now(), Duration::from_secs(60));
         assert_eq!(sends, ms(&[0]));
         assert_eq!(t.poll_event(), Some(ClientEvent::Timeout));
         let mut s = ServerTxn::new(Kind::Invite, true, TimerValues::default());
-        s.send_response(c.0, &resp(INVITE, 486, "x"));
+        s.send_response(c.now(), &resp(INVITE, 486, "x"));
         assert!(s.poll_transmit().is_some());
-        s.handle_timeout(c.0 + Duration::from_secs(31));
+        s.handle_timeout(c.now() + Duration::from_secs(31));
         assert!(s.poll_transmit().is_none());
     }
 
     #[test]
     fn invite_server_timer_g_until_ack_then_timer_i() {
-        let c = Clock::new();
+        let c = VirtualClock::new();
         let mut s = ServerTxn::new(Kind::Invite, false, TimerValues::default());
-        s.send_response(c.0, &resp(INVITE, 100, "x"));
+        s.send_response(c.now(), &resp(INVITE, 100, "x"));
         s.handle_retransmission();
         assert_eq!(
             std::iter::from_fn(|| s.poll_transmit()).count(),
             2,
             "100 re-sent on retransmitted INVITE"
         );
-        s.send_response(c.0, &resp(INVITE, 486, "x"));
+        s.send_response(c.now(), &resp(INVITE, 486, "x"));
         let _ = s.poll_transmit();
         let mut times = Vec::new();
         for _ in 0..5 {
             let at = s.poll_timeout().unwrap();
             s.handle_timeout(at);
             while s.poll_transmit().is_some() {
-                times.push(at - c.0);
+                times.push(at - c.now());
             }
         }
         // Timer G: 0.5, 1.5, 3.5, 7.5, 11.5 s (capped at T2)
         assert_eq!(times, ms(&[500, 1500, 3500, 7500, 11500]));
-        s.handle_ack(c.0 + Duration::from_secs(12));
+        s.handle_ack(c.now() + Duration::from_secs(12));
         assert_eq!(s.state(), ServerState::Confirmed);
-        s.handle_timeout(c.0 + Duration::from_secs(17));
+        s.handle_timeout(c.now() + Duration::from_secs(17));
         assert!(s.is_terminated(), "Timer I = T4");
         assert!(s.poll_event().is_none());
     }
 
     #[test]
     fn invite_server_timer_h_reports_a_missing_ack() {
-        let c = Clock::new();
+        let c = VirtualClock::new();
         let mut s = ServerTxn::new(Kind::Invite, false, TimerValues::default());
-        s.send_response(c.0, &resp(INVITE, 503, "x"));
+        s.send_response(c.now(), &resp(INVITE, 503, "x"));
         while let Some(at) = s.poll_timeout() {
             s.handle_timeout(at);
         }
@@ -759,9 +750,9 @@ mod tests {
 
     #[test]
     fn invite_server_accepted_retransmits_2xx_until_acked_and_absorbs_invites() {
-        let c = Clock::new();
+        let c = VirtualClock::new();
         let mut s = ServerTxn::new(Kind::Invite, false, TimerValues::default());
-        s.send_response(c.0, &resp(INVITE, 200, "x"));
+        s.send_response(c.now(), &resp(INVITE, 200, "x"));
         let _ = s.poll_transmit();
         assert_eq!(s.state(), ServerState::Accepted);
         s.handle_retransmission();
@@ -769,17 +760,17 @@ mod tests {
             s.poll_transmit().is_none(),
             "RFC 6026: INVITE retransmission absorbed in Accepted"
         );
-        s.handle_timeout(c.0 + Duration::from_millis(500));
+        s.handle_timeout(c.now() + Duration::from_millis(500));
         assert!(s.poll_transmit().is_some(), "2xx retransmitted");
         s.handle_ack_for_2xx();
-        s.handle_timeout(c.0 + Duration::from_millis(1500));
+        s.handle_timeout(c.now() + Duration::from_millis(1500));
         assert!(s.poll_transmit().is_none());
-        s.handle_timeout(c.0 + Duration::from_secs(32));
+        s.handle_timeout(c.now() + Duration::from_secs(32));
         assert!(s.is_terminated(), "Timer L");
         assert!(s.poll_event().is_none());
 
         let mut s = ServerTxn::new(Kind::Invite, false, TimerValues::default());
-        s.send_response(c.0, &resp(INVITE, 200, "x"));
+        s.send_response(c.now(), &resp(INVITE, 200, "x"));
         while let Some(at) = s.poll_timeout() {
             s.handle_timeout(at);
         }
@@ -788,17 +779,17 @@ mod tests {
 
     #[test]
     fn non_invite_server_repeats_the_final_response_until_timer_j() {
-        let c = Clock::new();
+        let c = VirtualClock::new();
         let mut s = ServerTxn::new(Kind::NonInvite, false, TimerValues::default());
         s.handle_retransmission();
         assert!(s.poll_transmit().is_none(), "nothing to repeat in Trying");
-        s.send_response(c.0, &resp(REGISTER, 200, "x"));
+        s.send_response(c.now(), &resp(REGISTER, 200, "x"));
         let _ = s.poll_transmit();
         s.handle_retransmission();
         assert!(s.poll_transmit().is_some());
-        s.handle_timeout(c.0 + Duration::from_secs(31));
+        s.handle_timeout(c.now() + Duration::from_secs(31));
         assert!(!s.is_terminated());
-        s.handle_timeout(c.0 + Duration::from_secs(32));
+        s.handle_timeout(c.now() + Duration::from_secs(32));
         assert!(s.is_terminated());
     }
 }

@@ -144,18 +144,11 @@ impl WsPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t0() -> Instant {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the one clock read of a virtual-clock test"
-        )]
-        Instant::now()
-    }
+    use testkit::VirtualClock;
 
     #[test]
     fn sip_goes_through_keepalives_are_answered_and_junk_closes() {
-        let now = t0();
+        let now = VirtualClock::new().now();
         let mut p = WsPolicy::new(now, 50, Duration::from_secs(30));
         let sip = "OPTIONS sip:x SIP/2.0\r\n\r\n".to_string();
         assert_eq!(
@@ -186,7 +179,7 @@ mod tests {
 
     #[test]
     fn the_rate_allows_a_burst_of_twice_the_rate_then_closes() {
-        let now = t0();
+        let now = VirtualClock::new().now();
         let mut p = WsPolicy::new(now, 10, Duration::from_secs(30));
         for _ in 0..20 {
             assert!(matches!(
@@ -214,7 +207,7 @@ mod tests {
 
     #[test]
     fn silence_for_two_intervals_closes() {
-        let now = t0();
+        let now = VirtualClock::new().now();
         let i = Duration::from_secs(30);
         let mut p = WsPolicy::new(now, 10, i);
         assert_eq!(p.handle_tick(now + i), Tick::SendPing);

@@ -589,6 +589,7 @@ fn is_retry(code: ErrorCode) -> bool {
 mod tests {
     use super::*;
     use std::sync::OnceLock;
+    use testkit::VirtualClock;
 
     fn identity() -> DtlsIdentity {
         static ID: OnceLock<DtlsIdentity> = OnceLock::new();
@@ -596,15 +597,6 @@ mod tests {
             DtlsIdentity::generate(UNIX_EPOCH + Duration::from_secs(1_750_000_000)).unwrap()
         })
         .clone()
-    }
-
-    /// One real instant, captured once; tests move time by adding to it.
-    fn start() -> Instant {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's virtual clock starts from one real instant"
-        )]
-        Instant::now()
     }
 
     fn endpoint(role: DtlsRole, peer: &Fingerprint, now: Instant) -> DtlsEndpoint {
@@ -678,7 +670,7 @@ mod tests {
     #[test]
     fn our_endpoints_handshake_in_both_roles() {
         let fp = identity().fingerprint().clone();
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut client = endpoint(DtlsRole::Client, &fp, now);
         let mut server = endpoint(DtlsRole::Server, &fp, now);
         assert!(
@@ -709,7 +701,7 @@ mod tests {
         for alg in [HashAlg::Sha1, HashAlg::Sha384, HashAlg::Sha512] {
             let fp = Fingerprint::of(cert, alg).unwrap();
             let fp = Fingerprint::parse(&fp.to_sdp()).unwrap();
-            let now = start();
+            let now = VirtualClock::new().now();
             let mut client = endpoint(DtlsRole::Client, &fp, now);
             let mut server = endpoint(DtlsRole::Server, &fp, now);
             shuttle(&mut client, &mut server, now, &mut [0; 2], &mut |_, _| {
@@ -727,7 +719,7 @@ mod tests {
         bad_digest[0] ^= 1;
         let hex: Vec<String> = bad_digest.iter().map(|b| format!("{b:02x}")).collect();
         let bad = Fingerprint::from_parts(HashAlg::Sha256, &hex.join(":")).unwrap();
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut client = endpoint(DtlsRole::Client, &good, now);
         let mut server = endpoint(DtlsRole::Server, &bad, now);
         shuttle(&mut client, &mut server, now, &mut [0; 2], &mut |_, _| {
@@ -747,7 +739,7 @@ mod tests {
     #[test]
     fn duplicated_final_flights_after_connected_do_not_fail() {
         let fp = identity().fingerprint().clone();
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut client = endpoint(DtlsRole::Client, &fp, now);
         let mut server = endpoint(DtlsRole::Server, &fp, now);
         let mut to_server = Vec::new();
@@ -795,7 +787,7 @@ mod tests {
     /// endpoints use a 40 ms initial timeout, and OpenSSL treats < 15 ms left as expired.
     fn lossy_handshake(drop: &mut dyn FnMut(usize, usize) -> bool) -> usize {
         let fp = identity().fingerprint().clone();
-        let mut now = start();
+        let mut now = VirtualClock::new().now();
         let config = |role| DtlsConfig {
             initial_timeout: Duration::from_millis(40),
             ..DtlsConfig::new(role, fp.clone())
@@ -875,7 +867,7 @@ mod tests {
     fn plain_handshake(ours: DtlsRole, profiles: &str, want: SrtpProfile) {
         let mut peer = plain_peer(ours == DtlsRole::Client, profiles);
         let peer_fp = Fingerprint::of(peer.ssl().certificate().unwrap(), HashAlg::Sha256).unwrap();
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut ep = endpoint(ours, &peer_fp, now);
         let mut peer_done = false;
         for _ in 0..20 {
@@ -964,7 +956,7 @@ mod tests {
     #[test]
     fn stale_thread_errors_do_not_fail_a_retransmitted_flight_or_close_notify() {
         let fp = identity().fingerprint().clone();
-        let mut now = start();
+        let mut now = VirtualClock::new().now();
         let config = |role| DtlsConfig {
             initial_timeout: Duration::from_millis(40),
             ..DtlsConfig::new(role, fp.clone())

@@ -444,11 +444,7 @@ mod tests {
     #[test]
     fn a_rejected_video_section_leaves_no_destination() {
         let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the test's virtual clock starts from one real instant"
-        )]
-        let now = Instant::now();
+        let now = testkit::VirtualClock::new().now();
         let mut leg = PlainLeg::new(a(40002), Some(a(40004)), Latching::Strict, now);
         let section = |rtp: u16| PlainRemote {
             rtp: Some(a(rtp)),

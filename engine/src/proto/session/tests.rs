@@ -10,6 +10,7 @@ use crate::proto::srtp::{Direction as SrtpDirection, SrtpSession};
 use crate::proto::stun::{Class, StunMessage, StunWriter, METHOD_BINDING};
 use std::sync::OnceLock;
 use std::time::UNIX_EPOCH;
+use testkit::VirtualClock;
 
 /// Two process-wide identities: the relay's and the test browser's.
 pub(crate) fn identity(n: usize) -> DtlsIdentity {
@@ -23,14 +24,6 @@ pub(crate) fn identity(n: usize) -> DtlsIdentity {
         ]
     })[n]
         .clone()
-}
-
-fn start() -> Instant {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the test's virtual clock starts from one real instant"
-    )]
-    Instant::now()
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -202,7 +195,7 @@ struct Call {
 impl Call {
     /// Allocates WebRTC (leg A) + plain (leg B) with both remotes known.
     fn new(setup: Setup, config: SessionConfig) -> Self {
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut b = Browser::new(addr(BROWSER), setup);
         let s = Session::new(
             SessionId(7),
@@ -813,18 +806,12 @@ fn dtls_role_change_is_refused_and_fingerprint_change_rekeys() {
 fn loss_reorder_and_duplication() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
     c.connect();
-    let mut seed = 0x9e37_79b9_u32;
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed
-    };
+    let mut rng = testkit::SeededRng::new(0x9e37_79b9);
     let mut order: Vec<u16> = Vec::new();
     let mut lost = 0;
     let mut dups = 0;
     for seq in 0..300u16 {
-        match rand() % 20 {
+        match rng.below(20) {
             0 => lost += 1,
             1 => {
                 order.push(seq);
@@ -893,7 +880,7 @@ fn loss_reorder_and_duplication() {
 
 #[test]
 fn echo_leg_reflects_webrtc_media() {
-    let now = start();
+    let now = VirtualClock::new().now();
     let mut b = Browser::new(addr(BROWSER), Setup::Active);
     let s = Session::new(
         SessionId(9),
@@ -943,7 +930,7 @@ fn echo_leg_reflects_webrtc_media() {
 
 #[test]
 fn echo_leg_reflects_plain_media() {
-    let now = start();
+    let now = VirtualClock::new().now();
     let mut s = Session::new(
         SessionId(10),
         &[
@@ -995,7 +982,7 @@ fn echo_leg_reflects_plain_media() {
 #[test]
 fn offer_to_browser_then_answer() {
     // The gateway offers to the browser: remote unknown, setup actpass; the answer sets it.
-    let now = start();
+    let now = VirtualClock::new().now();
     let mut s = Session::new(
         SessionId(11),
         &[LegSpec::WebRtc(None), LegSpec::Plain(None)],
@@ -1094,7 +1081,7 @@ fn bundled_audio_and_video_pass_through_unchanged() {
 
 #[test]
 fn wrong_browser_certificate_fails_dtls() {
-    let now = start();
+    let now = VirtualClock::new().now();
     let mut b = Browser::new(addr(BROWSER), Setup::Active);
     let mut remote = b.remote();
     // The SDP names the relay's own certificate, not the one the browser will present.
@@ -1152,7 +1139,7 @@ fn wrong_browser_certificate_fails_dtls() {
 
 #[test]
 fn plain_to_plain_relays_rtp_and_rtcp() {
-    let now = start();
+    let now = VirtualClock::new().now();
     let other = PlainRemote {
         rtp: Some(addr("127.0.0.2:7000")),
         rtcp: Some(addr("127.0.0.2:7001")),
@@ -1266,7 +1253,7 @@ fn plain_rtcp_mux_uses_the_rtp_port_both_ways() {
 
 #[test]
 fn plain_leg_accepts_nothing_before_its_sdp() {
-    let now = start();
+    let now = VirtualClock::new().now();
     let mut s = Session::new(
         SessionId(14),
         &[LegSpec::Plain(None), LegSpec::Echo],
@@ -1323,7 +1310,7 @@ fn plain_leg_accepts_nothing_before_its_sdp() {
 fn never_panics_on_any_input() {
     let mut c = Call::new(Setup::Active, SessionConfig::default());
     c.connect();
-    let mut seed = 0x2545_f491_u32;
+    let mut rng = testkit::SeededRng::new(0x2545_f491);
     let sockets = [
         Socket::WebRtc,
         Socket::Rtp(LegIndex::B, Stream::Audio),
@@ -1338,12 +1325,9 @@ fn never_panics_on_any_input() {
             _ => 40,
         };
         for _ in 0..(i % 6) {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            c.buf[(seed as usize >> 4) % n.max(1)] = (seed >> 24) as u8;
+            c.buf[rng.below(n.max(1))] = rng.next_u64() as u8;
         }
-        let len = (seed as usize) % (n + 1);
+        let len = rng.below(n + 1);
         let _ =
             c.s.handle_datagram(c.now, sockets[i % 3], srcs[(i / 3) % 3], &mut c.buf, len);
     }
@@ -1482,7 +1466,7 @@ fn rtcp_still_flows_while_held() {
 
 #[test]
 fn held_browser_gets_no_echo() {
-    let now = start();
+    let now = VirtualClock::new().now();
     let mut b = Browser::new(addr(BROWSER), Setup::Active);
     let s = Session::new(
         SessionId(15),
@@ -1532,7 +1516,7 @@ fn held_browser_gets_no_echo() {
 
 #[test]
 fn plain_to_plain_hold() {
-    let now = start();
+    let now = VirtualClock::new().now();
     let other = |d| PlainRemote {
         rtp: Some(addr("127.0.0.2:7000")),
         rtcp: Some(addr("127.0.0.2:7001")),
@@ -1761,7 +1745,7 @@ fn av_remote(video: bool) -> PlainRemote {
 impl Call {
     /// WebRTC (leg A, bundling Opus and VP8) + plain with audio and video (leg B), connected.
     fn with_video() -> Self {
-        let now = start();
+        let now = VirtualClock::new().now();
         let mut b = Browser::new(addr(BROWSER), Setup::Active);
         let mut remote = b.remote();
         remote.payload_types = vec![OPUS, 101, VP8, 97];
@@ -2101,7 +2085,7 @@ fn held_plain_leg_holds_its_video_too() {
 
 #[test]
 fn plain_to_plain_relays_audio_to_audio_and_video_to_video() {
-    let now = start();
+    let now = VirtualClock::new().now();
     let other = PlainRemote {
         rtp: Some(addr("127.0.0.2:7000")),
         rtcp: Some(addr("127.0.0.2:7001")),
@@ -2229,7 +2213,7 @@ fn plain_to_plain_relays_audio_to_audio_and_video_to_video() {
 
 #[test]
 fn echo_reflects_plain_video_on_its_own_port() {
-    let now = start();
+    let now = VirtualClock::new().now();
     let mut s = Session::new(
         SessionId(23),
         &[LegSpec::Plain(Some(av_remote(true))), LegSpec::Echo],
@@ -2269,7 +2253,7 @@ fn a_video_port_is_only_for_a_plain_leg() {
         ],
         identity(0),
         SessionConfig::default(),
-        start(),
+        VirtualClock::new().now(),
         &mut SeededEntropy::new(33),
     );
     assert!(matches!(r, Err(Failure::BadRequest(_))));

@@ -2,6 +2,7 @@
 //! scenarios are in `b2bua/call_tests.rs`).
 
 use std::time::{Duration, Instant};
+use testkit::VirtualClock;
 
 use engine::api::{Command, Event, LegIndex, LocalLeg, Output, Reply, SessionId, SessionStats};
 
@@ -19,14 +20,6 @@ use crate::sip::txn::{ClientEvent, TimerValues};
 
 const INVITE: &[u8] = include_bytes!("../../../tests/fixtures/sipjs/invite.txt");
 const SIP_SDP: &str = "v=0\r\no=sipp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-
-fn t0() -> Instant {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the one clock read of a virtual-clock test"
-    )]
-    Instant::now()
-}
 
 fn cfg() -> CoreConfig {
     CoreConfig {
@@ -156,7 +149,7 @@ fn with_env<T>(f: impl FnOnce(&mut Env<'_>) -> T) -> T {
 #[test]
 fn a_call_answers_acks_and_ends_on_its_own() {
     with_env(|env| {
-        let now = t0();
+        let now = VirtualClock::new().now();
         let (mut call, inv) = calling(now, env);
         let mut ok = inv.response(200, "OK", Some("far"));
         ok.push_header("Contact", "<sip:bob@127.0.0.9:5090>");
@@ -229,7 +222,7 @@ fn a_call_answers_acks_and_ends_on_its_own() {
 #[test]
 fn no_answer_in_time_gives_408_and_cancels_after_a_provisional() {
     with_env(|env| {
-        let now = t0();
+        let now = VirtualClock::new().now();
         let (mut call, inv) = calling(now, env);
         let ringing = inv.response(180, "Ringing", Some("far"));
         call.handle_client_event(
@@ -266,7 +259,7 @@ fn no_answer_in_time_gives_408_and_cancels_after_a_provisional() {
 #[test]
 fn the_engine_releasing_a_live_session_ends_the_call_with_its_figures() {
     with_env(|env| {
-        let now = t0();
+        let now = VirtualClock::new().now();
         let (mut call, _) = calling(now, env);
         let stats = SessionStats::default();
         call.handle_engine(

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::proto::entropy::SeededEntropy;
+use testkit::VirtualClock;
 
 /// The attacker's host (never on the signaling path).
 const ATTACKER: &str = "127.0.0.66:40000";
@@ -17,7 +18,7 @@ const WINDOW: Duration = Duration::from_secs(3);
 /// A browser call whose plain leg starts with `remote` (`None`: the far end's SDP comes later,
 /// as for a call from the browser), ICE and DTLS connected.
 fn call(latching: Latching, remote: Option<PlainRemote>) -> Call {
-    let now = start();
+    let now = VirtualClock::new().now();
     let mut b = Browser::new(addr(BROWSER), Setup::Active);
     let s = Session::new(
         SessionId(30),
