@@ -1,6 +1,8 @@
 //! Whole browser→SIP calls through signaling's core and the engine's sessions on virtual time
-//! (tests/pair: no sockets, no threads, nothing sleeps): set-up, media both ways (SRTP at the
-//! browser, plain RTP at the PBX), hang-up by either side, and DTLS completing under loss.
+//! (tests/pair: no sockets, no threads): set-up, media both ways (SRTP at the browser, plain RTP
+//! at the PBX), hang-up by either side, and DTLS completing under loss. Only that last test
+//! waits in real time: OpenSSL's DTLS retransmit timer runs on the wall clock (the documented
+//! seam in engine/src/proto/dtls/mod.rs), so its virtual clock is paced against it.
 
 mod pair;
 

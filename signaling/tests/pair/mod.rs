@@ -630,7 +630,7 @@ impl Pair {
 
     /// DTLS retransmission is the one thing that cannot run on virtual time alone: OpenSSL
     /// keeps its retransmit timer on the wall clock and ignores a poke before it has run out
-    /// (the documented seam in engine/src/proto/dtls.rs). A test that needs retransmissions
+    /// (the documented seam in engine/src/proto/dtls/mod.rs). A test that needs retransmissions
     /// calls this: from then on each jump of the virtual clock waits until as much real time
     /// has passed, so OpenSSL agrees the timer expired. Everything else stays virtual.
     pub fn pace_wall_clock(&mut self) {
