@@ -5,7 +5,8 @@
 # setup time, failed calls, and the floor (each stack's idle CPU; the harness's own CPU).
 #
 # Usage: bench/compare/compare.sh [-n CONCURRENCY] [-r RATE] [-d HOLD_S] [-o OUT_DIR] [-s gw|kr|both] [-B BYTES]
-#        GW_ENV="MEDIA_THREADS=2" adds settings to the gateway's environment.
+#        GW_ENV="MEDIA_THREADS=2" adds settings to the gateway's environment (MEDIA_THREADS,
+#        MEDIA_BATCH_US and MEDIA_PRIORITY there apply to the floor run too).
 #        First the floor under load (target/release/floor: the same number of calls, plain RTP
 #        relayed by the engine's reactors, no crypto or signalling; FLOOR_ARGS adds options, e.g.
 #        "--batch-us 0" for a build without batching); the table gives the gateway's CPU per
@@ -105,7 +106,7 @@ run_kr() {
 	echo "== Kamailio edge + rtpengine: $N calls, $RATE/s, hold $HOLD s"
 	local d="$OUT/kr"
 	rm -rf "$d"; mkdir -p "$d"
-	RUN_DIR="$d" "$HERE/start-kamailio-rtpengine.sh"
+	RUN_DIR="$d" RTPENGINE_ARGS="${PRIO:+--scheduling=fifo --priority=$PRIO}" "$HERE/start-kamailio-rtpengine.sh"
 	sleep 1
 	"$LOADGEN" --wss 127.0.0.1:15443 --ws-path / -n "$N" --rate "$RATE" --hold "$HOLD" --max-run "$MAX_RUN" \
 		--watch "kamailio-edge=$(cat "$d/edge.pid")" --watch "rtpengine=$(cat "$d/rtpengine.pid")" \
@@ -119,7 +120,8 @@ run_kn() {
 	echo "== Kamailio edge + our engine over ng: $N calls, $RATE/s, hold $HOLD s"
 	local d="$OUT/kn"
 	rm -rf "$d"; mkdir -p "$d"
-	ENGINE=ours WEBRTC_PHONE_BIN="$GW_BIN" RUN_DIR="$d" "$HERE/start-kamailio-rtpengine.sh"
+	ENGINE=ours WEBRTC_PHONE_BIN="$GW_BIN" RUN_DIR="$d" NODE_ARGS="${PRIO:+--media-priority $PRIO}" \
+		"$HERE/start-kamailio-rtpengine.sh"
 	sleep 1
 	"$LOADGEN" --wss 127.0.0.1:15443 --ws-path / -n "$N" --rate "$RATE" --hold "$HOLD" --max-run "$MAX_RUN" \
 		--watch "kamailio-edge=$(cat "$d/edge.pid")" --watch "our-engine=$(cat "$d/rtpengine.pid")" \
@@ -131,14 +133,18 @@ run_kn() {
 }
 
 run_floor() {
-	local threads batch=""
+	local threads batch="" prio=""
 	threads=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_THREADS=\([0-9]*\).*/\1/p')
 	batch=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_BATCH_US=\([0-9]*\).*/\1/p')
+	prio=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_PRIORITY=\([0-9]*\).*/\1/p')
 	echo "== floor under load: $N calls, plain RTP, 50 packets/s each way"
-	"$FLOOR_BIN" -n "$N" -d 10 --reactors "${threads:-1}" ${batch:+--batch-us $batch} ${FLOOR_ARGS:-} \
+	"$FLOOR_BIN" -n "$N" -d 10 --reactors "${threads:-1}" ${batch:+--batch-us $batch} ${prio:+--priority $prio} ${FLOOR_ARGS:-} \
 		--json "$OUT/floor.json" | tee "$OUT/floor.txt"
 }
 
+# MEDIA_PRIORITY in GW_ENV: every media engine of the run gets the same SCHED_FIFO priority
+# (rtpengine through its own --scheduling/--priority), so the comparison stays even.
+PRIO=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_PRIORITY=\([0-9]*\).*/\1/p')
 rm -f "$OUT/floor.json"
 if [ "$STACKS" != kr ] && [ -x "$FLOOR_BIN" ]; then run_floor; fi
 

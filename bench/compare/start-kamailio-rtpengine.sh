@@ -5,6 +5,7 @@
 #
 #   rtpengine            ng 127.0.0.1:12222, HTTP :12224, media 40000-49999
 #                        (ENGINE=ours: webrtc-phone --mode media on the same ports)
+#                        RTPENGINE_ARGS / NODE_ARGS: more options for either engine
 #   kamailio registrar   udp 127.0.0.1:15070
 #   kamailio edge        udp :15060, ws :15080, wss :15443
 #   sipp UAS             udp :15090, RTP echo on :16000
@@ -56,7 +57,7 @@ if [ "${ENGINE:-rtpengine}" = ours ]; then
 	fi
 else
 	rtpengine --config-file="$HERE/rtpengine.conf" --pidfile="$RUN_DIR/rtpengine.pid.daemon" \
-		--foreground --log-stderr >"$RUN_DIR/rtpengine.log" 2>&1 &
+		${RTPENGINE_ARGS:-} --foreground --log-stderr >"$RUN_DIR/rtpengine.log" 2>&1 &
 	echo $! >"$RUN_DIR/rtpengine.pid"
 fi
 

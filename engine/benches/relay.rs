@@ -299,6 +299,7 @@ fn main() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(engine::DEFAULT_BATCH_US),
+        realtime_priority: 0,
     })
     .expect("engine start");
     let tid = reactor_tid();

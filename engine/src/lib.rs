@@ -65,6 +65,34 @@ pub struct EngineConfig {
     /// Batching budget of each reactor's wait, µs (0 = off: wake for every completion). See
     /// the `reactor` module: no completion waits longer than this for its wake-up.
     pub batch_us: u32,
+    /// `SCHED_FIFO` priority of the reactor threads (1-99; 0 = normal scheduling). A process
+    /// without the privilege (`CAP_SYS_NICE`) runs them normally and says so in
+    /// [`EngineHandle::scheduling`].
+    pub realtime_priority: u8,
+}
+
+/// How the reactor threads are scheduled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scheduling {
+    /// The kernel's normal policy (`MEDIA_PRIORITY=0`).
+    Normal,
+    /// `SCHED_FIFO` at this priority.
+    Realtime(u8),
+    /// `SCHED_FIFO` was asked for and refused: normal scheduling, and why.
+    Refused { priority: u8, reason: String },
+}
+
+impl std::fmt::Display for Scheduling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scheduling::Normal => write!(f, "normal"),
+            Scheduling::Realtime(p) => write!(f, "SCHED_FIFO priority {p}"),
+            Scheduling::Refused { priority, reason } => write!(
+                f,
+                "normal (SCHED_FIFO priority {priority} refused: {reason}; needs CAP_SYS_NICE)"
+            ),
+        }
+    }
 }
 
 /// Why the engine could not start.
@@ -123,6 +151,7 @@ pub struct EngineHandle {
     notify: Arc<OwnedFd>,
     fingerprint: String,
     batching: Batching,
+    scheduling: Scheduling,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -177,7 +206,10 @@ impl Engine {
             notify: notify.clone(),
             fingerprint: identity.fingerprint().to_sdp(),
             batching,
+            scheduling: Scheduling::Normal,
         };
+        let priority = cfg.realtime_priority;
+        let (sched_tx, sched_rx) = crossbeam_channel::bounded(count);
         for (index, (shard, webrtc)) in cfg.shards.iter().zip(sockets).enumerate() {
             let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
             let wake = Arc::new(reactor::eventfd(false).map_err(EngineError::Setup)?);
@@ -203,9 +235,13 @@ impl Engine {
             )]
             let thread = std::thread::Builder::new()
                 .name(format!("media-{index}"))
-                .spawn(move || {
-                    reactor::pin(index, count);
-                    reactor::run(init, ready_tx);
+                .spawn({
+                    let sched_tx = sched_tx.clone();
+                    move || {
+                        reactor::pin(index, count);
+                        let _ = sched_tx.send(reactor::set_realtime(priority));
+                        reactor::run(init, ready_tx);
+                    }
                 })
                 .map_err(EngineError::Setup)?;
             let ready = ready_rx
@@ -222,6 +258,14 @@ impl Engine {
                 return Err(EngineError::Setup(e));
             }
         }
+        handle.scheduling = match sched_rx.try_iter().find_map(Result::err) {
+            _ if priority == 0 => Scheduling::Normal,
+            None => Scheduling::Realtime(priority),
+            Some(e) => Scheduling::Refused {
+                priority,
+                reason: e.to_string(),
+            },
+        };
         Ok(handle)
     }
 }
@@ -320,6 +364,11 @@ impl EngineHandle {
         self.batching
     }
 
+    /// How the reactor threads are scheduled (for the start-up log line).
+    pub fn scheduling(&self) -> &Scheduling {
+        &self.scheduling
+    }
+
     /// `sha-256 AB:CD:...`: the process-wide DTLS certificate's fingerprint.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
@@ -381,6 +430,7 @@ mod tests {
             media_timeout: Duration::from_secs(60),
             latching: Latching::Strict,
             batch_us: 0,
+            realtime_priority: 0,
         })
         .unwrap_err();
         assert!(matches!(err, EngineError::NoShards));

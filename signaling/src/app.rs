@@ -166,6 +166,7 @@ impl Gateway {
             "media batching: {}",
             engine.batching()
         );
+        log_scheduling(engine.scheduling());
         info!(
             https = %https.local_addr()?,
             wss = %wss.local_addr()?,
@@ -375,6 +376,7 @@ impl MediaNode {
             max_calls = config.limits.max_calls,
             "media batching: {}", engine.batching()
         );
+        log_scheduling(engine.scheduling());
         info!("ng listening on {}", ng.local_addr()?);
         let mut tasks = Tasks(vec![(
             "ng",
@@ -425,6 +427,7 @@ fn start_engine(config: &Config) -> Result<engine::EngineHandle, ConfigError> {
         media_timeout: config.media_timeout,
         latching: config.rtp_latching,
         batch_us: config.media_batch_us,
+        realtime_priority: config.media_priority,
     })
     .map_err(|e| match e {
         engine::EngineError::Bind { .. } => ConfigError::new("MIN_RTP_PORT/MAX_RTP_PORT", e),
@@ -512,6 +515,17 @@ fn default_max_conns(nofile: u64, rtp_ports: u64) -> usize {
     usize::try_from(room)
         .unwrap_or(usize::MAX)
         .clamp(64, DEFAULT_MAX_CONNS)
+}
+
+/// MEDIA_PRIORITY's outcome: one line when it was asked for, a WARN when it was refused.
+fn log_scheduling(s: &engine::Scheduling) {
+    match s {
+        engine::Scheduling::Normal => {}
+        engine::Scheduling::Realtime(_) => info!("media scheduling: {s}"),
+        engine::Scheduling::Refused { .. } => {
+            warn!(setting = "MEDIA_PRIORITY", "media scheduling: {s}")
+        }
+    }
 }
 
 fn bind_tcp(addr: SocketAddr, setting: &'static str) -> Result<TcpListener, ConfigError> {

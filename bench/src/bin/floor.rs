@@ -30,6 +30,9 @@ struct Args {
     /// Batching budget, µs (MEDIA_BATCH_US; 0 = off).
     #[arg(long, default_value_t = engine::DEFAULT_BATCH_US)]
     batch_us: u32,
+    /// SCHED_FIFO priority of the reactors (MEDIA_PRIORITY; 0 = normal scheduling).
+    #[arg(long, default_value_t = 0)]
+    priority: u8,
     /// Media reactors.
     #[arg(long, default_value_t = 1)]
     reactors: usize,
@@ -229,6 +232,7 @@ fn main() -> anyhow::Result<()> {
         media_timeout: Duration::from_secs(3600),
         latching: engine::Latching::Strict,
         batch_us: args.batch_us,
+        realtime_priority: args.priority,
     })
     .context("engine start")?;
     let tids = reactor_tids();

@@ -101,6 +101,25 @@ pub(crate) fn read_eventfd(fd: RawFd) -> bool {
     unsafe { libc::read(fd, buf.as_mut_ptr().cast(), 8) == 8 }
 }
 
+/// Puts the calling thread under `SCHED_FIFO` at `priority` (1-99), so a packet's arrival
+/// preempts ordinary work on its core at once; 0 leaves normal scheduling.
+pub(crate) fn set_realtime(priority: u8) -> io::Result<()> {
+    if priority == 0 {
+        return Ok(());
+    }
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(priority),
+    };
+    // SAFETY: pthread_self() is the calling thread; `param` is a valid sched_param that outlives
+    // the call, which only reads it.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
 /// Pins the calling thread to `core` when the machine has a core to spare per reactor.
 pub(crate) fn pin(index: usize, reactors: usize) {
     let Some(cores) = core_affinity::get_core_ids() else {

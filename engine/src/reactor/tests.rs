@@ -62,6 +62,7 @@ fn engine_with_timeout(block: u16, ports: u16, reactors: usize, t: Duration) -> 
         media_timeout: t,
         latching: crate::Latching::Strict,
         batch_us: 0,
+        realtime_priority: 0,
     })
     .unwrap()
 }
@@ -401,6 +402,7 @@ fn an_exhausted_shard_fails_the_allocation() {
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
         batch_us: 0,
+        realtime_priority: 0,
     })
     .unwrap();
     let plain = || LegSpec::Plain(None);
@@ -502,6 +504,7 @@ fn busy_webrtc_port_is_named_in_the_error() {
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
         batch_us: 0,
+        realtime_priority: 0,
     })
     .unwrap_err();
     assert!(
@@ -810,6 +813,7 @@ fn video_pairs_come_from_the_shard_and_go_back_to_it() {
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
         batch_us: 0,
+        realtime_priority: 0,
     })
     .unwrap();
     let legs = allocate_plain(&mut h, 1, true).unwrap();
@@ -1209,6 +1213,7 @@ fn batched_relay(budget_us: u32) -> (EngineHandle, UdpSocket, UdpSocket, SocketA
         media_timeout: Duration::from_secs(60),
         latching: crate::Latching::Strict,
         batch_us: budget_us,
+        realtime_priority: 0,
     })
     .unwrap();
     assert_ne!(h.batching(), crate::Batching::Off);
@@ -1333,5 +1338,58 @@ fn a_lone_packet_is_not_held_for_the_batch() {
             "packet {seq}: residence bucket {bucket} (bounds {:?} us), budget {BUDGET_US} us",
             crate::RESIDENCE_BOUNDS_US
         );
+    }
+}
+
+/// (policy, rt_priority) of every media reactor thread of this process, from
+/// /proc/self/task/*/stat (fields 41 and 40).
+fn reactor_policies() -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if !comm.trim().starts_with("media-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap();
+        // Fields after the command name, which ends with the last ')': field 3 onwards.
+        let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        out.push((rest[41 - 3].parse().unwrap(), rest[40 - 3].parse().unwrap()));
+    }
+    out
+}
+
+#[test]
+fn media_priority_puts_the_reactors_under_sched_fifo_or_says_why_not() {
+    let mut h = Engine::start(EngineConfig {
+        shards: plan_shards(range(0, 16), 2).unwrap(),
+        bind: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+        media_timeout: Duration::from_secs(60),
+        latching: crate::Latching::Strict,
+        batch_us: 0,
+        realtime_priority: 7,
+    })
+    .unwrap();
+    let policies = reactor_policies();
+    let sched = h.scheduling().clone();
+    h.shutdown();
+    // Other tests run engines in this process at the same time, all at normal scheduling:
+    // the two threads of this one are the only ones that can be under SCHED_FIFO 7.
+    let fifo7 = policies
+        .iter()
+        .filter(|&&p| p == (libc::SCHED_FIFO as u32, 7))
+        .count();
+    match sched {
+        crate::Scheduling::Realtime(7) => {
+            assert_eq!(fifo7, 2, "both reactors under SCHED_FIFO 7: {policies:?}");
+        }
+        crate::Scheduling::Refused {
+            priority: 7,
+            reason,
+        } => {
+            assert!(!reason.is_empty());
+            assert_eq!(fifo7, 0, "refused, so normal scheduling: {policies:?}");
+        }
+        other => panic!("asked for priority 7, got {other:?}"),
     }
 }

@@ -133,6 +133,16 @@ pub struct Args {
         default_value_t = engine::DEFAULT_BATCH_US
     )]
     pub media_batch_us: u32,
+    /// Real-time priority of the media reactor threads: 1-99 puts them under SCHED_FIFO at
+    /// that priority (needs CAP_SYS_NICE), so a packet preempts other work on its core; 0 =
+    /// normal scheduling.
+    #[arg(
+        long,
+        env = "MEDIA_PRIORITY",
+        value_name = "MEDIA_PRIORITY",
+        default_value_t = 0
+    )]
+    pub media_priority: u8,
     /// Seconds without media in either direction before a call is hung up.
     #[arg(
         long,

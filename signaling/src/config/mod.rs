@@ -102,6 +102,7 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub media_timeout: Duration,
     pub media_batch_us: u32,
+    pub media_priority: u8,
     pub rtp_latching: engine::Latching,
     pub ws_ping_interval: Duration,
     pub webroot: Option<PathBuf>,
@@ -334,6 +335,12 @@ impl Config {
                 format!("must be 0 (off) to {} microseconds", engine::MAX_BATCH_US),
             ));
         }
+        if args.media_priority > 99 {
+            return Err(ConfigError::new(
+                "MEDIA_PRIORITY",
+                "must be 0 (normal scheduling) or a SCHED_FIFO priority from 1 to 99",
+            ));
+        }
         if args.media_timeout == 0 {
             return Err(ConfigError::new(
                 "MEDIA_TIMEOUT",
@@ -440,6 +447,7 @@ impl Config {
             drain_timeout: Duration::from_secs(args.drain_timeout),
             media_timeout: Duration::from_secs(args.media_timeout),
             media_batch_us: args.media_batch_us,
+            media_priority: args.media_priority,
             rtp_latching,
             ws_ping_interval: Duration::from_secs(args.ws_ping_interval),
             webroot: args.webroot,
@@ -638,6 +646,7 @@ mod tests {
             (&["--tls-cert", "/x"], "TLS_KEY"),
             (&["--media-threads", "0"], "MEDIA_THREADS"),
             (&["--media-batch-us", "20001"], "MEDIA_BATCH_US"),
+            (&["--media-priority", "100"], "MEDIA_PRIORITY"),
             (&["--https-port", "33000"], "HTTPS_PORT"),
             (&["--https-port", "8443", "--wss-port", "8443"], "WSS_PORT"),
             (&["--max-ws-per-ip", "0"], "MAX_WS_PER_IP"),

@@ -48,6 +48,7 @@ pub const ENV_SETTINGS: &[&str] = &[
     "ALLOWED_PTS",
     "DRAIN_TIMEOUT",
     "MEDIA_TIMEOUT",
+    "MEDIA_PRIORITY",
     "RTP_LATCHING",
     "WS_PING_INTERVAL",
     "MAX_WS_PER_IP",
