@@ -1360,7 +1360,7 @@ fn reactor_policies() -> Vec<(u32, u32)> {
 
 #[test]
 fn media_priority_puts_the_reactors_under_sched_fifo_or_says_why_not() {
-    let mut h = Engine::start(EngineConfig {
+    let h = Engine::start(EngineConfig {
         shards: plan_shards(range(0, 16), 2).unwrap(),
         bind: "127.0.0.1".parse().unwrap(),
         advertise: "127.0.0.1".parse().unwrap(),
