@@ -14,7 +14,6 @@
 //!     now = clock()                     // the one clock read per iteration
 //!     completions: recv → session.handle_datagram → Send from the same buffer, or recycle
 //!                  send → recycle; wake → drain commands
-//!                  (every EARLY_SUBMIT forwarded packets: submit them without waiting)
 //!     due timers → session.handle_timeout
 //!     publish recycled buffers; residence of this batch's sends (one realtime clock read)
 //!     submit and wait until the next deadline, gathering completions for up to the batch
@@ -78,10 +77,6 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 const MIN_TIMER_WAIT: Duration = Duration::from_millis(1);
 /// Commands handled per loop iteration, so a burst of allocations cannot starve media.
 const COMMAND_BUDGET: usize = 64;
-/// Forwarded packets queued before they are submitted in the middle of a batch: a big batch's
-/// first packets go out while the rest is still being handled (one extra `io_uring_enter` per
-/// this many packets), instead of all waiting for the end of the iteration.
-const EARLY_SUBMIT: usize = 16;
 
 /// What a completion is about, in the top byte of its `user_data`.
 const OP_RECV: u64 = 1;
@@ -274,10 +269,6 @@ impl Reactor {
             for i in 0..self.cqes.len() {
                 let (user_data, res, flags) = self.cqes[i];
                 self.complete(now, user_data, res, flags);
-                if self.resident.len() >= EARLY_SUBMIT && i + 1 < self.cqes.len() {
-                    self.record_residence();
-                    self.ring.submit();
-                }
             }
             if std::mem::take(&mut self.wake_lost) {
                 self.drain_commands(now);
@@ -325,9 +316,8 @@ impl Reactor {
         }
     }
 
-    /// Residence of the sends queued since the last submit: they are submitted right after
-    /// (mid-batch, every [`EARLY_SUBMIT`] packets, or by the wait that ends the iteration), so
-    /// the clock is read now, once for all of them.
+    /// Residence of the sends queued this iteration: they are submitted by the wait that
+    /// follows, so the clock is read now, once.
     fn record_residence(&mut self) {
         if self.resident.is_empty() {
             return;

@@ -516,13 +516,6 @@ impl Ring {
         self.bufs.publish();
     }
 
-    /// Hands what is queued to the kernel now, without waiting.
-    pub(crate) fn submit(&mut self) {
-        // A failed submit leaves the entries queued: the wait that ends the iteration submits
-        // them again.
-        let _ = self.ring.submit();
-    }
-
     /// Moves the completions that are in into `out` as (user data, result, flags).
     pub(crate) fn completions(&mut self, out: &mut Vec<(u64, i32, u32)>) {
         for cqe in self.ring.completion() {
