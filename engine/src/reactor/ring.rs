@@ -429,18 +429,15 @@ impl Ring {
         to: SocketAddr,
         user_data: u64,
     ) -> bool {
-        assert!(
-            self.bufs.is_ours(bid) && off + len <= BUF_SIZE,
-            "a send from buffer {bid} that is not the reactor's, or past its end"
-        );
+        // `buf_mut` checks that the buffer is the reactor's; the slice that the send is in.
+        let ptr = self.bufs.buf_mut(bid)[off..off + len].as_ptr();
         let (dest, dest_len) = self.bufs.set_dest(bid, to, self.v6_sockets);
-        let ptr = self.bufs.buf_mut(bid)[off..].as_ptr();
         let sqe = opcode::Send::new(types::Fd(fd), ptr, len as u32)
             .dest_addr(dest)
             .dest_addr_len(dest_len)
             .build()
             .user_data(user_data);
-        // SAFETY: the buffer and its destination address are the reactor's (checked above) and
+        // SAFETY: the buffer and its destination address are the reactor's (checked by buf_mut) and
         // become `Sending`: nothing writes or recycles them until `send_done`.
         if unsafe { self.push(&sqe) } {
             self.bufs.mark_sending(bid);

@@ -111,7 +111,7 @@ pub struct Media {
     next_port: u16,
     config: SessionConfig,
     /// The sessions' ICE credentials: seeded, so a run replays.
-    entropy: engine::proto::entropy::SeededEntropy,
+    entropy: testkit::SeededRng,
     /// Every output given to the core, in order.
     pub outputs: Vec<Output>,
 }
@@ -122,7 +122,7 @@ impl Media {
             sessions: BTreeMap::new(),
             next_port: FIRST_PLAIN_PORT,
             config: SessionConfig::default(),
-            entropy: engine::proto::entropy::SeededEntropy::new(0x5eed),
+            entropy: testkit::SeededRng::new(0x5eed),
             outputs: Vec::new(),
         }
     }
@@ -150,7 +150,15 @@ impl Media {
                     LegSpec::Echo => LocalAddrs::NONE,
                 });
                 let config = self.config.clone();
-                match Session::new(id, &legs, local, identity(), config, now, &mut self.entropy) {
+                match Session::new(
+                    id,
+                    &legs,
+                    local,
+                    identity(),
+                    config,
+                    now,
+                    &mut |b: &mut [u8]| self.entropy.fill(b),
+                ) {
                     Ok(session) => {
                         let legs = [
                             session.local_leg(LegIndex::A),
@@ -164,7 +172,10 @@ impl Media {
             }
             Command::Update { id, leg, remote } => {
                 let reply = match self.sessions.get_mut(&id) {
-                    Some(h) => match h.session.update(now, leg, &remote, &mut self.entropy) {
+                    Some(h) => match h
+                        .session
+                        .update(now, leg, &remote, &mut |b: &mut [u8]| self.entropy.fill(b))
+                    {
                         Ok(local) => Reply::Updated { id, leg, local },
                         Err(failure) => Reply::Failed { id, failure },
                     },

@@ -4,13 +4,18 @@
 use super::*;
 use crate::api::{Direction, PlainRemote, Setup, WebRtcRemote};
 use crate::proto::dtls::{DtlsConfig, DtlsEndpoint, DtlsEvent, Fingerprint};
-use crate::proto::entropy::SeededEntropy;
 use crate::proto::srtp::SrtpKeys;
 use crate::proto::srtp::{Direction as SrtpDirection, SrtpSession};
 use crate::proto::stun::{Class, StunMessage, StunWriter, METHOD_BINDING};
 use std::sync::OnceLock;
 use std::time::UNIX_EPOCH;
 use testkit::VirtualClock;
+
+/// A seeded source of ICE credentials for a session (the same seed, the same credentials).
+pub(crate) fn seeded(seed: u64) -> impl FnMut(&mut [u8]) {
+    let mut rng = testkit::SeededRng::new(seed);
+    move |b: &mut [u8]| rng.fill(b)
+}
 
 /// Two process-wide identities: the relay's and the test browser's.
 pub(crate) fn identity(n: usize) -> DtlsIdentity {
@@ -210,7 +215,7 @@ impl Call {
             identity(0),
             config,
             now,
-            &mut SeededEntropy::new(3),
+            &mut seeded(3),
         )
         .unwrap();
         b.learn(&s.local_leg(LegIndex::A));
@@ -596,7 +601,7 @@ fn media_timeout_fires_once_and_not_while_held() {
     let held = LegSpec::Plain(Some(plain_remote(Direction::SendOnly)));
     assert!(c
         .s
-        .update(c.now, LegIndex::B, &held, &mut SeededEntropy::new(4))
+        .update(c.now, LegIndex::B, &held, &mut seeded(4))
         .is_ok());
     let t0 = c.now;
     for i in 1..=20 {
@@ -676,7 +681,7 @@ fn ice_restart_relatches_and_keeps_srtp() {
             c.now,
             LegIndex::A,
             &LegSpec::WebRtc(Some(c.b.remote())),
-            &mut SeededEntropy::new(5),
+            &mut seeded(5),
         )
         .unwrap();
     let (
@@ -732,7 +737,7 @@ fn reoffer_with_actpass_keeps_our_dtls_client_role() {
             c.now,
             LegIndex::A,
             &LegSpec::WebRtc(Some(r)),
-            &mut SeededEntropy::new(6),
+            &mut seeded(6),
         )
         .unwrap();
     assert!(matches!(
@@ -757,17 +762,12 @@ fn dtls_role_change_is_refused_and_fingerprint_change_rekeys() {
             c.now,
             LegIndex::A,
             &LegSpec::WebRtc(Some(r)),
-            &mut SeededEntropy::new(7)
+            &mut seeded(7)
         ),
         Err(Failure::BadRequest(_))
     ));
     assert!(matches!(
-        c.s.update(
-            c.now,
-            LegIndex::A,
-            &LegSpec::Echo,
-            &mut SeededEntropy::new(8)
-        ),
+        c.s.update(c.now, LegIndex::A, &LegSpec::Echo, &mut seeded(8)),
         Err(Failure::BadRequest(_))
     ));
     assert!(forwarded(c.pbx_sends(1)));
@@ -778,7 +778,7 @@ fn dtls_role_change_is_refused_and_fingerprint_change_rekeys() {
         c.now,
         LegIndex::A,
         &LegSpec::WebRtc(Some(c.b.remote())),
-        &mut SeededEntropy::new(9),
+        &mut seeded(9),
     )
     .unwrap();
     assert_eq!(c.pbx_sends(2), Verdict::Drop(DropReason::NotConnected));
@@ -889,7 +889,7 @@ fn echo_leg_reflects_webrtc_media() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(10),
+        &mut seeded(10),
     )
     .unwrap();
     assert_eq!(s.local_leg(LegIndex::B), LocalLeg::Echo);
@@ -941,7 +941,7 @@ fn echo_leg_reflects_plain_media() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(11),
+        &mut seeded(11),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -993,7 +993,7 @@ fn offer_to_browser_then_answer() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(12),
+        &mut seeded(12),
     )
     .unwrap();
     assert!(matches!(
@@ -1009,7 +1009,7 @@ fn offer_to_browser_then_answer() {
             now,
             LegIndex::A,
             &LegSpec::WebRtc(Some(b.remote())),
-            &mut SeededEntropy::new(13),
+            &mut seeded(13),
         )
         .unwrap();
     assert!(matches!(
@@ -1024,7 +1024,7 @@ fn offer_to_browser_then_answer() {
             now,
             LegIndex::B,
             &LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
-            &mut SeededEntropy::new(14),
+            &mut seeded(14),
         )
         .unwrap();
     assert_eq!(
@@ -1055,7 +1055,7 @@ fn bundled_audio_and_video_pass_through_unchanged() {
         c.now,
         LegIndex::A,
         &LegSpec::WebRtc(Some(r)),
-        &mut SeededEntropy::new(15),
+        &mut seeded(15),
     )
     .unwrap();
     c.connect();
@@ -1099,7 +1099,7 @@ fn wrong_browser_certificate_fails_dtls() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(16),
+        &mut seeded(16),
     )
     .unwrap();
     b.learn(&s.local_leg(LegIndex::A));
@@ -1158,7 +1158,7 @@ fn plain_to_plain_relays_rtp_and_rtcp() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(17),
+        &mut seeded(17),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -1208,7 +1208,7 @@ fn plain_rtcp_mux_uses_the_rtp_port_both_ways() {
         c.now,
         LegIndex::B,
         &LegSpec::Plain(Some(muxed)),
-        &mut SeededEntropy::new(18),
+        &mut seeded(18),
     )
     .unwrap();
     c.connect();
@@ -1261,7 +1261,7 @@ fn plain_leg_accepts_nothing_before_its_sdp() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(19),
+        &mut seeded(19),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -1279,7 +1279,7 @@ fn plain_leg_accepts_nothing_before_its_sdp() {
         now,
         LegIndex::A,
         &LegSpec::Plain(Some(plain_remote(Direction::SendRecv))),
-        &mut SeededEntropy::new(20),
+        &mut seeded(20),
     )
     .unwrap();
     let n = rtp(&mut buf, 0, 2, 1);
@@ -1342,7 +1342,7 @@ impl Call {
                 self.now,
                 LegIndex::A,
                 &LegSpec::WebRtc(Some(r)),
-                &mut SeededEntropy::new(21),
+                &mut seeded(21),
             )
             .unwrap();
     }
@@ -1353,7 +1353,7 @@ impl Call {
                 self.now,
                 LegIndex::B,
                 &LegSpec::Plain(Some(plain_remote(d))),
-                &mut SeededEntropy::new(22),
+                &mut seeded(22),
             )
             .unwrap();
     }
@@ -1475,7 +1475,7 @@ fn held_browser_gets_no_echo() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(23),
+        &mut seeded(23),
     )
     .unwrap();
     b.learn(&s.local_leg(LegIndex::A));
@@ -1535,7 +1535,7 @@ fn plain_to_plain_hold() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(24),
+        &mut seeded(24),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -1554,7 +1554,7 @@ fn plain_to_plain_hold() {
         now,
         LegIndex::B,
         &LegSpec::Plain(Some(other(Direction::SendRecv))),
-        &mut SeededEntropy::new(25),
+        &mut seeded(25),
     )
     .unwrap();
     assert!(forwarded(a_to_b(&mut s, 2)));
@@ -1762,7 +1762,7 @@ impl Call {
             identity(0),
             SessionConfig::default(),
             now,
-            &mut SeededEntropy::new(26),
+            &mut seeded(26),
         )
         .unwrap();
         b.learn(&s.local_leg(LegIndex::A));
@@ -1986,7 +1986,7 @@ fn rejected_video_section_drops_the_browsers_video() {
             c.now,
             LegIndex::B,
             &LegSpec::Plain(Some(av_remote(false))),
-            &mut SeededEntropy::new(27),
+            &mut seeded(27),
         )
         .unwrap();
     assert_eq!(
@@ -2037,7 +2037,7 @@ fn rejected_video_section_drops_the_browsers_video() {
         c.now,
         LegIndex::B,
         &LegSpec::Plain(Some(av_remote(true))),
-        &mut SeededEntropy::new(28),
+        &mut seeded(28),
     )
     .unwrap();
     let (plain, v) = c.browser_rtp(VP8, 3, VIDEO_SSRC);
@@ -2061,7 +2061,7 @@ fn held_plain_leg_holds_its_video_too() {
         c.now,
         LegIndex::B,
         &LegSpec::Plain(Some(held)),
-        &mut SeededEntropy::new(29),
+        &mut seeded(29),
     )
     .unwrap();
     assert_eq!(
@@ -2110,7 +2110,7 @@ fn plain_to_plain_relays_audio_to_audio_and_video_to_video() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(30),
+        &mut seeded(30),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -2194,7 +2194,7 @@ fn plain_to_plain_relays_audio_to_audio_and_video_to_video() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(31),
+        &mut seeded(31),
     )
     .unwrap();
     let n = rtp(&mut buf, VP8, 1, 1);
@@ -2224,7 +2224,7 @@ fn echo_reflects_plain_video_on_its_own_port() {
         identity(0),
         SessionConfig::default(),
         now,
-        &mut SeededEntropy::new(32),
+        &mut seeded(32),
     )
     .unwrap();
     let mut buf = [0u8; 2048];
@@ -2254,7 +2254,7 @@ fn a_video_port_is_only_for_a_plain_leg() {
         identity(0),
         SessionConfig::default(),
         VirtualClock::new().now(),
-        &mut SeededEntropy::new(33),
+        &mut seeded(33),
     );
     assert!(matches!(r, Err(Failure::BadRequest(_))));
 }
@@ -2313,7 +2313,7 @@ fn the_mid_header_extension_decides_before_ssrc_and_payload_type() {
         c.now,
         LegIndex::A,
         &LegSpec::WebRtc(Some(remote)),
-        &mut SeededEntropy::new(34),
+        &mut seeded(34),
     )
     .unwrap();
     let audio = Socket::Rtp(LegIndex::B, Stream::Audio);
@@ -2341,7 +2341,7 @@ fn the_mid_header_extension_decides_before_ssrc_and_payload_type() {
         c.now,
         LegIndex::A,
         &LegSpec::WebRtc(Some(remote)),
-        &mut SeededEntropy::new(35),
+        &mut seeded(35),
     )
     .unwrap();
     let (plain, v) = c.browser_rtp_mid(OPUS, 6, 0x3333, b'1');

@@ -3,7 +3,6 @@
 //! heuristic mode.
 
 use super::*;
-use crate::proto::entropy::SeededEntropy;
 use testkit::VirtualClock;
 
 /// The attacker's host (never on the signaling path).
@@ -33,7 +32,7 @@ fn call(latching: Latching, remote: Option<PlainRemote>) -> Call {
             ..SessionConfig::default()
         },
         now,
-        &mut SeededEntropy::new(1),
+        &mut seeded(1),
     )
     .unwrap();
     b.learn(&s.local_leg(LegIndex::A));
@@ -117,7 +116,7 @@ impl Call {
                 self.now,
                 LegIndex::B,
                 &LegSpec::Plain(Some(remote)),
-                &mut SeededEntropy::new(2),
+                &mut seeded(2),
             )
             .unwrap();
     }
