@@ -231,6 +231,58 @@ fn ping_gets_pong_and_a_retransmission_gets_the_same_bytes() {
     assert_eq!(text(&r[0].1, "result"), "pong");
 }
 
+/// Another host reusing Kamailio's cookie (127.0.0.66) gets an answer to its own request, never
+/// the cached reply with the call's SDP, and Kamailio's retransmission still gets its cached
+/// reply. (ng itself has no authentication, as with rtpengine: NG_LISTEN belongs on an address
+/// only the SIP proxies reach.)
+#[test]
+fn a_stranger_reusing_a_cookie_never_gets_the_cached_reply() {
+    let stranger = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 66)), 40_111);
+    let mut h = Harness::new();
+    let mut o = req("offer", "c1", "ft", None, Some(&browser_offer()));
+    flags(&mut o, false);
+    let cookie = h.send(&o);
+    h.run_engine();
+    let first = h.one_reply();
+    assert_eq!(text(&first, "result"), "ok");
+    assert!(text(&first, "sdp").starts_with("v=0"));
+    // The same cookie from the stranger, with a request of its own: a cache keyed by the cookie
+    // alone would hand it Kamailio's reply.
+    let mut ping = Dict::new();
+    ping.insert(b"command".to_vec(), s("ping"));
+    let mut dg = format!("{cookie} ").into_bytes();
+    dg.extend(bencode::encode(&Value::Dict(ping)));
+    h.node.handle_datagram(h.now, 1_000, stranger, &dg);
+    h.run_engine();
+    let mut to_stranger = Vec::new();
+    while let Some((to, bytes)) = h.node.poll_transmit() {
+        assert_eq!(
+            to, stranger,
+            "nothing goes to Kamailio for the stranger's datagram"
+        );
+        to_stranger.push(bytes);
+    }
+    let cached = {
+        h.send_as(&cookie, &o);
+        h.one_reply()
+    };
+    assert_eq!(
+        cached, first,
+        "Kamailio's retransmission gets its cached reply"
+    );
+    assert_eq!(to_stranger.len(), 1, "one answer to the stranger");
+    let bytes = &to_stranger[0];
+    let sp = bytes.iter().position(|&b| b == b' ').unwrap();
+    let Value::Dict(d) = bencode::decode(&bytes[sp + 1..]).unwrap() else {
+        panic!("not a dict")
+    };
+    assert_eq!(text(&d, "result"), "pong", "the stranger's own answer");
+    assert!(
+        !d.contains_key(b"sdp".as_slice()),
+        "no SDP to the stranger: {d:?}"
+    );
+}
+
 #[test]
 fn browser_to_sip_offer_answer_with_kamailio_flags() {
     let mut h = Harness::new();
