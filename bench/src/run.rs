@@ -713,6 +713,12 @@ async fn media(
     };
     let mut active = false;
     let mut next_rtcp: Option<Instant> = None;
+    // One timer for the life of the call, moved only when the wake-up time changes (every
+    // 20 ms when sending): arming a fresh timer (and a fresh WebSocket read timeout) on every
+    // packet sent or received was most of this task's cost.
+    let sleep = tokio::time::sleep_until(Instant::now().into());
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
     let result = loop {
         // Timers first, so that what they queue (checks, DTLS retransmissions) goes out now.
         leg.handle_timeout(Instant::now());
@@ -792,6 +798,10 @@ async fn media(
         if media_start.is_none() {
             wake = wake.min(setup_deadline);
         }
+        if armed != Some(wake) || sleep.is_elapsed() {
+            sleep.as_mut().reset(wake.into());
+            armed = Some(wake);
+        }
         tokio::select! {
             res = sock.recv_from(&mut buf) => {
                 let Ok((len, _from)) = res else { continue };
@@ -802,16 +812,15 @@ async fn media(
                     Received::Control => {}
                 }
             }
-            _ = tokio::time::sleep_until(wake.into()) => {}
-            m = ua.recv(Duration::from_secs(3600)) => {
+            () = &mut sleep => {}
+            m = ua.next_msg() => {
                 match m {
-                    Ok(Some(m)) if m.method() == Some(&Method::Bye) => {
+                    Ok(m) if m.method() == Some(&Method::Bye) => {
                         let ok = m.response(200, "OK", None);
                         let _ = ua.send(String::from_utf8_lossy(&ok.to_bytes()).into_owned()).await;
                         break Ok(MediaEnd::FarBye);
                     }
-                    Ok(Some(m)) => ua.answer_stray(m).await?,
-                    Ok(None) => {}
+                    Ok(m) => ua.answer_stray(m).await?,
                     Err(e) => break Err(e),
                 }
             }

@@ -244,13 +244,21 @@ impl<S: SipStack> Ua<S> {
     /// The next message from the socket (not the inbox), within `limit`; `Ok(None)` on
     /// timeout, an error when the connection closed or the gateway sent something unparsable.
     pub async fn recv(&mut self, limit: Duration) -> anyhow::Result<Option<S::Msg>> {
-        let deadline = tokio::time::Instant::now() + limit;
+        match tokio::time::timeout(limit, self.next_msg()).await {
+            Err(_) => Ok(None),
+            Ok(r) => r.map(Some),
+        }
+    }
+
+    /// The next message from the socket (not the inbox), however long it takes: no timer, so
+    /// a load generator can poll it beside its media on every turn of a loop at no cost.
+    /// Cancel-safe (a partly read frame stays in the WebSocket stream).
+    pub async fn next_msg(&mut self) -> anyhow::Result<S::Msg> {
         loop {
-            let msg = match tokio::time::timeout_at(deadline, self.ws.next()).await {
-                Err(_) => return Ok(None),
-                Ok(None) => bail!("WebSocket closed by the gateway"),
-                Ok(Some(Err(e))) => bail!("WebSocket: {e}"),
-                Ok(Some(Ok(m))) => m,
+            let msg = match self.ws.next().await {
+                None => bail!("WebSocket closed by the gateway"),
+                Some(Err(e)) => bail!("WebSocket: {e}"),
+                Some(Ok(m)) => m,
             };
             let bytes = match &msg {
                 Message::Text(t) => t.as_bytes(),
@@ -262,7 +270,7 @@ impl<S: SipStack> Ua<S> {
                 continue; // keep-alive CRLF
             }
             match S::parse(bytes) {
-                Some(m) => return Ok(Some(m)),
+                Some(m) => return Ok(m),
                 None => bail!(
                     "unparsable SIP from the gateway: {:?}",
                     String::from_utf8_lossy(bytes)
