@@ -653,6 +653,14 @@ fn media_verdict(r: &CallResult) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Call `idx`'s phase in the packet period (its second RTP packet this long after its first):
+/// the fractional parts of idx x the golden ratio, which spread any number of consecutive calls
+/// evenly over the period.
+fn rtp_phase(idx: u32) -> Duration {
+    const GOLDEN: f64 = 0.618_033_988_749_895;
+    PTIME.mul_f64((f64::from(idx) * GOLDEN).fract())
+}
+
 /// How the media phase ended.
 enum MediaEnd {
     HoldDone,
@@ -771,9 +779,13 @@ async fn media(
                     }
                     Err(e) => break Err(anyhow::anyhow!("SRTP protect: {e}")),
                 }
+                // The first packet goes at once (INVITE->media stays the setup time); the
+                // second one sets the call's own phase in the 20 ms period, as independent
+                // browsers have: calls started on a grid (at 25/s every 40 ms, a multiple of
+                // 20) would otherwise all send within the few ms their setup times differ by.
+                let next = t + if seq == 0 { rtp_phase(idx) } else { PTIME };
                 seq = seq.wrapping_add(1);
                 // Keep the 20 ms grid; after a long stall restart it instead of bursting.
-                let next = t + PTIME;
                 next_rtp = Some(if now > next + PTIME * 5 {
                     now + PTIME
                 } else {
@@ -996,4 +1008,27 @@ async fn answer_one(sh: &Shared, cfg: &Config, ua: &mut Ua, i: usize, inv: &SipM
     }
     r.ok = r.failure.is_none();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_phases_spread_consecutive_calls_over_the_period() {
+        for n in [20u32, 100, 500, 1000] {
+            let mut per_ms = [0u32; 20];
+            for idx in 0..n {
+                let p = rtp_phase(idx);
+                assert!(p < PTIME, "phase {p:?} of call {idx}");
+                per_ms[(p.as_micros() / 1000) as usize] += 1;
+            }
+            let (lo, hi) = (per_ms.iter().min().unwrap(), per_ms.iter().max().unwrap());
+            // Evenly would be n/20 per ms; allow two calls either side.
+            assert!(
+                *lo + 2 >= n / 20 && *hi <= n / 20 + 2,
+                "{n} calls over 1 ms slots: {per_ms:?}"
+            );
+        }
+    }
 }
