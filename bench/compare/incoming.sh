@@ -49,7 +49,8 @@ sleep 1
 	--answer-for "$ANSWER_FOR" --max-run $((ANSWER_FOR + 30)) --watch "webrtc-phone=$GW" \
 	--json "$OUT/incoming.json" --html "$OUT/incoming.html" >"$OUT/loadgen.txt" 2>&1 &
 LG=$!; PIDS+=("$LG")
-sleep 3
+# Call once the three callees are registered (each says so on stderr), at most 30 s.
+for _ in $(seq 300); do [ "$(grep -c "^callee .* registered" "$OUT/loadgen.txt")" -ge 3 ] && break; sleep 0.1; done
 
 i=0
 SIPPS=()

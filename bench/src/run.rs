@@ -927,7 +927,10 @@ async fn callee(sh: Arc<Shared>, cfg: Config, i: usize, user: String, pass: Stri
         }
     };
     match ua.register(600).await {
-        Ok(code) if code / 100 == 2 => {}
+        Ok(code) if code / 100 == 2 => {
+            // One line per callee, so a caller (a test, an operator) knows when to call.
+            eprintln!("callee {user} registered");
+        }
         other => {
             let why = match other {
                 Ok(0) => "callee REGISTER: no final response in 10 s".to_string(),

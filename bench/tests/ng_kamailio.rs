@@ -182,7 +182,20 @@ fn kamailio_drives_our_engine_over_ng() {
                 "60",
             ],
         );
-        std::thread::sleep(Duration::from_secs(3));
+        // Call only once alice is registered (a fixed pause lost this race on a cold CI run:
+        // SIPp got 404 from the registrar), within a bound.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(d.join("in.err"))
+            .unwrap_or_default()
+            .contains("callee alice registered")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "alice did not register in 30 s: see {}",
+                d.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let uac = Command::new("sipp")
             .arg("-sf")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp/uac.xml"))
