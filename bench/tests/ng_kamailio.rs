@@ -184,13 +184,13 @@ fn kamailio_drives_our_engine_over_ng() {
         );
         // Call only once alice is registered (a fixed pause lost this race on a cold CI run:
         // SIPp got 404 from the registrar), within a bound.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !std::fs::read_to_string(d.join("in.err"))
             .unwrap_or_default()
             .contains("callee alice registered")
         {
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "alice did not register in 30 s: see {}",
                 d.display()
             );
