@@ -17,17 +17,17 @@
 //!     due timers → session.handle_timeout
 //!     publish recycled buffers; residence of this batch's sends (one realtime clock read)
 //!     submit and wait until the next deadline, gathering completions for up to the batch
-//!     budget once the first arrives (io_uring min-wait)
+//!     budget once the first arrives (a bounded linger)
 //! }
 //! ```
 //!
-//! Batching: with a budget B (`MEDIA_BATCH_US`), the wait asks the kernel for many completions
-//! with `min_wait_usec = B` (`IORING_FEAT_MIN_TIMEOUT`, kernel 6.12+): the reactor wakes when
-//! `ring::BATCH_WANT` completions are in, or B after it went to sleep if at least one is, or, when B
-//! passed with nothing, at the first completion after that. So a busy reactor takes dozens of
-//! completions per wake-up, no completion waits longer than B for the wake-up, and a quiet
-//! reactor sleeps and wakes for its next packet at once. Kernels without min-wait get a bounded
-//! linger instead (a wait of at most B for the batch, then an ordinary wait for one).
+//! Batching: with a budget B (`MEDIA_BATCH_US`, default 0 = off), the reactor waits for one
+//! completion; if it came sooner than B after the reactor went to sleep (and fewer than
+//! `ring::BATCH_WANT` are in), it sleeps out the rest of B and takes everything that came
+//! meanwhile. So a busy reactor takes many completions per wake-up, no completion waits longer
+//! than B for its wake-up, and a quiet reactor wakes for its next packet at once. The kernel's
+//! own batching (a wait for many, io_uring min-wait) is not used: it now and then slept through
+//! its timeout on this kernel (`ring::probe_batching`).
 //!
 //! Residence: every socket has `SO_TIMESTAMPNS`, so each received datagram carries the
 //! kernel's receive time (`CLOCK_REALTIME`) in the multishot recvmsg's control data. A forwarded

@@ -1270,7 +1270,8 @@ fn batching_delivers_every_packet_of_a_burst_and_of_a_trickle() {
     }
     for seq in 0..64u16 {
         let n = rtp(&mut buf, 0, seq, 0xb0b);
-        let (m, _) = recv(&b, &mut rbuf).unwrap_or_else(|| panic!("burst packet {seq} lost"));
+        let (m, _) = recv(&b, &mut rbuf)
+            .unwrap_or_else(|| panic!("burst packet {seq} lost; reactor: {:?}", h.stats()[0]));
         assert_eq!(&rbuf[..m], &buf[..n]);
     }
     let s1 = h.stats()[0];
@@ -1308,7 +1309,7 @@ fn batching_delivers_every_packet_of_a_burst_and_of_a_trickle() {
     assert_eq!(delta.iter().sum::<u64>(), 89);
     assert!(
         s2.residence_max_ns < 2 * u64::from(BUDGET_US) * 1_000,
-        "longest residence {} us with a budget of {BUDGET_US} us",
+        "longest residence {} us with a budget of {BUDGET_US} us; by bucket {delta:?}",
         s2.residence_max_ns / 1_000
     );
 }
@@ -1320,7 +1321,7 @@ fn a_lone_packet_is_not_held_for_the_batch() {
     let mut buf = [0u8; 2048];
     let mut rbuf = [0u8; 2048];
     for seq in 0..3u16 {
-        // Quiet for longer than the budget: the reactor's min-wait is over and it sleeps until
+        // Quiet for longer than the budget: the reactor's linger is over and it sleeps until
         // the next completion, which wakes it at once.
         std::thread::sleep(Duration::from_micros(3 * u64::from(BUDGET_US)));
         let s0 = h.stats()[0];
