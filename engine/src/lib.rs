@@ -197,7 +197,7 @@ impl Engine {
             ..SessionConfig::default()
         };
         let count = cfg.shards.len();
-        let batching = reactor::probe_batching(cfg.batch_us);
+        let batching = Batching::from_budget(cfg.batch_us);
         let mut handle = EngineHandle {
             reactors: Vec::with_capacity(count),
             owners: HashMap::new(),

@@ -27,7 +27,7 @@
 //! meanwhile. So a busy reactor takes many completions per wake-up, no completion waits longer
 //! than B for its wake-up, and a quiet reactor wakes for its next packet at once. The kernel's
 //! own batching (a wait for many, io_uring min-wait) is not used: it now and then slept through
-//! its timeout on this kernel (`ring::probe_batching`).
+//! its timeout on this kernel (`ring::Batching::from_budget`).
 //!
 //! Residence: every socket has `SO_TIMESTAMPNS`, so each received datagram carries the
 //! kernel's receive time (`CLOCK_REALTIME`) in the multishot recvmsg's control data. A forwarded
@@ -63,7 +63,6 @@ use crate::proto::session::{LocalAddrs, Session, SessionConfig, Socket, Stream, 
 use crate::proto::stats::DropReason;
 use crate::proto::wire::{demux, PacketKind};
 pub(crate) use os::{eventfd, pin, read_eventfd, set_realtime, write_eventfd};
-pub(crate) use ring::probe_batching;
 pub use ring::Batching;
 use ring::{Received, Ring};
 use sockets::{Owner, Sockets};
@@ -297,13 +296,10 @@ impl Reactor {
                 .map_or(IDLE_WAIT, |t| t.saturating_duration_since(now))
                 // Packets and commands wake the ring at once; a timer need not be finer.
                 .clamp(MIN_TIMER_WAIT, IDLE_WAIT);
-            match self.ring.submit_and_wait(wait, self.batching) {
-                Ok(b) => self.batching = b,
-                Err(e) => {
-                    // Nothing sensible is left to do with a broken ring; stop this reactor.
-                    eprintln!("media reactor stops: io_uring wait failed: {e}");
-                    break;
-                }
+            if let Err(e) = self.ring.submit_and_wait(wait, self.batching) {
+                // Nothing sensible is left to do with a broken ring; stop this reactor.
+                eprintln!("media reactor stops: io_uring wait failed: {e}");
+                break;
             }
         }
         // Release what is left so signaling hears about every session.

@@ -268,17 +268,20 @@ impl std::fmt::Display for Batching {
     }
 }
 
-/// What batching a budget of `us` gets. Never the kernel's own batching (a wait for many
-/// completions, with or without io_uring's `min_wait_usec`): on this 6.18 kernel such a wait
-/// now and then slept through its own timeout, seconds with packets queued (the reactor's
-/// batching test lost a burst in about one run in six, in io_cqring_wait with 128 wanted, and
-/// also with 16, with the bounded wait for many of before, and without DEFER_TASKRUN). A wait
-/// for one completion never did, so batching is one such wait and then a sleep in user space.
-pub(crate) fn probe_batching(us: u32) -> Batching {
-    if us == 0 {
-        Batching::Off
-    } else {
-        Batching::Linger(us)
+impl Batching {
+    /// The batching of a budget of `us` µs (0 = off). Never the kernel's own batching (a wait for many
+    /// completions, with or without io_uring's `min_wait_usec`): on this 6.18 kernel such a wait
+    /// now and then slept through its own timeout, seconds with packets queued (the reactor's
+    /// batching test lost a burst in about one run in six, in io_cqring_wait with 128 wanted, and
+    /// also with 16, with the bounded wait for many of before, and without DEFER_TASKRUN). A wait
+    /// for one completion never did, so batching is one such wait and then a sleep in user
+    /// space.
+    pub(crate) fn from_budget(us: u32) -> Self {
+        if us == 0 {
+            Batching::Off
+        } else {
+            Batching::Linger(us)
+        }
     }
 }
 
@@ -520,12 +523,12 @@ impl Ring {
     }
 
     /// Submits what is queued and waits for completions for at most `timeout`, batched as
-    /// `batching` says; returns the batching to use from now on.
+    /// `batching` says.
     pub(crate) fn submit_and_wait(
         &mut self,
         timeout: Duration,
         batching: Batching,
-    ) -> io::Result<Batching> {
+    ) -> io::Result<()> {
         submit_and_wait(&mut self.ring, timeout, batching)
     }
 }
@@ -541,12 +544,8 @@ pub(crate) fn more(flags: u32) -> bool {
 }
 
 /// Waits for completions (submitting what is queued) for at most `timeout`, batched as
-/// `batching` says. Returns the batching to use from now on.
-fn submit_and_wait(
-    ring: &mut IoUring,
-    timeout: Duration,
-    batching: Batching,
-) -> io::Result<Batching> {
+/// `batching` says.
+fn submit_and_wait(ring: &mut IoUring, timeout: Duration, batching: Batching) -> io::Result<()> {
     let ts_of = |d: Duration| {
         types::Timespec::new()
             .sec(d.as_secs())
@@ -566,44 +565,44 @@ fn submit_and_wait(
         Err(e) if benign(&e) => Ok(()),
         Err(e) => Err(e),
     };
-    match batching {
-        Batching::Off => {
-            let ts = ts_of(timeout);
-            wait(ring, 1, &types::SubmitArgs::new().timespec(&ts))?;
-        }
-        Batching::Linger(us) => {
-            let budget = Duration::from_micros(u64::from(us));
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the batch budget runs from when the reactor went to sleep"
-            )]
-            let asleep = std::time::Instant::now();
-            let ts = ts_of(timeout);
-            wait(ring, 1, &types::SubmitArgs::new().timespec(&ts))?;
-            let slept = asleep.elapsed();
-            let have = ring.completion().len();
-            // A lone packet after a quiet spell (asleep longer than the budget) goes at once;
-            // a busy reactor gathers for the rest of the budget (unless BATCH_WANT are in).
-            if have > 0 && have < BATCH_WANT && slept < budget {
-                std::thread::sleep(budget - slept);
-                // What came in meanwhile is task work until the ring is entered, and one entry
-                // runs at most 20 items (the kernel's IO_LOCAL_TW_DEFAULT_MAX when one
-                // completion is wanted): enter, with nothing to wait for, until no more come
-                // or BATCH_WANT are in, so none of them is left for the next budget.
-                let zero = ts_of(Duration::ZERO);
-                let mut have = have;
-                loop {
-                    wait(ring, 1, &types::SubmitArgs::new().timespec(&zero))?;
-                    let now_have = ring.completion().len();
-                    if now_have == have || now_have >= BATCH_WANT {
-                        break;
-                    }
-                    have = now_have;
-                }
+    // The budget runs from when the reactor goes to sleep; no clock read when batching is off.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the batch budget runs from when the reactor went to sleep"
+    )]
+    let linger = match batching {
+        Batching::Off => None,
+        Batching::Linger(us) => Some((
+            Duration::from_micros(u64::from(us)),
+            std::time::Instant::now(),
+        )),
+    };
+    let ts = ts_of(timeout);
+    wait(ring, 1, &types::SubmitArgs::new().timespec(&ts))?;
+    let Some((budget, asleep)) = linger else {
+        return Ok(());
+    };
+    let slept = asleep.elapsed();
+    let mut have = ring.completion().len();
+    // A lone packet after a quiet spell (asleep longer than the budget) goes at once; a busy
+    // reactor gathers for the rest of the budget (unless BATCH_WANT are in).
+    if have > 0 && have < BATCH_WANT && slept < budget {
+        std::thread::sleep(budget - slept);
+        // What came in meanwhile is task work until the ring is entered, and one entry runs at
+        // most 20 items (the kernel's IO_LOCAL_TW_DEFAULT_MAX when one completion is wanted):
+        // enter, with nothing to wait for, until no more come or BATCH_WANT are in, so none of
+        // them is left for the next budget.
+        let zero = ts_of(Duration::ZERO);
+        loop {
+            wait(ring, 1, &types::SubmitArgs::new().timespec(&zero))?;
+            let now_have = ring.completion().len();
+            if now_have == have || now_have >= BATCH_WANT {
+                break;
             }
+            have = now_have;
         }
     }
-    Ok(batching)
+    Ok(())
 }
 
 /// The `SCM_TIMESTAMPNS` stamp (ns since the epoch) in a recvmsg's control data, if any.
