@@ -169,6 +169,15 @@ impl Engine {
     /// Binds every reactor's WebRTC port, generates the process-wide DTLS certificate and starts
     /// one reactor thread per shard.
     pub fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
+        Self::start_with(cfg, true)
+    }
+
+    /// [`Engine::start`]; `kernel_batching` false makes a batching budget a linger in user space
+    /// even where the kernel has min-wait (the tests exercise both).
+    pub(crate) fn start_with(
+        cfg: EngineConfig,
+        kernel_batching: bool,
+    ) -> Result<EngineHandle, EngineError> {
         if cfg.shards.is_empty() {
             return Err(EngineError::NoShards);
         }
@@ -197,7 +206,6 @@ impl Engine {
             ..SessionConfig::default()
         };
         let count = cfg.shards.len();
-        let batching = Batching::from_budget(cfg.batch_us);
         let mut handle = EngineHandle {
             reactors: Vec::with_capacity(count),
             owners: HashMap::new(),
@@ -207,7 +215,8 @@ impl Engine {
             local: VecDeque::new(),
             notify: notify.clone(),
             fingerprint: identity.fingerprint().to_sdp(),
-            batching,
+            // What the reactors' rings allow, told by each reactor when it is ready.
+            batching: Batching::Off,
             scheduling: Scheduling::Normal,
         };
         let priority = cfg.realtime_priority;
@@ -228,7 +237,8 @@ impl Engine {
                 outputs: out_tx.clone(),
                 notify: notify.clone(),
                 stats: stats.clone(),
-                batching,
+                batch_us: cfg.batch_us,
+                kernel_batching,
             };
             let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
             #[allow(
@@ -255,9 +265,12 @@ impl Engine {
                 stats,
                 thread: Some(thread),
             });
-            if let Err(e) = ready {
-                handle.stop();
-                return Err(EngineError::Setup(e));
+            match ready {
+                Ok(batching) => handle.batching = batching,
+                Err(e) => {
+                    handle.stop();
+                    return Err(EngineError::Setup(e));
+                }
             }
         }
         handle.scheduling = match sched_rx.try_iter().find_map(Result::err) {

@@ -17,17 +17,17 @@
 //!     due timers → session.handle_timeout
 //!     publish recycled buffers; residence of this batch's sends (one realtime clock read)
 //!     submit and wait until the next deadline, gathering completions for up to the batch
-//!     budget once the first arrives (a bounded linger)
+//!     budget (io_uring min-wait, or a bounded linger where the kernel has none)
 //! }
 //! ```
 //!
-//! Batching: with a budget B (`MEDIA_BATCH_US`, default 0 = off), the reactor waits for one
-//! completion; if it came sooner than B after the reactor went to sleep (and fewer than
-//! `ring::BATCH_WANT` are in), it sleeps out the rest of B and takes everything that came
-//! meanwhile. So a busy reactor takes many completions per wake-up, no completion waits longer
-//! than B for its wake-up, and a quiet reactor wakes for its next packet at once. The kernel's
-//! own batching (a wait for many, io_uring min-wait) is not used: it now and then slept through
-//! its timeout on this kernel (`ring::Batching::from_budget`).
+//! Batching: with a budget B (`MEDIA_BATCH_US`, default 0 = off), the reactor sleeps until
+//! `ring::BATCH_WANT` completions are in or B has passed, then wakes for the first one; on this
+//! kernel that is io_uring's min-wait, on one without it (before 6.12) the same in user space (a
+//! wait for one completion; if it came sooner than B after the reactor went to sleep, a sleep
+//! for the rest of B, then everything that came meanwhile). So a busy reactor takes many
+//! completions per wake-up, no completion waits longer than B for its wake-up, and a quiet
+//! reactor wakes for its next packet at once.
 //!
 //! Residence: every socket has `SO_TIMESTAMPNS`, so each received datagram carries the
 //! kernel's receive time (`CLOCK_REALTIME`) in the multishot recvmsg's control data. A forwarded
@@ -107,7 +107,10 @@ pub(crate) struct ReactorInit {
     pub(crate) outputs: Sender<Output>,
     pub(crate) notify: Arc<OwnedFd>,
     pub(crate) stats: Arc<ReactorStats>,
-    pub(crate) batching: Batching,
+    /// Batching budget, µs (0 = off); min-wait or a linger as the ring's kernel allows.
+    pub(crate) batch_us: u32,
+    /// Whether the budget may use the kernel's min-wait (else always the user-space linger).
+    pub(crate) kernel_batching: bool,
 }
 
 /// An RTP/RTCP pair bound from the shard: the even port, and its two sockets.
@@ -143,11 +146,12 @@ struct Reactor {
     shutdown: bool,
 }
 
-/// Runs a reactor until shutdown; `ready` hears whether start-up worked.
-pub(crate) fn run(init: ReactorInit, ready: Sender<io::Result<()>>) {
+/// Runs a reactor until shutdown; `ready` hears whether start-up worked, and the batching its
+/// ring allows.
+pub(crate) fn run(init: ReactorInit, ready: Sender<io::Result<Batching>>) {
     let mut reactor = match Reactor::new(init) {
         Ok(r) => {
-            let _ = ready.send(Ok(()));
+            let _ = ready.send(Ok(r.batching));
             r
         }
         Err(e) => {
@@ -161,6 +165,8 @@ pub(crate) fn run(init: ReactorInit, ready: Sender<io::Result<()>>) {
 impl Reactor {
     fn new(init: ReactorInit) -> io::Result<Self> {
         let ring = Ring::new(init.bind.is_ipv6())?;
+        let batching =
+            Batching::from_budget(init.batch_us, init.kernel_batching && ring.has_min_wait());
         let free_pairs = init.shard.pair_bases.iter().copied().collect();
         let mut r = Self {
             ring,
@@ -172,7 +178,7 @@ impl Reactor {
             due: Vec::new(),
             cqes: Vec::with_capacity(ring::SQ_ENTRIES as usize * 2),
             resident: Vec::with_capacity(ring::ALL_BUFFERS),
-            batching: init.batching,
+            batching,
             local: ReactorSnapshot::default(),
             entropy: OpenSslEntropy,
             outputs_pending: false,

@@ -253,9 +253,13 @@ impl Buffers {
 pub enum Batching {
     /// One completion wakes the reactor (`MEDIA_BATCH_US=0`).
     Off,
-    /// The first completion wakes the reactor; if it came sooner than this many µs after the
-    /// reactor went to sleep, the reactor sleeps out the rest of that budget and then takes
-    /// everything that came in meanwhile.
+    /// io_uring's min-wait (Linux 6.12+): the reactor sleeps until `BATCH_WANT` completions are
+    /// in or this many µs have passed, and after that wakes for the first one.
+    MinWait(u32),
+    /// The same in user space, for a kernel without min-wait: the first completion wakes the
+    /// reactor; if it came sooner than this many µs after the reactor went to sleep, the
+    /// reactor sleeps out the rest of that budget and then takes everything that came in
+    /// meanwhile.
     Linger(u32),
 }
 
@@ -263,24 +267,20 @@ impl std::fmt::Display for Batching {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Batching::Off => write!(f, "off (one completion per wake-up)"),
+            Batching::MinWait(us) => write!(f, "io_uring min-wait, {us} us budget"),
             Batching::Linger(us) => write!(f, "bounded linger, {us} us budget"),
         }
     }
 }
 
 impl Batching {
-    /// The batching of a budget of `us` µs (0 = off). Never the kernel's own batching (a wait for many
-    /// completions, with or without io_uring's `min_wait_usec`): on this 6.18 kernel such a wait
-    /// now and then slept through its own timeout, seconds with packets queued (the reactor's
-    /// batching test lost a burst in about one run in six, in io_cqring_wait with 128 wanted, and
-    /// also with 16, with the bounded wait for many of before, and without DEFER_TASKRUN). A wait
-    /// for one completion never did, so batching is one such wait and then a sleep in user
-    /// space.
-    pub(crate) fn from_budget(us: u32) -> Self {
-        if us == 0 {
-            Batching::Off
-        } else {
-            Batching::Linger(us)
+    /// The batching of a budget of `us` µs (0 = off) on a ring whose kernel has min-wait
+    /// (`min_wait`) or not.
+    pub(crate) fn from_budget(us: u32, min_wait: bool) -> Self {
+        match us {
+            0 => Batching::Off,
+            us if min_wait => Batching::MinWait(us),
+            us => Batching::Linger(us),
         }
     }
 }
@@ -531,6 +531,14 @@ impl Ring {
     ) -> io::Result<()> {
         submit_and_wait(&mut self.ring, timeout, batching)
     }
+
+    /// Whether this ring's kernel has io_uring min-wait (`IORING_FEAT_MIN_TIMEOUT`). Asked of
+    /// the reactor's own ring: a throwaway probe ring made on another thread is not harmless,
+    /// since closing it sends io_uring's exit task work to the thread that made it, which
+    /// interrupts that thread's blocking socket calls with a timeout (`EINTR`).
+    pub(crate) fn has_min_wait(&self) -> bool {
+        self.ring.params().is_feature_min_timeout()
+    }
 }
 
 /// The buffer id a receive completion's flags name.
@@ -571,13 +579,20 @@ fn submit_and_wait(ring: &mut IoUring, timeout: Duration, batching: Batching) ->
         reason = "the batch budget runs from when the reactor went to sleep"
     )]
     let linger = match batching {
-        Batching::Off => None,
+        Batching::Off | Batching::MinWait(_) => None,
         Batching::Linger(us) => Some((
             Duration::from_micros(u64::from(us)),
             std::time::Instant::now(),
         )),
     };
     let ts = ts_of(timeout);
+    if let Batching::MinWait(us) = batching {
+        return wait(
+            ring,
+            BATCH_WANT,
+            &types::SubmitArgs::new().timespec(&ts).min_wait_usec(us),
+        );
+    }
     wait(ring, 1, &types::SubmitArgs::new().timespec(&ts))?;
     let Some((budget, asleep)) = linger else {
         return Ok(());

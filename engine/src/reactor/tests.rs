@@ -96,8 +96,16 @@ fn udp() -> UdpSocket {
     s
 }
 
+/// A datagram, or None after the socket's read timeout. `EINTR` is not a loss: a blocking
+/// socket read with a timeout is not restarted after an interruption, and io_uring interrupts
+/// one (task work with `TWA_SIGNAL`) when a ring the reading thread made is closed.
 fn recv(s: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-    s.recv_from(buf).ok()
+    loop {
+        match s.recv_from(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r.ok(),
+        }
+    }
 }
 
 struct Peer {
@@ -1203,20 +1211,38 @@ fn evicted_ice_sources_lose_their_route() {
     h.shutdown();
 }
 
-/// An engine with one reactor batching its waits with `budget_us`, and a plain-to-plain session
+/// Whether this kernel has io_uring min-wait (6.12 and later), from its release.
+fn kernel_has_min_wait() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 12)
+}
+
+/// An engine with one reactor batching its waits with `budget_us` (the kernel's min-wait where
+/// it has one and `kernel` is true, else the user-space linger), and a plain-to-plain session
 /// between two loopback peers: (engine, peer A, peer B, the relay's port for A's packets).
-fn batched_relay(budget_us: u32) -> (EngineHandle, UdpSocket, UdpSocket, SocketAddr) {
-    let mut h = Engine::start(EngineConfig {
-        shards: plan_shards(range(0, 12), 1).unwrap(),
-        bind: "127.0.0.1".parse().unwrap(),
-        advertise: "127.0.0.1".parse().unwrap(),
-        media_timeout: Duration::from_secs(60),
-        latching: crate::Latching::Strict,
-        batch_us: budget_us,
-        realtime_priority: 0,
-    })
+fn batched_relay(budget_us: u32, kernel: bool) -> (EngineHandle, UdpSocket, UdpSocket, SocketAddr) {
+    let mut h = Engine::start_with(
+        EngineConfig {
+            shards: plan_shards(range(0, 12), 1).unwrap(),
+            bind: "127.0.0.1".parse().unwrap(),
+            advertise: "127.0.0.1".parse().unwrap(),
+            media_timeout: Duration::from_secs(60),
+            latching: crate::Latching::Strict,
+            batch_us: budget_us,
+            realtime_priority: 0,
+        },
+        kernel,
+    )
     .unwrap();
-    assert_ne!(h.batching(), crate::Batching::Off);
+    let expected = if kernel && kernel_has_min_wait() {
+        crate::Batching::MinWait(budget_us)
+    } else {
+        crate::Batching::Linger(budget_us)
+    };
+    assert_eq!(h.batching(), expected);
     let (a, b) = (udp(), udp());
     // A relayed packet is "lost" only after WAIT, not udp()'s 200 ms: with a 20 ms budget a
     // burst once took longer than 200 ms on a CI run with the other tests on both cores.
@@ -1257,8 +1283,15 @@ fn residence_delta(
 
 #[test]
 fn batching_delivers_every_packet_of_a_burst_and_of_a_trickle() {
+    for kernel in [true, false] {
+        burst_and_trickle(kernel);
+    }
+}
+
+fn burst_and_trickle(kernel: bool) {
     const BUDGET_US: u32 = 20_000;
-    let (h, a, b, to_a) = batched_relay(BUDGET_US);
+    let (h, a, b, to_a) = batched_relay(BUDGET_US, kernel);
+    let mode = h.batching();
     let mut buf = [0u8; 2048];
     let mut rbuf = [0u8; 2048];
     let s0 = h.stats()[0];
@@ -1270,8 +1303,12 @@ fn batching_delivers_every_packet_of_a_burst_and_of_a_trickle() {
     }
     for seq in 0..64u16 {
         let n = rtp(&mut buf, 0, seq, 0xb0b);
-        let (m, _) = recv(&b, &mut rbuf)
-            .unwrap_or_else(|| panic!("burst packet {seq} lost; reactor: {:?}", h.stats()[0]));
+        let (m, _) = recv(&b, &mut rbuf).unwrap_or_else(|| {
+            panic!(
+                "{mode}: burst packet {seq} lost; reactor: {:?}",
+                h.stats()[0]
+            )
+        });
         assert_eq!(&rbuf[..m], &buf[..n]);
     }
     let s1 = h.stats()[0];
@@ -1283,14 +1320,15 @@ fn batching_delivers_every_packet_of_a_burst_and_of_a_trickle() {
     assert!(completions >= 64, "{completions} completions");
     assert!(
         completions > 2 * wakeups,
-        "{completions} completions in {wakeups} wake-ups"
+        "{mode}: {completions} completions in {wakeups} wake-ups"
     );
 
     // A trickle: one packet per 20 ms, as a call sends; every one relayed.
     for seq in 100..125u16 {
         let n = rtp(&mut buf, 0, seq, 0xb0b);
         a.send_to(&buf[..n], to_a).unwrap();
-        let (m, _) = recv(&b, &mut rbuf).unwrap_or_else(|| panic!("trickle packet {seq} lost"));
+        let (m, _) =
+            recv(&b, &mut rbuf).unwrap_or_else(|| panic!("{mode}: trickle packet {seq} lost"));
         assert_eq!(&rbuf[..m], &buf[..n]);
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -1309,20 +1347,26 @@ fn batching_delivers_every_packet_of_a_burst_and_of_a_trickle() {
     assert_eq!(delta.iter().sum::<u64>(), 89);
     assert!(
         s2.residence_max_ns < 2 * u64::from(BUDGET_US) * 1_000,
-        "longest residence {} us with a budget of {BUDGET_US} us; by bucket {delta:?}",
+        "{mode}: longest residence {} us with a budget of {BUDGET_US} us; by bucket {delta:?}",
         s2.residence_max_ns / 1_000
     );
 }
 
 #[test]
 fn a_lone_packet_is_not_held_for_the_batch() {
+    for kernel in [true, false] {
+        lone_packet(kernel);
+    }
+}
+
+fn lone_packet(kernel: bool) {
     const BUDGET_US: u32 = 100_000;
-    let (h, a, b, to_a) = batched_relay(BUDGET_US);
+    let (h, a, b, to_a) = batched_relay(BUDGET_US, kernel);
     let mut buf = [0u8; 2048];
     let mut rbuf = [0u8; 2048];
     for seq in 0..3u16 {
-        // Quiet for longer than the budget: the reactor's linger is over and it sleeps until
-        // the next completion, which wakes it at once.
+        // Quiet for longer than the budget: the reactor's min-wait or linger is over and it
+        // sleeps until the next completion, which wakes it at once.
         std::thread::sleep(Duration::from_micros(3 * u64::from(BUDGET_US)));
         let s0 = h.stats()[0];
         let n = rtp(&mut buf, 0, seq, 0x10e);
@@ -1339,7 +1383,8 @@ fn a_lone_packet_is_not_held_for_the_batch() {
             crate::RESIDENCE_BOUNDS_US
                 .get(bucket)
                 .is_some_and(|&b| b <= half),
-            "packet {seq}: residence bucket {bucket} (bounds {:?} us), budget {BUDGET_US} us",
+            "{}: packet {seq}: residence bucket {bucket} (bounds {:?} us), budget {BUDGET_US} us",
+            h.batching(),
             crate::RESIDENCE_BOUNDS_US
         );
     }
@@ -1395,5 +1440,44 @@ fn media_priority_puts_the_reactors_under_sched_fifo_or_says_why_not() {
             assert_eq!(fifo7, 0, "refused, so normal scheduling: {policies:?}");
         }
         other => panic!("asked for priority 7, got {other:?}"),
+    }
+}
+
+/// Starting and stopping engines leaves the calling thread's blocking socket reads alone: no
+/// io_uring is made on that thread. Closing one made there sends io_uring's exit task work
+/// (`TWA_SIGNAL`) to it, which ends a socket read with a timeout in `EINTR`; a throwaway ring
+/// that once probed for min-wait in `Engine::start` did so, and a test read that as a loss.
+#[test]
+fn starting_an_engine_does_not_interrupt_the_callers_socket_reads() {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    for round in 0..3 {
+        let h = Engine::start(EngineConfig {
+            shards: plan_shards(range(0, 12), 1).unwrap(),
+            bind: "127.0.0.1".parse().unwrap(),
+            advertise: "127.0.0.1".parse().unwrap(),
+            media_timeout: Duration::from_secs(60),
+            latching: crate::Latching::Strict,
+            batch_us: 300,
+            realtime_priority: 0,
+        })
+        .unwrap();
+        let during = s.recv_from(&mut buf).unwrap_err();
+        h.shutdown();
+        let after = s.recv_from(&mut buf).unwrap_err();
+        for (when, e) in [
+            ("while the engine ran", during),
+            ("after its shutdown", after),
+        ] {
+            assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "round {round}: the read {when} ended in {e:?}, not its timeout"
+            );
+        }
     }
 }
