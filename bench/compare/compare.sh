@@ -7,11 +7,12 @@
 # Usage: bench/compare/compare.sh [-n CONCURRENCY] [-r RATE] [-d HOLD_S] [-o OUT_DIR] [-s gw|kr|both] [-B BYTES]
 #        GW_ENV="MEDIA_THREADS=2" adds settings to the gateway's environment (MEDIA_THREADS,
 #        MEDIA_BATCH_US and MEDIA_PRIORITY there apply to the floor run too).
-#        First the floor under load (target/release/floor: the same number of calls, plain RTP
+#        The floor under load (target/release/floor: the same number of calls, plain RTP
 #        relayed by the engine's reactors, no crypto or signalling; FLOOR_ARGS adds options, e.g.
-#        "--batch-us 0" for a build without batching); the table gives the gateway's CPU per
-#        received packet as a multiple of it, and the residence time and completions per
-#        wake-up from the gateway's /metrics, read when the load generator is done.
+#        "--batch-us 0" for a build without batching) runs just before and just after the
+#        gateway; the table gives the gateway's CPU per received packet as a multiple of their
+#        mean, and the residence time and completions per wake-up from the gateway's /metrics,
+#        read when the load generator is done.
 # Needs: target/release/{loadgen,floor,webrtc-phone} (built when missing), sipp; for the
 #        comparison stack rtpengine-daemon, kamailio, kamailio-websocket-modules,
 #        kamailio-tls-modules (installed when missing, by scripts/deps.sh bench). Loopback only;
@@ -137,22 +138,25 @@ run_floor() {
 	threads=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_THREADS=\([0-9]*\).*/\1/p')
 	batch=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_BATCH_US=\([0-9]*\).*/\1/p')
 	prio=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_PRIORITY=\([0-9]*\).*/\1/p')
-	echo "== floor under load: $N calls, plain RTP, 50 packets/s each way"
+	echo "== floor under load ($1 the gateway): $N calls, plain RTP, 50 packets/s each way"
 	"$FLOOR_BIN" -n "$N" -d 10 --reactors "${threads:-1}" ${batch:+--batch-us $batch} ${prio:+--priority $prio} ${FLOOR_ARGS:-} \
-		--json "$OUT/floor.json" | tee "$OUT/floor.txt"
+		--json "$OUT/floor-$1.json" | tee "$OUT/floor-$1.txt"
 }
 
 # MEDIA_PRIORITY in GW_ENV: every media engine of the run gets the same SCHED_FIFO priority
 # (rtpengine through its own --scheduling/--priority), so the comparison stays even.
 PRIO=$(echo "${GW_ENV:-}" | sed -n 's/.*MEDIA_PRIORITY=\([0-9]*\).*/\1/p')
-rm -f "$OUT/floor.json"
-if [ "$STACKS" != kr ] && [ -x "$FLOOR_BIN" ]; then run_floor; fi
+# The floor runs just before and just after the gateway, and the ratio takes their mean: the
+# VM's speed drifts (up to 40 % within an hour), and a floor from one side of the gateway's run
+# only moved "x floor" by as much as the target's margin.
+rm -f "$OUT"/floor*.json
+floors() { if [ "$STACKS" != kr ] && [ -x "$FLOOR_BIN" ]; then run_floor "$1"; fi; }
 
 case $STACKS in
-gw) run_gw ;;
+gw) floors before; run_gw; floors after ;;
 kr) run_kr ;;
-kn) run_kn ;;
-*) run_gw; run_kr; run_kn ;;
+kn) floors before; run_kn; floors after ;;
+*) floors before; run_gw; floors after; run_kr; run_kn ;;
 esac
 
 python3 - "$OUT" <<'PY'
@@ -198,7 +202,10 @@ def quantile(cum, q):
             return (prev_b + (b - prev_b) * (rank - prev_c) / max(c - prev_c, 1)) * 1e6
         prev_b, prev_c = b, c
     return prev_b * 1e6
-floor = json.load(open(os.path.join(out, "floor.json"))) if os.path.exists(os.path.join(out, "floor.json")) else None
+# The floor before and after the gateway's run; the ratio is to their mean.
+floors = [json.load(open(os.path.join(out, "floor-%s.json" % w))) for w in ("before", "after")
+          if os.path.exists(os.path.join(out, "floor-%s.json" % w))]
+floor = dict(floors[0], us_per_packet=sum(x["us_per_packet"] for x in floors) / len(floors)) if floors else None
 gwm = metrics(os.path.join(out, "gw", "metrics.txt"))
 rows = []
 engine_procs = {}
@@ -237,11 +244,14 @@ for row in [head] + rows:
     print("  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(row)))
 print("CPU ms/call-s = (stack CPU at full load - idle floor) / calls with media; 10 ms/call-s = 1 % of a core per call.")
 print("us/rx pkt = CPU ms/call-s x 10 (100 packets/s into the relay per call); x floor = that / the floor under load.")
-if floor:
-    print("floor under load (%d calls, plain RTP, %s): %.2f us per received packet, %.1f %% of a core, %.1f completions per wake-up, "
+for when, fl in zip(("before", "after"), floors):
+    print("floor under load %s the gateway (%d calls, plain RTP, %s): %.2f us per received packet, %.1f %% of a core, %.1f completions per wake-up, "
           "residence p50/p99/p99.9 %.0f/%.0f/%.0f us, lost %d of %d" % (
-          floor["calls"], floor["batching"], floor["us_per_packet"], floor["reactor_cpu_pct"], floor["completions_per_wakeup"],
-          floor["residence_us"]["p50"], floor["residence_us"]["p99"], floor["residence_us"]["p999"], floor["lost"], floor["sent"]))
+          when, fl["calls"], fl["batching"], fl["us_per_packet"], fl["reactor_cpu_pct"], fl["completions_per_wakeup"],
+          fl["residence_us"]["p50"], fl["residence_us"]["p99"], fl["residence_us"]["p999"], fl["lost"], fl["sent"]))
+if floor:
+    print("floor under load used for x floor: %.2f us per received packet (mean of %d run%s)"
+          % (floor["us_per_packet"], len(floors), "s" if len(floors) > 1 else ""))
 if gwm:
     print("webrtc-phone per-reactor packets received:", ", ".join("reactor %s: %d" % kv for kv in sorted(gwm["pkts"].items())),
           "; residence samples %d" % (gwm["res"].get(float("inf"), 0)))
