@@ -2,7 +2,8 @@
 //! are cores to spare, owning its sessions outright, so no lock guards a session and a packet can
 //! never reach a released one (the table lookup fails, the packet is dropped and counted).
 //!
-//! Per reactor: one io_uring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN`), one provided
+//! Per reactor: one io_uring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN`) whose operations
+//! name the sockets by their slot in its registered file table, one provided
 //! buffer ring shared by a multishot `RecvMsgMulti` on every socket (the shard's WebRTC socket and
 //! an RTP/RTCP pair per plain leg, a second one for its video section), sends straight from the
 //! received buffer, sorted deadlines for the sessions' timers, and commands over a crossbeam
@@ -46,7 +47,7 @@ mod table;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -64,7 +65,7 @@ use crate::proto::stats::DropReason;
 use crate::proto::wire::{demux, PacketKind};
 pub(crate) use os::{eventfd, pin, read_eventfd, set_realtime, write_eventfd};
 pub use ring::Batching;
-use ring::{Received, Ring};
+use ring::{File, Received, Ring};
 use sockets::{Owner, Sockets};
 pub use stats::{ReactorSnapshot, ReactorStats, RESIDENCE_BOUNDS_US, RESIDENCE_BUCKETS};
 use table::{Key, Routed, Table};
@@ -74,6 +75,9 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Shortest timer wait: a re-armed timer that is already due (OpenSSL's DTLS timer runs on the
 /// wall clock and may lag ours by a few ms) must not spin the loop.
 const MIN_TIMER_WAIT: Duration = Duration::from_millis(1);
+/// The most registered files a reactor asks for (the table counts against `RLIMIT_NOFILE`;
+/// sockets beyond it, or all of them if the kernel refuses the table, go by descriptor).
+const MAX_REGISTERED_FILES: u32 = 16_384;
 /// Commands handled per loop iteration, so a burst of allocations cannot starve media.
 const COMMAND_BUDGET: usize = 64;
 
@@ -164,7 +168,11 @@ pub(crate) fn run(init: ReactorInit, ready: Sender<io::Result<Batching>>) {
 
 impl Reactor {
     fn new(init: ReactorInit) -> io::Result<Self> {
-        let ring = Ring::new(init.bind.is_ipv6())?;
+        let mut ring = Ring::new(init.bind.is_ipv6())?;
+        // One registered file per socket the shard can hold (the WebRTC socket and an RTP/RTCP
+        // pair per port pair), so no operation looks its socket up by descriptor.
+        let slots = u32::try_from(init.shard.pair_count() * 2 + 1).unwrap_or(u32::MAX);
+        ring.register_file_table(slots.min(MAX_REGISTERED_FILES));
         let batching =
             Batching::from_budget(init.batch_us, init.kernel_batching && ring.has_min_wait());
         let free_pairs = init.shard.pair_bases.iter().copied().collect();
@@ -200,14 +208,21 @@ impl Reactor {
             // generator saw receive-buffer drops at 500 calls. Plain legs keep the default.
             os::set_socket_buffers(&sock, os::WEBRTC_SOCKET_BUFFER);
         }
-        self.socks.add(sock, owner)
+        let fd = sock.as_raw_fd();
+        let slot = self.socks.add(sock, owner);
+        let file = self.ring.register_file(slot, fd);
+        self.socks.set_file(slot, file);
+        slot
     }
 
     fn arm_recv(&mut self, slot: usize) {
-        let Some(fd) = self.socks.fd(slot) else {
+        let Some(file) = self.socks.file(slot) else {
             return;
         };
-        if !self.ring.recv_multi(fd, ud(OP_RECV, self.socks.tag(slot))) {
+        if !self
+            .ring
+            .recv_multi(file, ud(OP_RECV, self.socks.tag(slot)))
+        {
             // Try again on the next iteration rather than lose the socket.
             self.rearm.push(slot);
         }
@@ -224,6 +239,9 @@ impl Reactor {
     }
 
     fn close_socket(&mut self, slot: usize) {
+        if let Some(File::Fixed(i)) = self.socks.file(slot) {
+            self.ring.unregister_file(i);
+        }
         if let Some(tag) = self.socks.close(slot) {
             // The ring holds its own reference to the file: cancel the receive so the port is
             // really released. If even the cancel cannot be queued, the receive ends when the
@@ -243,14 +261,14 @@ impl Reactor {
         len: usize,
         to: SocketAddr,
     ) -> bool {
-        let Some(fd) = self.socket_fd(key, via) else {
+        let Some(file) = self.socket_file(key, via) else {
             self.local.drops.add(DropReason::NoDestination);
             self.ring.recycle(bid);
             return false;
         };
         let queued = self
             .ring
-            .send(fd, bid, off, len, to, ud(OP_SEND, u64::from(bid)));
+            .send(file, bid, off, len, to, ud(OP_SEND, u64::from(bid)));
         if !queued {
             self.local.send_errors += 1;
         }
@@ -457,13 +475,13 @@ impl Reactor {
         self.after_session(key);
     }
 
-    fn socket_fd(&self, key: Key, via: Socket) -> Option<RawFd> {
+    fn socket_file(&self, key: Key, via: Socket) -> Option<File> {
         let slot = match via {
             Socket::WebRtc => 0,
             Socket::Rtp(l, s) => self.table.get(key)?.plain[leg_idx(l)][stream_idx(s)]?.0,
             Socket::Rtcp(l, s) => self.table.get(key)?.plain[leg_idx(l)][stream_idx(s)]?.1,
         };
-        self.socks.fd(slot)
+        self.socks.file(slot)
     }
 
     fn emit(&mut self, out: Output) {

@@ -248,6 +248,14 @@ impl Buffers {
     }
 }
 
+/// A socket as the ring's operations name it: its slot in the ring's registered file table
+/// (no file lookup per operation), or its descriptor where it has no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum File {
+    Fixed(u32),
+    Raw(RawFd),
+}
+
 /// How a reactor waits for completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Batching {
@@ -330,6 +338,8 @@ pub(crate) struct Ring {
     wake_buf: Box<[u8; 8]>,
     /// The sockets are AF_INET6: IPv4 destinations go out v4-mapped.
     v6_sockets: bool,
+    /// Entries of the registered file table (0: none; sockets are named by descriptor).
+    files: u32,
 }
 
 impl Ring {
@@ -366,6 +376,7 @@ impl Ring {
             msghdr,
             wake_buf: Box::new([0; 8]),
             v6_sockets,
+            files: 0,
         })
     }
 
@@ -386,12 +397,16 @@ impl Ring {
         false
     }
 
-    /// Arms a multishot receive on `fd` into the provided buffers; false if the ring is full.
+    /// Arms a multishot receive on `file` into the provided buffers; false if the ring is full.
     #[must_use]
-    pub(crate) fn recv_multi(&mut self, fd: RawFd, user_data: u64) -> bool {
-        let sqe = opcode::RecvMsgMulti::new(types::Fd(fd), &*self.msghdr, BGID)
-            .build()
-            .user_data(user_data);
+    pub(crate) fn recv_multi(&mut self, file: File, user_data: u64) -> bool {
+        let sqe = match file {
+            File::Fixed(i) => {
+                opcode::RecvMsgMulti::new(types::Fixed(i), &*self.msghdr, BGID).build()
+            }
+            File::Raw(fd) => opcode::RecvMsgMulti::new(types::Fd(fd), &*self.msghdr, BGID).build(),
+        }
+        .user_data(user_data);
         // SAFETY: the msghdr is boxed and lives as long as the ring; the buffers are the
         // registered provided ring, also owned by `self`.
         unsafe { self.push(&sqe) }
@@ -418,13 +433,13 @@ impl Ring {
         unsafe { self.push(&sqe) }
     }
 
-    /// Sends `len` bytes of buffer `bid` from `off` to `to` on socket `fd`. The buffer is in
+    /// Sends `len` bytes of buffer `bid` from `off` to `to` on socket `file`. The buffer is in
     /// flight until [`Ring::send_done`]; if the ring will not take the send it is recycled at
     /// once and the result is false.
     #[must_use]
     pub(crate) fn send(
         &mut self,
-        fd: RawFd,
+        file: File,
         bid: u16,
         off: usize,
         len: usize,
@@ -434,11 +449,17 @@ impl Ring {
         // `buf_mut` checks that the buffer is the reactor's; the slice that the send is in.
         let ptr = self.bufs.buf_mut(bid)[off..off + len].as_ptr();
         let (dest, dest_len) = self.bufs.set_dest(bid, to, self.v6_sockets);
-        let sqe = opcode::Send::new(types::Fd(fd), ptr, len as u32)
-            .dest_addr(dest)
-            .dest_addr_len(dest_len)
-            .build()
-            .user_data(user_data);
+        let sqe = match file {
+            File::Fixed(i) => opcode::Send::new(types::Fixed(i), ptr, len as u32)
+                .dest_addr(dest)
+                .dest_addr_len(dest_len)
+                .build(),
+            File::Raw(fd) => opcode::Send::new(types::Fd(fd), ptr, len as u32)
+                .dest_addr(dest)
+                .dest_addr_len(dest_len)
+                .build(),
+        }
+        .user_data(user_data);
         // SAFETY: the buffer and its destination address are the reactor's (checked by buf_mut) and
         // become `Sending`: nothing writes or recycles them until `send_done`.
         if unsafe { self.push(&sqe) } {
@@ -538,6 +559,47 @@ impl Ring {
     /// interrupts that thread's blocking socket calls with a timeout (`EINTR`).
     pub(crate) fn has_min_wait(&self) -> bool {
         self.ring.params().is_feature_min_timeout()
+    }
+
+    /// Sets up a registered file table of `slots` entries, all empty; false if the kernel
+    /// refuses (its size counts against `RLIMIT_NOFILE`): sockets are then named by descriptor.
+    pub(crate) fn register_file_table(&mut self, slots: u32) -> bool {
+        self.files = if self.ring.submitter().register_files_sparse(slots).is_ok() {
+            slots
+        } else {
+            0
+        };
+        self.files > 0
+    }
+
+    /// Puts socket `fd` into table slot `slot`: how operations should name it from now on.
+    pub(crate) fn register_file(&mut self, slot: usize, fd: RawFd) -> File {
+        match u32::try_from(slot) {
+            Ok(i) if i < self.files => {
+                match self.ring.submitter().register_files_update(i, &[fd]) {
+                    Ok(1) => File::Fixed(i),
+                    _ => File::Raw(fd),
+                }
+            }
+            _ => File::Raw(fd),
+        }
+    }
+
+    /// Empties table slot `slot` (before its socket is closed; requests in flight keep their
+    /// own reference to the file).
+    pub(crate) fn unregister_file(&mut self, slot: u32) {
+        let _ = self.ring.submitter().register_files_update(slot, &[-1]);
+    }
+}
+
+impl Drop for Ring {
+    /// Empties the registered file table now: left to the ring's teardown, which the kernel
+    /// does later in a worker, the sockets (and their ports) would outlive the reactor by
+    /// tens of milliseconds.
+    fn drop(&mut self) {
+        if self.files > 0 {
+            let _ = self.ring.submitter().unregister_files();
+        }
     }
 }
 
@@ -719,6 +781,39 @@ mod tests {
             assert_eq!(read_sockaddr(bytes), Some(a));
         }
         assert_eq!(read_sockaddr(&[0, 0]), None);
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods, reason = "registers real sockets")]
+    fn sockets_get_registered_slots_and_the_rest_go_by_descriptor() {
+        let mut ring = Ring::new(false).unwrap();
+        assert!(ring.register_file_table(2));
+        let socks: Vec<_> = (0..3)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let fd = |i: usize| std::os::fd::AsRawFd::as_raw_fd(&socks[i]);
+        assert_eq!(ring.register_file(0, fd(0)), File::Fixed(0));
+        assert_eq!(ring.register_file(1, fd(1)), File::Fixed(1));
+        // Past the table: by descriptor.
+        assert_eq!(ring.register_file(2, fd(2)), File::Raw(fd(2)));
+        // The table holds its own reference: a closed socket keeps its port until its slot is
+        // emptied.
+        let mut socks = socks.into_iter();
+        let first = socks.next().unwrap();
+        let port = first.local_addr().unwrap();
+        drop(first);
+        assert!(
+            std::net::UdpSocket::bind(port).is_err(),
+            "slot 0 still holds {port}"
+        );
+        ring.unregister_file(0);
+        let rebound = (0..100).any(|_| {
+            std::net::UdpSocket::bind(port).is_ok() || {
+                std::thread::sleep(Duration::from_millis(10));
+                false
+            }
+        });
+        assert!(rebound, "{port} is free once slot 0 is emptied");
     }
 
     #[test]

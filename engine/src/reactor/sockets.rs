@@ -6,8 +6,9 @@
 #![forbid(unsafe_code)]
 
 use std::net::UdpSocket;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 
+use super::ring::File;
 use super::table::Key;
 use crate::proto::session::Socket;
 
@@ -24,6 +25,8 @@ struct Slot {
     gen: u16,
     sock: Option<UdpSocket>,
     owner: Owner,
+    /// How the ring's operations name the socket (its registered slot, or its descriptor).
+    file: Option<File>,
 }
 
 /// The sockets of one reactor.
@@ -47,6 +50,7 @@ impl Sockets {
                 let s = &mut self.slots[i];
                 s.sock = Some(sock);
                 s.owner = owner;
+                s.file = None;
                 i
             }
             None => {
@@ -54,6 +58,7 @@ impl Sockets {
                     gen: 0,
                     sock: Some(sock),
                     owner,
+                    file: None,
                 });
                 self.slots.len() - 1
             }
@@ -75,8 +80,18 @@ impl Sockets {
             .then_some(slot)
     }
 
-    pub(super) fn fd(&self, slot: usize) -> Option<RawFd> {
-        self.slots.get(slot)?.sock.as_ref().map(|s| s.as_raw_fd())
+    /// How the ring names `slot`'s socket: as [`Sockets::set_file`] said, else by descriptor.
+    pub(super) fn file(&self, slot: usize) -> Option<File> {
+        let s = self.slots.get(slot)?;
+        let fd = s.sock.as_ref()?.as_raw_fd();
+        Some(s.file.unwrap_or(File::Raw(fd)))
+    }
+
+    /// Records how the ring names `slot`'s socket.
+    pub(super) fn set_file(&mut self, slot: usize, file: File) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.file = Some(file);
+        }
     }
 
     pub(super) fn owner(&self, slot: usize) -> Owner {
@@ -89,6 +104,7 @@ impl Sockets {
         let tag = self.tag(slot);
         let s = &mut self.slots[slot];
         s.sock.take()?;
+        s.file = None;
         s.gen = s.gen.wrapping_add(1);
         self.free.push(slot);
         Some(tag)
@@ -107,11 +123,16 @@ mod tests {
         let a = s.add(bind(), Owner::WebRtc);
         let tag = s.tag(a);
         assert_eq!(s.live(tag), Some(a));
-        assert!(s.fd(a).is_some());
+        assert!(
+            matches!(s.file(a), Some(File::Raw(_))),
+            "by descriptor until set_file"
+        );
+        s.set_file(a, File::Fixed(0));
+        assert_eq!(s.file(a), Some(File::Fixed(0)));
         assert_eq!(s.close(a), Some(tag));
         assert_eq!(s.close(a), None);
         assert_eq!(s.live(tag), None);
-        assert_eq!(s.fd(a), None);
+        assert_eq!(s.file(a), None);
         let b = s.add(bind(), Owner::WebRtc);
         assert_eq!(b, a, "the slot is reused");
         assert_eq!(s.live(tag), None, "under a new generation");
