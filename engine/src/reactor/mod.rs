@@ -75,9 +75,6 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Shortest timer wait: a re-armed timer that is already due (OpenSSL's DTLS timer runs on the
 /// wall clock and may lag ours by a few ms) must not spin the loop.
 const MIN_TIMER_WAIT: Duration = Duration::from_millis(1);
-/// The most registered files a reactor asks for (the table counts against `RLIMIT_NOFILE`;
-/// sockets beyond it, or all of them if the kernel refuses the table, go by descriptor).
-const MAX_REGISTERED_FILES: u32 = 16_384;
 /// Commands handled per loop iteration, so a burst of allocations cannot starve media.
 const COMMAND_BUDGET: usize = 64;
 
@@ -168,11 +165,8 @@ pub(crate) fn run(init: ReactorInit, ready: Sender<io::Result<Batching>>) {
 
 impl Reactor {
     fn new(init: ReactorInit) -> io::Result<Self> {
-        let mut ring = Ring::new(init.bind.is_ipv6())?;
-        // One registered file per socket the shard can hold (the WebRTC socket and an RTP/RTCP
-        // pair per port pair), so no operation looks its socket up by descriptor.
-        let slots = u32::try_from(init.shard.pair_count() * 2 + 1).unwrap_or(u32::MAX);
-        ring.register_file_table(slots.min(MAX_REGISTERED_FILES));
+        // A registered file for each socket the shard can hold: the WebRTC one, two per pair.
+        let ring = Ring::new(init.bind.is_ipv6(), init.shard.pair_count() * 2 + 1)?;
         let batching =
             Batching::from_budget(init.batch_us, init.kernel_batching && ring.has_min_wait());
         let free_pairs = init.shard.pair_bases.iter().copied().collect();
@@ -344,10 +338,7 @@ impl Reactor {
         }
         let now = os::realtime_ns();
         for &rx in &self.resident {
-            let ns = now.saturating_sub(rx);
-            self.local.residence[stats::residence_bucket(ns)] += 1;
-            self.local.residence_sum_ns += ns;
-            self.local.residence_max_ns = self.local.residence_max_ns.max(ns);
+            self.local.add_residence(now.saturating_sub(rx));
         }
         self.resident.clear();
     }

@@ -303,6 +303,9 @@ const BGID: u16 = 0;
 pub(super) const SQ_ENTRIES: u32 = 1024;
 /// Buffers in all: at most this many sends can be in flight.
 pub(super) const ALL_BUFFERS: usize = RING_BUFFERS as usize + TX_BUFFERS as usize;
+/// The most registered files a reactor asks for (the table counts against `RLIMIT_NOFILE`;
+/// sockets beyond it, or all of them if the kernel refuses the table, go by descriptor).
+const MAX_REGISTERED_FILES: u32 = 16_384;
 /// Completions a batched wait asks for: the reactor wakes early once this many are in.
 pub(crate) const BATCH_WANT: usize = 128;
 /// The name length reserved in each received buffer: room for a `sockaddr_in6`.
@@ -344,9 +347,10 @@ pub(crate) struct Ring {
 
 impl Ring {
     /// A ring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN`) with its provided buffers
-    /// registered and handed to the kernel. `v6_sockets`: the sockets sends go out on are
+    /// registered and handed to the kernel, and a registered file table for `sockets` sockets
+    /// (at most `MAX_REGISTERED_FILES`). `v6_sockets`: the sockets sends go out on are
     /// AF_INET6.
-    pub(crate) fn new(v6_sockets: bool) -> io::Result<Self> {
+    pub(crate) fn new(v6_sockets: bool, sockets: usize) -> io::Result<Self> {
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
@@ -370,14 +374,18 @@ impl Ring {
         // For multishot receives only the length counts: the kernel reserves this much control
         // space in each provided buffer.
         msghdr.msg_controllen = CONTROL_LEN as _;
-        Ok(Self {
+        let mut r = Self {
             ring,
             bufs,
             msghdr,
             wake_buf: Box::new([0; 8]),
             v6_sockets,
             files: 0,
-        })
+        };
+        r.register_file_table(
+            u32::try_from(sockets).map_or(MAX_REGISTERED_FILES, |n| n.min(MAX_REGISTERED_FILES)),
+        );
+        Ok(r)
     }
 
     /// Queues an SQE; false if the ring would not take it even after a submit.
@@ -561,15 +569,14 @@ impl Ring {
         self.ring.params().is_feature_min_timeout()
     }
 
-    /// Sets up a registered file table of `slots` entries, all empty; false if the kernel
+    /// Sets up a registered file table of `slots` entries, all empty; none if the kernel
     /// refuses (its size counts against `RLIMIT_NOFILE`): sockets are then named by descriptor.
-    pub(crate) fn register_file_table(&mut self, slots: u32) -> bool {
+    fn register_file_table(&mut self, slots: u32) {
         self.files = if self.ring.submitter().register_files_sparse(slots).is_ok() {
             slots
         } else {
             0
         };
-        self.files > 0
     }
 
     /// Puts socket `fd` into table slot `slot`: how operations should name it from now on.
@@ -786,8 +793,7 @@ mod tests {
     #[test]
     #[allow(clippy::disallowed_methods, reason = "registers real sockets")]
     fn sockets_get_registered_slots_and_the_rest_go_by_descriptor() {
-        let mut ring = Ring::new(false).unwrap();
-        assert!(ring.register_file_table(2));
+        let mut ring = Ring::new(false, 2).unwrap();
         let socks: Vec<_> = (0..3)
             .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
             .collect();

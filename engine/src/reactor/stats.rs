@@ -81,6 +81,13 @@ pub struct ReactorSnapshot {
 }
 
 impl ReactorSnapshot {
+    /// Counts one forwarded packet's residence of `ns` nanoseconds.
+    pub(super) fn add_residence(&mut self, ns: u64) {
+        self.residence[residence_bucket(ns)] += 1;
+        self.residence_sum_ns += ns;
+        self.residence_max_ns = self.residence_max_ns.max(ns);
+    }
+
     /// Forwarded packets with a residence time.
     pub fn residence_count(&self) -> u64 {
         self.residence.iter().sum()

@@ -56,13 +56,8 @@ fn engine(block: u16, ports: u16, reactors: usize) -> EngineHandle {
 
 fn engine_with_timeout(block: u16, ports: u16, reactors: usize, t: Duration) -> EngineHandle {
     Engine::start(EngineConfig {
-        shards: plan_shards(range(block, ports), reactors).unwrap(),
-        bind: "127.0.0.1".parse().unwrap(),
-        advertise: "127.0.0.1".parse().unwrap(),
         media_timeout: t,
-        latching: crate::Latching::Strict,
-        batch_us: 0,
-        realtime_priority: 0,
+        ..config(plan_shards(range(block, ports), reactors).unwrap())
     })
     .unwrap()
 }
@@ -87,6 +82,20 @@ fn allocated(h: &mut EngineHandle, id: SessionId) -> Result<[LocalLeg; 2], Failu
         Output::Reply(Reply::Failed { id: i, failure }) if *i == id => Some(Err(failure.clone())),
         _ => None,
     })
+}
+
+/// A loopback engine's configuration: `shards`, strict latching, a 60 s media timeout,
+/// unbatched, normal scheduling.
+fn config(shards: Vec<crate::ports::Shard>) -> EngineConfig {
+    EngineConfig {
+        shards,
+        bind: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+        media_timeout: Duration::from_secs(60),
+        latching: crate::Latching::Strict,
+        batch_us: 0,
+        realtime_priority: 0,
+    }
 }
 
 fn udp() -> UdpSocket {
@@ -403,16 +412,8 @@ fn an_exhausted_shard_fails_the_allocation() {
     } else {
         r.start() + 1
     };
-    let mut h = Engine::start(EngineConfig {
-        shards: plan_shards(start_port..=start_port + 2, 1).unwrap(),
-        bind: "127.0.0.1".parse().unwrap(),
-        advertise: "127.0.0.1".parse().unwrap(),
-        media_timeout: Duration::from_secs(60),
-        latching: crate::Latching::Strict,
-        batch_us: 0,
-        realtime_priority: 0,
-    })
-    .unwrap();
+    let mut h =
+        Engine::start(config(plan_shards(start_port..=start_port + 2, 1).unwrap())).unwrap();
     let plain = || LegSpec::Plain(None);
     h.send(Command::Allocate {
         id: SessionId(1),
@@ -505,16 +506,7 @@ fn busy_webrtc_port_is_named_in_the_error() {
     let r = range(7, 12);
     let shards = plan_shards(r, 1).unwrap();
     let hog = UdpSocket::bind(("127.0.0.1", shards[0].webrtc_port)).unwrap();
-    let err = Engine::start(EngineConfig {
-        shards: shards.clone(),
-        bind: "127.0.0.1".parse().unwrap(),
-        advertise: "127.0.0.1".parse().unwrap(),
-        media_timeout: Duration::from_secs(60),
-        latching: crate::Latching::Strict,
-        batch_us: 0,
-        realtime_priority: 0,
-    })
-    .unwrap_err();
+    let err = Engine::start(config(shards.clone())).unwrap_err();
     assert!(
         err.to_string().contains(&shards[0].webrtc_port.to_string()),
         "{err}"
@@ -814,16 +806,7 @@ fn video_pairs_come_from_the_shard_and_go_back_to_it() {
     };
     let shards = plan_shards(first..=first + 6, 1).unwrap();
     assert_eq!(shards[0].pair_count(), 3);
-    let mut h = Engine::start(EngineConfig {
-        shards,
-        bind: "127.0.0.1".parse().unwrap(),
-        advertise: "127.0.0.1".parse().unwrap(),
-        media_timeout: Duration::from_secs(60),
-        latching: crate::Latching::Strict,
-        batch_us: 0,
-        realtime_priority: 0,
-    })
-    .unwrap();
+    let mut h = Engine::start(config(shards)).unwrap();
     let legs = allocate_plain(&mut h, 1, true).unwrap();
     assert!(
         matches!(legs[1], LocalLeg::Plain { rtp, video_rtp: Some(v) } if rtp != v),
@@ -1226,13 +1209,8 @@ fn kernel_has_min_wait() -> bool {
 fn batched_relay(budget_us: u32, kernel: bool) -> (EngineHandle, UdpSocket, UdpSocket, SocketAddr) {
     let mut h = Engine::start_with(
         EngineConfig {
-            shards: plan_shards(range(0, 12), 1).unwrap(),
-            bind: "127.0.0.1".parse().unwrap(),
-            advertise: "127.0.0.1".parse().unwrap(),
-            media_timeout: Duration::from_secs(60),
-            latching: crate::Latching::Strict,
             batch_us: budget_us,
-            realtime_priority: 0,
+            ..config(plan_shards(range(0, 12), 1).unwrap())
         },
         kernel,
     )
@@ -1410,13 +1388,8 @@ fn reactor_policies() -> Vec<(u32, u32)> {
 #[test]
 fn media_priority_puts_the_reactors_under_sched_fifo_or_says_why_not() {
     let h = Engine::start(EngineConfig {
-        shards: plan_shards(range(0, 16), 2).unwrap(),
-        bind: "127.0.0.1".parse().unwrap(),
-        advertise: "127.0.0.1".parse().unwrap(),
-        media_timeout: Duration::from_secs(60),
-        latching: crate::Latching::Strict,
-        batch_us: 0,
         realtime_priority: 7,
+        ..config(plan_shards(range(0, 16), 2).unwrap())
     })
     .unwrap();
     let policies = reactor_policies();
@@ -1455,13 +1428,8 @@ fn starting_an_engine_does_not_interrupt_the_callers_socket_reads() {
     let mut buf = [0u8; 16];
     for round in 0..3 {
         let h = Engine::start(EngineConfig {
-            shards: plan_shards(range(0, 12), 1).unwrap(),
-            bind: "127.0.0.1".parse().unwrap(),
-            advertise: "127.0.0.1".parse().unwrap(),
-            media_timeout: Duration::from_secs(60),
-            latching: crate::Latching::Strict,
             batch_us: 300,
-            realtime_priority: 0,
+            ..config(plan_shards(range(0, 12), 1).unwrap())
         })
         .unwrap();
         let during = s.recv_from(&mut buf).unwrap_err();
