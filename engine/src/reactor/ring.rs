@@ -256,6 +256,17 @@ pub(crate) enum File {
     Raw(RawFd),
 }
 
+impl File {
+    /// The SQE's file field and the flag that says which kind it is (what `types::Fixed`
+    /// does), so one builder serves both kinds.
+    fn target(self) -> (types::Fd, squeue::Flags) {
+        match self {
+            File::Fixed(i) => (types::Fd(i as RawFd), squeue::Flags::FIXED_FILE),
+            File::Raw(fd) => (types::Fd(fd), squeue::Flags::empty()),
+        }
+    }
+}
+
 /// How a reactor waits for completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Batching {
@@ -408,13 +419,11 @@ impl Ring {
     /// Arms a multishot receive on `file` into the provided buffers; false if the ring is full.
     #[must_use]
     pub(crate) fn recv_multi(&mut self, file: File, user_data: u64) -> bool {
-        let sqe = match file {
-            File::Fixed(i) => {
-                opcode::RecvMsgMulti::new(types::Fixed(i), &*self.msghdr, BGID).build()
-            }
-            File::Raw(fd) => opcode::RecvMsgMulti::new(types::Fd(fd), &*self.msghdr, BGID).build(),
-        }
-        .user_data(user_data);
+        let (fd, kind) = file.target();
+        let sqe = opcode::RecvMsgMulti::new(fd, &*self.msghdr, BGID)
+            .build()
+            .flags(kind)
+            .user_data(user_data);
         // SAFETY: the msghdr is boxed and lives as long as the ring; the buffers are the
         // registered provided ring, also owned by `self`.
         unsafe { self.push(&sqe) }
@@ -457,17 +466,13 @@ impl Ring {
         // `buf_mut` checks that the buffer is the reactor's; the slice that the send is in.
         let ptr = self.bufs.buf_mut(bid)[off..off + len].as_ptr();
         let (dest, dest_len) = self.bufs.set_dest(bid, to, self.v6_sockets);
-        let sqe = match file {
-            File::Fixed(i) => opcode::Send::new(types::Fixed(i), ptr, len as u32)
-                .dest_addr(dest)
-                .dest_addr_len(dest_len)
-                .build(),
-            File::Raw(fd) => opcode::Send::new(types::Fd(fd), ptr, len as u32)
-                .dest_addr(dest)
-                .dest_addr_len(dest_len)
-                .build(),
-        }
-        .user_data(user_data);
+        let (fd, kind) = file.target();
+        let sqe = opcode::Send::new(fd, ptr, len as u32)
+            .dest_addr(dest)
+            .dest_addr_len(dest_len)
+            .build()
+            .flags(kind)
+            .user_data(user_data);
         // SAFETY: the buffer and its destination address are the reactor's (checked by buf_mut) and
         // become `Sending`: nothing writes or recycles them until `send_done`.
         if unsafe { self.push(&sqe) } {
@@ -642,30 +647,23 @@ fn submit_and_wait(ring: &mut IoUring, timeout: Duration, batching: Batching) ->
         Err(e) if benign(&e) => Ok(()),
         Err(e) => Err(e),
     };
-    // The budget runs from when the reactor goes to sleep; no clock read when batching is off.
+    let ts = ts_of(timeout);
+    let us = match batching {
+        Batching::Off => return wait(ring, 1, &types::SubmitArgs::new().timespec(&ts)),
+        Batching::MinWait(us) => {
+            let args = types::SubmitArgs::new().timespec(&ts).min_wait_usec(us);
+            return wait(ring, BATCH_WANT, &args);
+        }
+        Batching::Linger(us) => us,
+    };
+    // The user-space linger. The budget runs from when the reactor goes to sleep.
+    let budget = Duration::from_micros(u64::from(us));
     #[allow(
         clippy::disallowed_methods,
         reason = "the batch budget runs from when the reactor went to sleep"
     )]
-    let linger = match batching {
-        Batching::Off | Batching::MinWait(_) => None,
-        Batching::Linger(us) => Some((
-            Duration::from_micros(u64::from(us)),
-            std::time::Instant::now(),
-        )),
-    };
-    let ts = ts_of(timeout);
-    if let Batching::MinWait(us) = batching {
-        return wait(
-            ring,
-            BATCH_WANT,
-            &types::SubmitArgs::new().timespec(&ts).min_wait_usec(us),
-        );
-    }
+    let asleep = std::time::Instant::now();
     wait(ring, 1, &types::SubmitArgs::new().timespec(&ts))?;
-    let Some((budget, asleep)) = linger else {
-        return Ok(());
-    };
     let slept = asleep.elapsed();
     let mut have = ring.completion().len();
     // A lone packet after a quiet spell (asleep longer than the budget) goes at once; a busy

@@ -26,7 +26,7 @@ struct Slot {
     sock: Option<UdpSocket>,
     owner: Owner,
     /// How the ring's operations name the socket (its registered slot, or its descriptor).
-    file: Option<File>,
+    file: File,
 }
 
 /// The sockets of one reactor.
@@ -45,12 +45,13 @@ impl Sockets {
 
     /// Takes `sock` into a slot; returns the slot.
     pub(super) fn add(&mut self, sock: UdpSocket, owner: Owner) -> usize {
+        let file = File::Raw(sock.as_raw_fd());
         match self.free.pop() {
             Some(i) => {
                 let s = &mut self.slots[i];
                 s.sock = Some(sock);
                 s.owner = owner;
-                s.file = None;
+                s.file = file;
                 i
             }
             None => {
@@ -58,7 +59,7 @@ impl Sockets {
                     gen: 0,
                     sock: Some(sock),
                     owner,
-                    file: None,
+                    file,
                 });
                 self.slots.len() - 1
             }
@@ -80,17 +81,17 @@ impl Sockets {
             .then_some(slot)
     }
 
-    /// How the ring names `slot`'s socket: as [`Sockets::set_file`] said, else by descriptor.
+    /// How the ring names `slot`'s socket: by descriptor until [`Sockets::set_file`] says
+    /// otherwise; `None` once it is closed.
     pub(super) fn file(&self, slot: usize) -> Option<File> {
         let s = self.slots.get(slot)?;
-        let fd = s.sock.as_ref()?.as_raw_fd();
-        Some(s.file.unwrap_or(File::Raw(fd)))
+        s.sock.as_ref().map(|_| s.file)
     }
 
     /// Records how the ring names `slot`'s socket.
     pub(super) fn set_file(&mut self, slot: usize, file: File) {
         if let Some(s) = self.slots.get_mut(slot) {
-            s.file = Some(file);
+            s.file = file;
         }
     }
 
@@ -104,7 +105,6 @@ impl Sockets {
         let tag = self.tag(slot);
         let s = &mut self.slots[slot];
         s.sock.take()?;
-        s.file = None;
         s.gen = s.gen.wrapping_add(1);
         self.free.push(slot);
         Some(tag)
